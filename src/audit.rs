@@ -1,0 +1,163 @@
+//! Stage 6: the audit record, one JSON line per file on stdout. Its shape is the contract in
+//! `src/audit/record.schema.json`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{Error, Stage};
+use crate::error_reporting;
+use crate::routes::Confirmation;
+use crate::validate::ValidatedFile;
+use crate::webhook::Delivery;
+
+pub const COMPLETED: &str = "FILE_UPLOAD_COMPLETED";
+pub const FAILED: &str = "FILE_UPLOAD_FAILED";
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub timestamp: String,
+    pub event_id: uuid::Uuid,
+    pub action: &'static str,
+    pub route: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    pub file_name: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<&'static str>,
+    pub latency_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virus_scan_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity_hash: Option<String>,
+    pub compliance_status: &'static str,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Delivery>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorInfo {
+    pub kind: &'static str,
+    pub stage: Stage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<crate::error::Rule>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    pub exit_code: i32,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formats any UTC time")
+}
+
+fn base(route: &'static str, path: &str, file_name: String, latency_ms: u64) -> Record {
+    Record {
+        timestamp: now(),
+        event_id: uuid::Uuid::new_v4(),
+        action: FAILED,
+        route,
+        file_id: None,
+        file_name,
+        path: path.to_string(),
+        size: None,
+        content_type: None,
+        latency_ms,
+        virus_scan_status: None,
+        integrity_hash: None,
+        compliance_status: "AUDITED",
+        extra: serde_json::Map::new(),
+        error: None,
+        webhook: None,
+    }
+}
+
+pub fn completed(
+    route: &'static str,
+    path: &str,
+    file: &ValidatedFile,
+    confirmation: Confirmation,
+    latency_ms: u64,
+) -> Record {
+    Record {
+        action: COMPLETED,
+        file_id: Some(confirmation.file_id),
+        size: Some(file.size),
+        content_type: Some(file.content_type),
+        virus_scan_status: Some(confirmation.virus_scan_status),
+        integrity_hash: Some(file.sha256.clone()),
+        extra: confirmation.extra,
+        ..base(route, path, file.file_name.clone(), latency_ms)
+    }
+}
+
+/// A failure record; `file` is what validation learned, when it got that far.
+pub fn failed(
+    route: &'static str,
+    path: &str,
+    file: Option<&ValidatedFile>,
+    err: &Error,
+    latency_ms: u64,
+) -> Record {
+    let file_name = match file {
+        Some(f) => f.file_name.clone(),
+        None => std::path::Path::new(path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.to_string()),
+    };
+    let remote = err.remote();
+    Record {
+        size: file.map(|f| f.size),
+        content_type: file.map(|f| f.content_type),
+        integrity_hash: file.map(|f| f.sha256.clone()),
+        virus_scan_status: matches!(err, Error::Infected { .. }).then(|| "infected".to_string()),
+        error: Some(ErrorInfo {
+            kind: error_reporting::kind(err),
+            stage: err.stage(),
+            rule: match err {
+                Error::Validation { rule, .. } => Some(*rule),
+                _ => None,
+            },
+            message: err.to_string(),
+            http_status: remote.and_then(|r| r.status),
+            code: remote.and_then(|r| r.code.clone()),
+            correlation_id: remote.and_then(|r| r.correlation_id.clone()),
+            hint: error_reporting::hint(err),
+            exit_code: error_reporting::exit_code(err),
+        }),
+        ..base(route, path, file_name, latency_ms)
+    }
+}
+
+/// Writes one record as one line (or one indented document) with a single write, so records
+/// never interleave and a reader never sees half a line.
+pub fn emit(record: &Record, pretty: bool) -> std::io::Result<()> {
+    let mut line = if pretty {
+        serde_json::to_vec_pretty(record)
+    } else {
+        serde_json::to_vec(record)
+    }
+    .map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)?;
+    out.flush()
+}

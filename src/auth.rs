@@ -1,0 +1,122 @@
+//! Stage 2: OAuth client credentials. One token per run, cached and refreshed before it expires.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::{Credentials, Secret};
+use crate::error::{Error, Remote, Result, Stage};
+use crate::http;
+
+/// Refresh this long before the platform says the token expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct Cached {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+pub struct TokenSource {
+    http: reqwest::Client,
+    url: url::Url,
+    credentials: Credentials,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// Wrong credentials stay wrong for the whole run: don't ask again for every file.
+    refused: Option<Remote>,
+}
+
+impl TokenSource {
+    pub fn new(http: reqwest::Client, url: url::Url, credentials: Credentials) -> Self {
+        TokenSource {
+            http,
+            url,
+            credentials,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A valid bearer token, from the cache when it is still fresh.
+    pub async fn bearer(&self) -> Result<Secret> {
+        let mut st = self.state.lock().await;
+        if let Some(r) = &st.refused {
+            return Err(Error::Auth(r.clone()));
+        }
+        if let Some(c) = &st.cached
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.token.clone());
+        }
+        match self.request().await {
+            Ok(c) => {
+                let t = c.token.clone();
+                st.cached = Some(c);
+                Ok(t)
+            }
+            Err(Error::Auth(r)) => {
+                st.refused = Some(r.clone());
+                Err(Error::Auth(r))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forget the cached token if it is `used` (the API refused it); the next call fetches anew.
+    pub async fn invalidate(&self, used: &Secret) {
+        let mut st = self.state.lock().await;
+        if st.cached.as_ref().is_some_and(|c| &c.token == used) {
+            st.cached = None;
+        }
+    }
+
+    async fn request(&self) -> Result<Cached> {
+        tracing::debug!(url = %self.url, "requesting an access token");
+        let started = Instant::now();
+        let resp = self
+            .http
+            .post(self.url.clone())
+            .basic_auth(
+                &self.credentials.client_id,
+                Some(self.credentials.client_secret.expose()),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| Error::network(Stage::Auth, &e))?;
+        let status = resp.status();
+        if status.is_success() {
+            let t: TokenResponse = http::json(resp, Stage::Auth).await?;
+            if t.access_token.is_empty() {
+                return Err(Error::protocol(Stage::Auth, "the token answer has no access_token"));
+            }
+            let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
+            let refresh_at = started + ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2));
+            tracing::info!(expires_in = ttl.as_secs(), "access token obtained");
+            return Ok(Cached {
+                token: Secret::new(t.access_token),
+                refresh_at,
+            });
+        }
+        let remote = http::remote(resp, Stage::Auth).await;
+        if matches!(status.as_u16(), 400 | 401 | 403) {
+            Err(Error::Auth(remote))
+        } else {
+            Err(Error::Remote {
+                stage: Stage::Auth,
+                remote,
+            })
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Command-line surface. Names here are a contract with scripts and tests.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  gcupload --sandbox ./samples/hello.pdf               try the whole flow locally, no account
+  gcupload --external-contact 6d1f... ./report.pdf     brief's route (needs GENESYS_CLIENT_ID/SECRET)
+  gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gcupload",
+    version,
+    about = "Upload files into Genesys Cloud messaging and print one JSON audit record per file",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub upload: UploadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded Genesys Cloud emulator and print its settings as one JSON line.
+    #[cfg(feature = "sandbox")]
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files to upload, one after another.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Route `external-contact`: the brief's contract (not in the published Genesys Cloud API).
+    #[arg(long, env = "EXTERNAL_CONTACT_ID", value_name = "ID")]
+    pub external_contact: Option<String>,
+
+    /// Region: `us_east_1`, `us-east-1` or its domain `mypurecloud.com`.
+    #[arg(long, env = "GENESYS_REGION", default_value = "us_east_1")]
+    pub region: String,
+
+    /// One origin serving /oauth/token and /api/v2 (overrides --region). http only on loopback.
+    #[arg(long, env = "GENESYS_BASE_URL", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// OAuth client credentials grant: client id.
+    #[arg(long, env = "GENESYS_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// OAuth client credentials grant: client secret (never printed).
+    #[arg(
+        long,
+        env = "GENESYS_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<String>,
+
+    /// POST each completed record here as {"event":"genesys.file.uploaded","payload":record}.
+    #[arg(long, env = "WEBHOOK_SYNC_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+
+    /// Largest file accepted (bytes, or with KB/MB/KiB/MiB).
+    #[arg(long, default_value = "10MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_size: u64,
+
+    /// Content types allowed (comma-separated or repeated); replaces the default list.
+    #[arg(long, value_delimiter = ',', value_name = "TYPE")]
+    pub allow_type: Vec<String>,
+
+    /// Skip the local malware-signature scan and rely on the platform's virus scan.
+    #[arg(long)]
+    pub no_local_scan: bool,
+
+    /// Indent each JSON record.
+    #[arg(long)]
+    pub pretty: bool,
+
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Start the embedded sandbox on a free loopback port and upload to it with its credentials.
+    #[cfg(feature = "sandbox")]
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+#[cfg(feature = "sandbox")]
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Address of the API origin (OAuth, routes, webhook receiver).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+
+    /// Lifetime of issued access tokens, seconds.
+    #[arg(long, default_value_t = 86400)]
+    pub token_ttl: u64,
+
+    /// Lifetime of pre-signed upload URLs, seconds.
+    #[arg(long, default_value_t = 900)]
+    pub url_ttl: u64,
+
+    /// Make the built-in webhook receiver answer 500 this many times.
+    #[arg(long, default_value_t = 0)]
+    pub webhook_fail: u32,
+
+    /// Keep stored objects here instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub store_dir: Option<PathBuf>,
+
+    /// Log detail on stderr (-v info, -vv debug).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// `10MiB`, `512KB`, `1048576`: decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 10MiB, 500KB, 1048576)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` (use KB, MB, GB, KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_size("500KB"), Ok(500_000));
+        assert_eq!(parse_size("42"), Ok(42));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("1XB").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

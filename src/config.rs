@@ -1,0 +1,254 @@
+//! Turns flags, environment and `.env` (already merged by clap) into a checked [`Config`].
+
+use std::fmt;
+
+use url::Url;
+
+use crate::cli::UploadArgs;
+use crate::error::{Error, Result};
+use crate::validate::Policy;
+
+/// A value that must never reach any output: Debug and Display print a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Genesys Cloud regions and their domains (PureCloudRegionHosts in the official SDKs).
+pub const REGIONS: &[(&str, &str)] = &[
+    ("us_east_1", "mypurecloud.com"),
+    ("us_east_2", "use2.us-gov-pure.cloud"),
+    ("us_west_2", "usw2.pure.cloud"),
+    ("ca_central_1", "cac1.pure.cloud"),
+    ("sa_east_1", "sae1.pure.cloud"),
+    ("mx_central_1", "mxc1.pure.cloud"),
+    ("eu_west_1", "mypurecloud.ie"),
+    ("eu_west_2", "euw2.pure.cloud"),
+    ("eu_central_1", "mypurecloud.de"),
+    ("eu_central_2", "euc2.pure.cloud"),
+    ("eusc_de_east_1", "edee1.eusc-pure.cloud"),
+    ("me_central_1", "mec1.pure.cloud"),
+    ("ap_south_1", "aps1.pure.cloud"),
+    ("ap_southeast_1", "apse1.pure.cloud"),
+    ("ap_southeast_2", "mypurecloud.com.au"),
+    ("ap_northeast_1", "mypurecloud.jp"),
+    ("ap_northeast_2", "apne2.pure.cloud"),
+    ("ap_northeast_3", "apne3.pure.cloud"),
+];
+
+/// Accepts `us_east_1`, `us-east-1` or the domain itself; returns the domain.
+pub fn region_domain(region: &str) -> Result<&'static str> {
+    let r = region.trim().to_ascii_lowercase();
+    let name = r.replace('-', "_");
+    REGIONS
+        .iter()
+        .find(|(n, d)| *n == name || *d == r)
+        .map(|(_, d)| *d)
+        .ok_or_else(|| {
+            let names: Vec<&str> = REGIONS.iter().map(|(n, _)| *n).collect();
+            Error::config(format!(
+                "unknown region `{region}`; use one of {} (or its domain)",
+                names.join(", ")
+            ))
+        })
+}
+
+/// `http` is only acceptable to a loopback host; everything else must be `https`.
+pub fn check_transport(url: &Url, what: &str) -> Result<()> {
+    match url.scheme() {
+        "https" | "wss" => Ok(()),
+        "http" | "ws" if is_loopback(url) => Ok(()),
+        s => Err(Error::config(format!(
+            "{what} must use https (plain {s} is only accepted for a loopback host): {}",
+            crate::redact::url(url)
+        ))),
+    }
+}
+
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Where the platform's surfaces live.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub login: Url,
+    pub api: Url,
+}
+
+impl Endpoints {
+    pub fn resolve(region: &str, base_url: Option<&str>) -> Result<Self> {
+        match base_url {
+            Some(b) => {
+                let url = Url::parse(b)
+                    .map_err(|e| Error::config(format!("--base-url `{b}` is not a URL: {e}")))?;
+                check_transport(&url, "--base-url")?;
+                if url.host_str().is_none() {
+                    return Err(Error::config(format!("--base-url `{b}` has no host")));
+                }
+                Ok(Endpoints {
+                    login: url.clone(),
+                    api: url,
+                })
+            }
+            None => {
+                let d = region_domain(region)?;
+                let parse = |h: String| Url::parse(&h).expect("region hosts are valid URLs");
+                Ok(Endpoints {
+                    login: parse(format!("https://login.{d}/")),
+                    api: parse(format!("https://api.{d}/")),
+                })
+            }
+        }
+    }
+
+    pub fn token_url(&self) -> Url {
+        self.login.join("oauth/token").expect("static path")
+    }
+
+    pub fn api_url(&self, path: &str) -> Url {
+        self.api
+            .join(path.trim_start_matches('/'))
+            .expect("API paths are valid")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// The route a run uses; later routes add variants.
+#[derive(Debug, Clone)]
+pub enum RouteConfig {
+    ExternalContact { contact_id: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub endpoints: Endpoints,
+    pub credentials: Credentials,
+    pub route: RouteConfig,
+    pub webhook_url: Option<Url>,
+    pub policy: Policy,
+    pub pretty: bool,
+}
+
+impl Config {
+    pub fn resolve(args: &UploadArgs) -> Result<Self> {
+        let endpoints = Endpoints::resolve(&args.region, args.base_url.as_deref())?;
+        let route = match non_empty(&args.external_contact) {
+            Some(id) => RouteConfig::ExternalContact {
+                contact_id: path_segment("--external-contact", id)?,
+            },
+            None => {
+                return Err(Error::config(
+                    "no route selected: pass --external-contact <ID> (or set EXTERNAL_CONTACT_ID)",
+                ));
+            }
+        };
+        let credentials = match (non_empty(&args.client_id), non_empty(&args.client_secret)) {
+            (Some(id), Some(secret)) => Credentials {
+                client_id: id.to_string(),
+                client_secret: Secret::new(secret),
+            },
+            _ => {
+                return Err(Error::config(
+                    "OAuth client credentials missing: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
+                ));
+            }
+        };
+        let webhook_url = match non_empty(&args.webhook_url) {
+            Some(w) => {
+                let u = Url::parse(w)
+                    .map_err(|e| Error::config(format!("--webhook-url `{w}` is not a URL: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(Error::config(format!(
+                        "--webhook-url must be http(s), got `{}`",
+                        u.scheme()
+                    )));
+                }
+                Some(u)
+            }
+            None => None,
+        };
+        Ok(Config {
+            endpoints,
+            credentials,
+            route,
+            webhook_url,
+            policy: Policy::from_args(args)?,
+            pretty: args.pretty,
+        })
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Ids go into URL paths: refuse anything that could change the path.
+fn path_segment(what: &str, id: &str) -> Result<String> {
+    if id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(id.to_string())
+    } else {
+        Err(Error::config(format!(
+            "{what} `{id}` must contain only letters, digits, `-` and `_`"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_in_three_spellings() {
+        assert_eq!(region_domain("us_east_1").unwrap(), "mypurecloud.com");
+        assert_eq!(region_domain("eu-west-1").unwrap(), "mypurecloud.ie");
+        assert_eq!(region_domain("mypurecloud.jp").unwrap(), "mypurecloud.jp");
+        assert!(region_domain("mars_north_1").is_err());
+    }
+
+    #[test]
+    fn base_url_needs_https_off_loopback() {
+        assert!(Endpoints::resolve("x", Some("http://127.0.0.1:8080")).is_ok());
+        assert!(Endpoints::resolve("x", Some("http://localhost:8080")).is_ok());
+        assert!(Endpoints::resolve("x", Some("http://example.com")).is_err());
+        assert!(Endpoints::resolve("x", Some("https://example.com")).is_ok());
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s} {s:?}").contains("hunter2"));
+    }
+}

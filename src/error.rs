@@ -1,0 +1,198 @@
+//! The library's error type. Every variant carries what a user needs to act on it; how each maps
+//! to an exit code and a hint lives in one place, `error_reporting`.
+
+use std::fmt;
+
+/// Where in the pipeline a failure happened; printed in messages and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Config,
+    Validate,
+    Auth,
+    RequestUrl,
+    Transfer,
+    Confirm,
+    Send,
+    Webhook,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Config => "config",
+            Stage::Validate => "validate",
+            Stage::Auth => "auth",
+            Stage::RequestUrl => "request-url",
+            Stage::Transfer => "transfer",
+            Stage::Confirm => "confirm",
+            Stage::Send => "send",
+            Stage::Webhook => "webhook",
+        })
+    }
+}
+
+/// The local validation rule a file broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    NotFound,
+    NotRegularFile,
+    Empty,
+    TooLarge,
+    UnknownType,
+    TypeNotAllowed,
+    Executable,
+    ZipSignature,
+    MagicMismatch,
+    ContentSafety,
+    FileName,
+    Unreadable,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = serde_json::to_value(self).ok();
+        f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("rule"))
+    }
+}
+
+/// What the platform said about a failed call, as far as it said anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    pub status: Option<u16>,
+    /// Genesys `code`, OAuth `error`, or S3 `<Code>`.
+    pub code: Option<String>,
+    pub message: String,
+    pub correlation_id: Option<String>,
+}
+
+impl fmt::Display for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = self.status {
+            write!(f, "HTTP {s}")?;
+        }
+        if let Some(c) = &self.code {
+            write!(f, " {c}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(id) = &self.correlation_id {
+            write!(f, " (correlation id {id})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration: {message}")]
+    Config { message: String },
+
+    #[error("rejected by rule {rule}: {message}")]
+    Validation { rule: Rule, message: String },
+
+    #[error("authentication failed: {0}")]
+    Auth(Remote),
+
+    #[error("the platform refused the {stage} step: {remote}")]
+    Remote { stage: Stage, remote: Remote },
+
+    #[error("the platform's answer to the {stage} step is invalid: {message}")]
+    Protocol { stage: Stage, message: String },
+
+    #[error("could not reach {host} during the {stage} step: {message}")]
+    Network {
+        stage: Stage,
+        host: String,
+        message: String,
+    },
+
+    #[error("the platform's virus scan flagged the file as {status}")]
+    Infected { status: String },
+
+    #[error("the file changed while it was being uploaded: {message}")]
+    FileChanged { message: String },
+
+    #[error("interrupted before the upload finished")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn stage(&self) -> Stage {
+        match self {
+            Error::Config { .. } => Stage::Config,
+            Error::Validation { .. } => Stage::Validate,
+            Error::Auth(_) => Stage::Auth,
+            Error::Remote { stage, .. }
+            | Error::Protocol { stage, .. }
+            | Error::Network { stage, .. } => *stage,
+            Error::Infected { .. } => Stage::Confirm,
+            Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
+        }
+    }
+
+    pub fn remote(&self) -> Option<&Remote> {
+        match self {
+            Error::Auth(r) | Error::Remote { remote: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::Config {
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(rule: Rule, message: impl Into<String>) -> Self {
+        Error::Validation {
+            rule,
+            message: message.into(),
+        }
+    }
+
+    pub fn protocol(stage: Stage, message: impl Into<String>) -> Self {
+        Error::Protocol {
+            stage,
+            message: message.into(),
+        }
+    }
+
+    /// A transport-level failure of reqwest, with the URL's query (where signatures live) left out.
+    pub fn network(stage: Stage, err: &reqwest::Error) -> Self {
+        let host = err
+            .url()
+            .and_then(|u| u.host_str().map(|h| h.to_string()))
+            .unwrap_or_else(|| "the server".into());
+        let kind = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "connection failed"
+        } else if err.is_body() || err.is_request() {
+            "the request failed"
+        } else {
+            "the answer could not be read"
+        };
+        // Walk the source chain without the URL (which reqwest puts in its own Display).
+        let mut detail = String::new();
+        let mut src = std::error::Error::source(err);
+        while let Some(s) = src {
+            detail = s.to_string();
+            src = s.source();
+        }
+        let message = if detail.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} ({detail})")
+        };
+        Error::Network {
+            stage,
+            host,
+            message,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,106 @@
+//! The one place that turns an [`Error`] into an exit code, a record `kind` and a next step.
+
+use crate::error::{Error, Rule, Stage};
+
+/// Exit codes, documented in the README's table.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const USAGE: i32 = 2;
+    pub const AUTH: i32 = 3;
+    pub const VALIDATION: i32 = 4;
+    pub const REMOTE: i32 = 5;
+    pub const NETWORK: i32 = 6;
+    pub const INFECTED: i32 = 7;
+    pub const FILE_CHANGED: i32 = 8;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+pub fn exit_code(err: &Error) -> i32 {
+    match err {
+        Error::Config { .. } => exit::USAGE,
+        Error::Auth(_) => exit::AUTH,
+        Error::Validation { .. } => exit::VALIDATION,
+        Error::Remote { .. } | Error::Protocol { .. } => exit::REMOTE,
+        Error::Network { .. } => exit::NETWORK,
+        Error::Infected { .. } => exit::INFECTED,
+        Error::FileChanged { .. } => exit::FILE_CHANGED,
+        Error::Interrupted => exit::INTERRUPTED,
+    }
+}
+
+/// The `error.kind` of a failure record: stable names scripts can switch on.
+pub fn kind(err: &Error) -> &'static str {
+    match err {
+        Error::Config { .. } => "config",
+        Error::Auth(_) => "auth",
+        Error::Validation { .. } => "validation",
+        Error::Remote { .. } => "remote",
+        Error::Protocol { .. } => "protocol",
+        Error::Network { .. } => "network",
+        Error::Infected { .. } => "infected",
+        Error::FileChanged { .. } => "file-changed",
+        Error::Interrupted => "interrupted",
+    }
+}
+
+/// What to do next, when there is something useful to say.
+pub fn hint(err: &Error) -> Option<String> {
+    let h = match err {
+        Error::Config { .. } => "run `gcupload --help`, or see .env.example for every setting",
+        Error::Validation { rule, .. } => match rule {
+            Rule::NotFound | Rule::NotRegularFile | Rule::Unreadable => {
+                "check the path and its permissions"
+            }
+            Rule::Empty => "an empty file cannot be sent; check that it was written completely",
+            Rule::TooLarge => "raise --max-size only if the platform accepts larger files",
+            Rule::UnknownType | Rule::TypeNotAllowed => {
+                "rename the file to its real extension or widen the list with --allow-type"
+            }
+            Rule::Executable | Rule::ContentSafety => {
+                "this content is never sent; check where the file came from"
+            }
+            Rule::ZipSignature | Rule::MagicMismatch => {
+                "the extension does not match the content; rename the file to its real type"
+            }
+            Rule::FileName => "rename the file, or pass --name with an accepted name",
+        },
+        Error::Auth(r) => {
+            return Some(match r.code.as_deref() {
+                Some("insufficient_scope") => "the OAuth client lacks a scope or permission this route needs: add it to the client's role".into(),
+                _ => "credentials wrong or token expired: check GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET and GENESYS_REGION (invalid_client means bad credentials)".into(),
+            });
+        }
+        Error::Remote { remote, stage } => match (remote.status, remote.code.as_deref()) {
+            (Some(401), Some("insufficient_scope")) => "the OAuth client lacks a scope or permission this route needs",
+            (Some(401), _) => "the token was refused: check the credentials and the region",
+            (_, Some("AccessDenied")) if remote.message.contains("expired") => {
+                "the pre-signed URL expired before the upload; run again (a fresh URL is requested each time)"
+            }
+            (Some(403), _) if *stage == Stage::Transfer => {
+                "the storage refused the upload signature; this is a platform or proxy problem, retry later"
+            }
+            (Some(403), _) => "the client lacks permission for this target, or the id is not in this organisation",
+            (Some(404), _) => "check the target id; on a real tenant the external-contact route does not exist (use guest or conversation)",
+            (Some(413), _) | (_, Some("EntityTooLarge")) => "the file is over the tenant's limit: check the limit and --max-size",
+            (Some(429), _) => "rate limited: wait for the Retry-After interval and run again",
+            (Some(s), _) if s >= 500 => "the platform had an internal problem: retry later",
+            _ => return None,
+        },
+        Error::Protocol { .. } => "the server does not speak the expected protocol: check --base-url and the route",
+        Error::Network { .. } => "check the network, the region and --base-url",
+        Error::Infected { .. } => "the platform quarantined the file; do not resend it",
+        Error::FileChanged { .. } => "wait until whatever writes the file has finished, then run again",
+        Error::Interrupted => "run again to upload the remaining files",
+    };
+    Some(h.to_string())
+}
+
+/// The one-line human message for stderr: file, stage, what happened, next step.
+pub fn human(path: &str, err: &Error) -> String {
+    let mut s = format!("error: {path}: [{}] {err}", err.stage());
+    if let Some(h) = hint(err) {
+        s.push_str("\n  hint: ");
+        s.push_str(&h);
+    }
+    s
+}

@@ -1,0 +1,129 @@
+//! gcupload: upload files into Genesys Cloud messaging, one JSON audit record per file.
+//!
+//! The pipeline runs in the order data flows: [`config`] → [`validate`] → [`auth`] →
+//! route ([`routes`]: request URL) → [`transfer`] (PUT) → route (confirm) → [`audit`] → [`webhook`].
+//! [`error_reporting`] is the one place that maps errors to exit codes and hints.
+
+pub mod cli;
+pub mod config;
+pub mod validate;
+pub mod auth;
+pub mod api;
+pub mod routes;
+pub mod transfer;
+pub mod audit;
+pub mod webhook;
+pub mod pipeline;
+
+pub mod error;
+pub mod error_reporting;
+pub mod http;
+pub mod redact;
+
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+
+use std::sync::Arc;
+
+pub use cli::Cli;
+use cli::{Command, UploadArgs};
+use config::{Config, RouteConfig};
+use error_reporting::exit;
+
+/// Loads `.env` from the working directory without overriding the environment. Call it before
+/// any thread exists: setting variables in a running multi-threaded program is unsound.
+pub fn load_dotenv() {
+    let _ = dotenvy::dotenv();
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        #[cfg(feature = "sandbox")]
+        Some(Command::Sandbox(args)) => {
+            init_logging(args.verbose, false);
+            sandbox::serve_cli(args).await
+        }
+        None => upload(cli.upload).await,
+    }
+}
+
+async fn upload(mut args: UploadArgs) -> i32 {
+    init_logging(args.verbose, args.quiet);
+    #[cfg(feature = "sandbox")]
+    let _sandbox = if args.sandbox {
+        match sandbox::Sandbox::start(sandbox::SandboxConfig::default()).await {
+            Ok(s) => {
+                s.apply_to(&mut args);
+                eprintln!("sandbox: serving {} (embedded, no account needed)", s.base_url);
+                Some(s)
+            }
+            Err(e) => {
+                eprintln!("error: the embedded sandbox could not start: {e}");
+                return exit::USAGE;
+            }
+        }
+    } else {
+        None
+    };
+    let config = match Config::resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            // Every file still gets its record.
+            for f in &args.files {
+                let shown = f.display().to_string();
+                eprintln!("{}", error_reporting::human(&shown, &e));
+                let _ = audit::emit(&audit::failed("none", &shown, None, &e, 0), args.pretty);
+            }
+            return error_reporting::exit_code(&e);
+        }
+    };
+    let pipeline = build(config);
+    pipeline.run(&args.files).await
+}
+
+/// Wires the stages for a resolved configuration.
+pub fn build(config: Config) -> pipeline::Pipeline {
+    let http = http::client();
+    let api = Arc::new(api::Api {
+        http: http.clone(),
+        tokens: auth::TokenSource::new(
+            http.clone(),
+            config.endpoints.token_url(),
+            config.credentials.clone(),
+        ),
+        endpoints: config.endpoints.clone(),
+    });
+    let route: Box<dyn routes::Route> = match config.route {
+        RouteConfig::ExternalContact { contact_id } => {
+            Box::new(routes::external_contact::ExternalContact { api, contact_id })
+        }
+    };
+    pipeline::Pipeline {
+        http,
+        route,
+        policy: config.policy,
+        webhook_url: config.webhook_url,
+        pretty: config.pretty,
+    }
+}
+
+/// Logs go to stderr; stdout is reserved for JSON. `RUST_LOG` overrides the flags.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    // Dependencies stay at warn: their traces can carry request details we do not control.
+    let default = format!("warn,gcupload={level}");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

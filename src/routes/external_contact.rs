@@ -1,0 +1,122 @@
+//! Route `external-contact`: the two-phase contract of the project brief. It is not part of the
+//! published Genesys Cloud Platform API (a real tenant answers 404); the sandbox and an
+//! organisation's own gateway serve it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Confirmation, Route, UploadTarget};
+use crate::api::{Api, same_origin};
+use crate::error::{Error, Result, Stage};
+use crate::validate::ValidatedFile;
+
+pub struct ExternalContact {
+    pub api: Arc<Api>,
+    pub contact_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UrlResponse {
+    id: Option<String>,
+    upload_url: Option<String>,
+    upload_complete_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CompleteResponse {
+    id: Option<String>,
+    status: Option<String>,
+    virus_scan: Option<String>,
+}
+
+impl ExternalContact {
+    fn files_path(&self) -> String {
+        format!("api/v2/externalcontacts/contacts/{}/files", self.contact_id)
+    }
+}
+
+#[async_trait]
+impl Route for ExternalContact {
+    fn name(&self) -> &'static str {
+        "external-contact"
+    }
+
+    async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
+        let url = self.api.endpoints.api_url(&self.files_path());
+        let body = json!({
+            "fileName": file.file_name,
+            "contentType": file.content_type,
+            "size": file.size,
+        });
+        let r: UrlResponse = self
+            .api
+            .call(Stage::RequestUrl, Method::POST, url, Some(&body))
+            .await?;
+        let invalid = || Error::protocol(Stage::RequestUrl, "invalid upload response: `id` or `uploadUrl` missing");
+        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
+        let upload = r.upload_url.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
+        let upload = url::Url::parse(&upload)
+            .map_err(|e| Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}")))?;
+        let confirm_url = match r.upload_complete_url.filter(|s| !s.is_empty()) {
+            Some(c) => {
+                let c = self.api.endpoints.api.join(&c).map_err(|e| {
+                    Error::protocol(Stage::RequestUrl, format!("uploadCompleteUrl is not a URL: {e}"))
+                })?;
+                if !same_origin(&c, &self.api.endpoints.api) {
+                    return Err(Error::protocol(
+                        Stage::RequestUrl,
+                        "uploadCompleteUrl points outside the API host; refusing to send the token there",
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(UploadTarget {
+            file_id: id,
+            url: upload,
+            headers: vec![("content-type".into(), file.content_type.into())],
+            confirm_url,
+            issued_at: Instant::now(),
+        })
+    }
+
+    async fn confirm(&self, _file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
+        let url = target.confirm_url.clone().unwrap_or_else(|| {
+            self.api.endpoints.api_url(&format!(
+                "{}/{}/upload-complete",
+                self.files_path(),
+                target.file_id
+            ))
+        });
+        let r: CompleteResponse = self
+            .api
+            .call(Stage::Confirm, Method::POST, url, Some(&json!({})))
+            .await?;
+        let id = r
+            .id
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::protocol(Stage::Confirm, "upload confirmation failed: no `id` in the answer"))?;
+        let scan = r.virus_scan.unwrap_or_else(|| "unknown".into());
+        if scan.eq_ignore_ascii_case("infected") {
+            return Err(Error::Infected { status: scan });
+        }
+        let mut extra = serde_json::Map::new();
+        if let Some(s) = r.status {
+            extra.insert("status".into(), s.into());
+        }
+        extra.insert("externalContactId".into(), self.contact_id.clone().into());
+        Ok(Confirmation {
+            file_id: id,
+            virus_scan_status: scan,
+            extra,
+        })
+    }
+}

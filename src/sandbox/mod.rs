@@ -1,0 +1,280 @@
+//! A local emulator of the Genesys Cloud surfaces gcupload talks to: OAuth, the routes, an S3
+//! object store (served by `s3s`, so pre-signed URLs are verified by a real S3 implementation),
+//! a virus scan, a webhook receiver and fault injection. Client modules never import this tree.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use url::Url;
+
+mod api;
+mod store;
+
+/// How the sandbox behaves; tests adjust faults at runtime through [`Sandbox::faults`].
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub listen: SocketAddr,
+    pub store_dir: Option<PathBuf>,
+    pub faults: Faults,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store_dir: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Behaviour that tests and `gcupload sandbox` flags can change, also via `POST /_sandbox/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    pub token_ttl_secs: u64,
+    pub url_ttl_secs: u64,
+    /// The next n upload URLs are issued already expired.
+    pub expired_urls: u32,
+    /// The webhook receiver answers 500 this many times.
+    pub webhook_fail: u32,
+    /// The tenant's upload limit (the route answers 413 above it).
+    pub max_upload_bytes: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            token_ttl_secs: 86400,
+            url_ttl_secs: 900,
+            expired_urls: 0,
+            webhook_fail: 0,
+            max_upload_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// A request as the sandbox saw it: for tests that check what was (not) sent, and to whom.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeenRequest {
+    pub surface: &'static str,
+    pub method: String,
+    pub path: String,
+    pub authorization: bool,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+struct FileEntry {
+    contact_id: String,
+    key: String,
+    size: u64,
+    confirmed: Option<String>,
+}
+
+pub(crate) struct State {
+    client_id: String,
+    client_secret: String,
+    external_contact_id: String,
+    faults: Mutex<Faults>,
+    tokens: Mutex<HashMap<String, std::time::Instant>>,
+    files: Mutex<HashMap<String, FileEntry>>,
+    webhooks: Mutex<Vec<Value>>,
+    requests: Mutex<Vec<SeenRequest>>,
+    store: store::Store,
+}
+
+/// A running sandbox; dropping it stops the servers and removes a temporary store.
+pub struct Sandbox {
+    pub base_url: Url,
+    pub store_url: Url,
+    state: Arc<State>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Sandbox {
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let (root, tmp) = match &config.store_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let api_listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let store_listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(config.listen.ip(), 0)).await?;
+        let base_url = origin(api_listener.local_addr()?);
+        let store_url = origin(store_listener.local_addr()?);
+        let state = Arc::new(State {
+            client_id: format!("sandbox-{}", short_id()),
+            client_secret: uuid::Uuid::new_v4().simple().to_string(),
+            external_contact_id: uuid::Uuid::new_v4().to_string(),
+            faults: Mutex::new(config.faults.clone()),
+            tokens: Mutex::default(),
+            files: Mutex::default(),
+            webhooks: Mutex::default(),
+            requests: Mutex::default(),
+            store: store::Store::new(root, &store_url)?,
+        });
+        let tasks = vec![
+            tokio::spawn(serve(api_listener, api::router(state.clone()))),
+            tokio::spawn(serve(store_listener, store::router(state.clone()))),
+        ];
+        Ok(Sandbox {
+            base_url,
+            store_url,
+            state,
+            tasks,
+            _tmp: tmp,
+        })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.state.client_id
+    }
+    pub fn client_secret(&self) -> &str {
+        &self.state.client_secret
+    }
+    pub fn external_contact_id(&self) -> &str {
+        &self.state.external_contact_id
+    }
+    pub fn webhook_url(&self) -> Url {
+        self.base_url.join("_sandbox/webhook").expect("static path")
+    }
+
+    /// What a client needs to talk to this sandbox, as printed by `gcupload sandbox`.
+    pub fn info(&self) -> Value {
+        json!({
+            "baseUrl": self.base_url.as_str().trim_end_matches('/'),
+            "storeUrl": self.store_url.as_str().trim_end_matches('/'),
+            "clientId": self.client_id(),
+            "clientSecret": self.client_secret(),
+            "externalContactId": self.external_contact_id(),
+            "webhookUrl": self.webhook_url(),
+            "controlUrl": self.base_url.join("_sandbox/").expect("static path"),
+        })
+    }
+
+    /// Points an upload at this sandbox, keeping anything the user set explicitly.
+    pub fn apply_to(&self, args: &mut crate::cli::UploadArgs) {
+        args.base_url = Some(self.base_url.to_string());
+        args.client_id = Some(self.client_id().into());
+        args.client_secret = Some(self.client_secret().into());
+        if args.external_contact.is_none() {
+            args.external_contact = Some(self.external_contact_id().into());
+        }
+        if args.webhook_url.is_none() {
+            args.webhook_url = Some(self.webhook_url().into());
+        }
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.state.faults()
+    }
+
+    /// Every object in the store with its size and SHA-256.
+    pub fn objects(&self) -> Vec<StoredObject> {
+        self.state.store.objects()
+    }
+
+    /// Webhook bodies received, in order.
+    pub fn webhooks(&self) -> Vec<Value> {
+        self.state.webhooks.lock().expect("webhooks").clone()
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.state.requests.lock().expect("requests").clone()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl State {
+    fn snapshot(&self) -> Value {
+        json!({
+            "objects": self.store.objects(),
+            "webhooks": *self.webhooks.lock().expect("webhooks"),
+            "requests": *self.requests.lock().expect("requests"),
+            "faults": *self.faults.lock().expect("faults"),
+        })
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().expect("faults")
+    }
+
+    /// The size announced when the URL for `key` was issued.
+    fn announced_size(&self, key: &str) -> Option<u64> {
+        let files = self.files.lock().expect("files");
+        files.values().find(|f| f.key == key).map(|f| f.size)
+    }
+
+    fn seen(&self, r: SeenRequest) {
+        tracing::debug!(surface = r.surface, method = %r.method, path = %r.path, status = r.status, "sandbox request");
+        self.requests.lock().expect("requests").push(r);
+    }
+}
+
+fn origin(addr: SocketAddr) -> Url {
+    Url::parse(&format!("http://{addr}/")).expect("socket addresses form URLs")
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!("sandbox server stopped: {e}");
+    }
+}
+
+/// `gcupload sandbox`: run until interrupted, after printing the settings as one JSON line.
+pub async fn serve_cli(args: crate::cli::SandboxArgs) -> i32 {
+    let config = SandboxConfig {
+        listen: args.listen,
+        store_dir: args.store_dir.clone(),
+        faults: Faults {
+            token_ttl_secs: args.token_ttl,
+            url_ttl_secs: args.url_ttl,
+            webhook_fail: args.webhook_fail,
+            ..Faults::default()
+        },
+    };
+    let sandbox = match Sandbox::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the sandbox could not start on {}: {e}", args.listen);
+            return crate::error_reporting::exit::USAGE;
+        }
+    };
+    println!("{}", sandbox.info());
+    eprintln!(
+        "sandbox: serving {} (store {}); Ctrl-C to stop",
+        sandbox.base_url, sandbox.store_url
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    drop(sandbox);
+    0
+}

@@ -1,0 +1,90 @@
+//! Stage 4: stream the file to the pre-signed URL. A fixed-size read buffer, an explicit
+//! Content-Length (S3 refuses chunked PUTs), no token, no redirects, and a check that the bytes
+//! sent are exactly the bytes validated.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+use crate::error::{Error, Result, Stage};
+use crate::routes::UploadTarget;
+use crate::validate::{CHUNK, ValidatedFile};
+use crate::{config, http, redact};
+
+pub async fn put(client: &reqwest::Client, target: &UploadTarget, file: &ValidatedFile) -> Result<()> {
+    config::check_transport(&target.url, "the upload URL")
+        .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
+    let reopened = |e: std::io::Error| Error::FileChanged {
+        message: format!("it could not be reopened for sending: {e}"),
+    };
+    let f = tokio::fs::File::open(&file.path).await.map_err(reopened)?;
+    // Never send more than was validated, even if the file grows meanwhile.
+    let reader = f.take(file.size);
+    let seen = Arc::new(Mutex::new((Sha256::new(), 0u64)));
+    let tap = seen.clone();
+    let stream = ReaderStream::with_capacity(reader, CHUNK).inspect_ok(move |chunk| {
+        let mut s = tap.lock().expect("hash state");
+        s.0.update(chunk);
+        s.1 += chunk.len() as u64;
+    });
+
+    let mut req = client
+        .put(target.url.clone())
+        .header(CONTENT_LENGTH, file.size)
+        .body(reqwest::Body::wrap_stream(stream));
+    for (k, v) in &target.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::protocol(Stage::Transfer, format!("upload header `{k}` is not a valid name")))?;
+        if name == reqwest::header::AUTHORIZATION {
+            return Err(Error::protocol(Stage::Transfer, "the upload headers ask for an Authorization header; refusing"));
+        }
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| Error::protocol(Stage::Transfer, format!("upload header `{k}` has an invalid value")))?;
+        req = req.header(name, value);
+    }
+    tracing::info!(url = %redact::url(&target.url), size = file.size, "uploading");
+    let sent = req.send().await;
+
+    let (hasher, count) = {
+        let s = seen.lock().expect("hash state");
+        (s.0.clone(), s.1)
+    };
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) if count < file.size && !e.is_connect() && !e.is_timeout() => {
+            // The body stream ended early: the file shrank under us.
+            return Err(Error::FileChanged {
+                message: format!("only {count} of {} bytes could be read while sending", file.size),
+            });
+        }
+        Err(e) => return Err(Error::network(Stage::Transfer, &e)),
+    };
+    if !resp.status().is_success() {
+        return Err(Error::Remote {
+            stage: Stage::Transfer,
+            remote: http::remote(resp, Stage::Transfer).await,
+        });
+    }
+    let digest = hex::encode(hasher.finalize());
+    if count != file.size || digest != file.sha256 {
+        return Err(Error::FileChanged {
+            message: format!(
+                "the bytes sent (sha256 {digest}, {count} bytes) differ from the bytes validated (sha256 {}); the upload is not confirmed",
+                file.sha256
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The store said the pre-signed URL is past its expiry: a fresh URL will do.
+pub fn url_expired(err: &Error) -> bool {
+    matches!(err, Error::Remote { stage: Stage::Transfer, remote }
+        if remote.status == Some(403)
+            && remote.code.as_deref() == Some("AccessDenied")
+            && remote.message.to_ascii_lowercase().contains("expired"))
+}

@@ -1,0 +1,366 @@
+//! Stage 1: everything about the file that can be checked before any network call.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::cli::UploadArgs;
+use crate::error::{Error, Result, Rule};
+
+/// The brief's extension map. The extension decides the declared type; the bytes must agree.
+pub const TYPES: &[(&str, &str)] = &[
+    ("png", "image/png"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("gif", "image/gif"),
+    ("webp", "image/webp"),
+    ("pdf", "application/pdf"),
+    ("txt", "text/plain"),
+    ("zip", "application/zip"),
+];
+
+/// The EICAR anti-virus test signature: the one piece of "malware" every scanner must flag.
+pub const EICAR: &[u8] =
+    br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// Read size for hashing: big enough to run at hashing speed, small enough to keep memory flat.
+pub const CHUNK: usize = 256 * 1024;
+
+const ZIP_MAGICS: &[&[u8]] = &[b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"];
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_size: u64,
+    pub allowed_types: Vec<String>,
+    pub local_scan: bool,
+}
+
+impl Policy {
+    pub fn from_args(args: &UploadArgs) -> Result<Self> {
+        let mut allowed_types: Vec<String> = if args.allow_type.is_empty() {
+            TYPES.iter().map(|(_, t)| t.to_string()).collect()
+        } else {
+            args.allow_type
+                .iter()
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        allowed_types.dedup();
+        if let Some(bad) = allowed_types
+            .iter()
+            .find(|t| !TYPES.iter().any(|(_, k)| k == t))
+        {
+            let known: Vec<&str> = TYPES.iter().map(|(_, t)| *t).collect();
+            return Err(Error::config(format!(
+                "--allow-type `{bad}` is not a type gcupload can verify; known: {}",
+                dedup_join(&known)
+            )));
+        }
+        if args.max_size == 0 {
+            return Err(Error::config("--max-size must be greater than zero"));
+        }
+        Ok(Policy {
+            max_size: args.max_size,
+            allowed_types,
+            local_scan: !args.no_local_scan,
+        })
+    }
+}
+
+fn dedup_join(v: &[&str]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for t in v {
+        if !out.contains(t) {
+            out.push(t);
+        }
+    }
+    out.join(", ")
+}
+
+/// A file that passed every local rule, with what later stages need to know about it.
+#[derive(Debug, Clone)]
+pub struct ValidatedFile {
+    pub path: PathBuf,
+    /// Base name only: what the platform sees.
+    pub file_name: String,
+    pub size: u64,
+    pub content_type: &'static str,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+}
+
+/// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
+pub struct SignatureScanner {
+    finder: memchr::memmem::Finder<'static>,
+    tail: Vec<u8>,
+    found: bool,
+}
+
+impl SignatureScanner {
+    pub fn eicar() -> Self {
+        SignatureScanner {
+            finder: memchr::memmem::Finder::new(EICAR),
+            tail: Vec::with_capacity(2 * EICAR.len()),
+            found: false,
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.found {
+            return;
+        }
+        let keep = EICAR.len() - 1;
+        // Only the seam between the previous chunk and this one needs the carried tail.
+        self.tail.extend_from_slice(&chunk[..chunk.len().min(keep)]);
+        if self.finder.find(&self.tail).is_some() || self.finder.find(chunk).is_some() {
+            self.found = true;
+            return;
+        }
+        if chunk.len() >= keep {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
+        } else {
+            let excess = self.tail.len().saturating_sub(keep);
+            self.tail.drain(..excess);
+        }
+    }
+
+    pub fn found(&self) -> bool {
+        self.found
+    }
+}
+
+/// True when the EICAR signature occurs anywhere in `reader`; streams with a fixed buffer.
+pub fn contains_eicar(mut reader: impl Read) -> std::io::Result<bool> {
+    let mut scanner = SignatureScanner::eicar();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(scanner.found());
+        }
+        scanner.feed(&buf[..n]);
+    }
+}
+
+pub fn content_type_for(file_name: &str) -> Option<&'static str> {
+    let ext = Path::new(file_name).extension()?.to_str()?.to_ascii_lowercase();
+    TYPES.iter().find(|(e, _)| *e == ext).map(|(_, t)| *t)
+}
+
+/// Runs every local rule on `path`. Blocking file I/O runs off the async threads.
+pub async fn validate(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
+    let path = path.to_path_buf();
+    let policy = policy.clone();
+    tokio::task::spawn_blocking(move || validate_blocking(&path, &policy))
+        .await
+        .map_err(|e| Error::invalid(Rule::Unreadable, format!("validation task failed: {e}")))?
+}
+
+fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
+        _ => Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::invalid(
+            Rule::NotRegularFile,
+            "not a regular file (a directory, device or socket cannot be uploaded)",
+        ));
+    }
+    let size = meta.len();
+    if size == 0 {
+        return Err(Error::invalid(Rule::Empty, "the file is empty"));
+    }
+    if size > policy.max_size {
+        return Err(Error::invalid(
+            Rule::TooLarge,
+            format!(
+                "{size} bytes is over the limit of {} bytes (--max-size)",
+                policy.max_size
+            ),
+        ));
+    }
+    let file_name = file_name_of(path)?;
+    let content_type = content_type_for(&file_name).ok_or_else(|| {
+        let exts: Vec<&str> = TYPES.iter().map(|(e, _)| *e).collect();
+        Error::invalid(
+            Rule::UnknownType,
+            format!(
+                "`{file_name}` has no supported extension; supported: {}",
+                exts.join(", ")
+            ),
+        )
+    })?;
+    if !policy.allowed_types.iter().any(|t| t == content_type) {
+        return Err(Error::invalid(
+            Rule::TypeNotAllowed,
+            format!(
+                "{content_type} is not in the allowed types ({})",
+                policy.allowed_types.join(", ")
+            ),
+        ));
+    }
+
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
+    let read_err = |e: std::io::Error| Error::invalid(Rule::Unreadable, format!("read failed: {e}"));
+    let mut buf = vec![0u8; CHUNK];
+    let mut head_len = 0;
+    // Fill the head fully: magic checks need up to a few hundred bytes even from a slow reader.
+    while head_len < buf.len() {
+        let n = file.read(&mut buf[head_len..]).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        head_len += n;
+    }
+    check_magic(&buf[..head_len], content_type)?;
+
+    let mut hasher = Sha256::new();
+    let mut scanner = policy.local_scan.then(SignatureScanner::eicar);
+    let mut total = head_len as u64;
+    let mut chunk = &buf[..head_len];
+    loop {
+        hasher.update(chunk);
+        if let Some(s) = scanner.as_mut() {
+            s.feed(chunk);
+        }
+        let n = file.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        chunk = &buf[..n];
+    }
+    if total != size {
+        return Err(Error::FileChanged {
+            message: format!("its size changed from {size} to {total} bytes while it was read"),
+        });
+    }
+    if scanner.is_some_and(|s| s.found()) {
+        return Err(Error::invalid(
+            Rule::ContentSafety,
+            "the file contains the EICAR anti-virus test signature",
+        ));
+    }
+    Ok(ValidatedFile {
+        path: path.to_path_buf(),
+        file_name,
+        size,
+        content_type,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// The base name, refused when it has control characters or is not UTF-8.
+pub fn file_name_of(path: &Path) -> Result<String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid(Rule::FileName, "the path has no file name"))?
+        .to_str()
+        .ok_or_else(|| Error::invalid(Rule::FileName, "the file name is not valid UTF-8"))?;
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            Rule::FileName,
+            "the file name contains control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn check_magic(head: &[u8], declared: &str) -> Result<()> {
+    use infer::app::{is_elf, is_exe, is_mach};
+    if is_exe(head) || is_elf(head) || is_mach(head) {
+        return Err(Error::invalid(
+            Rule::Executable,
+            "the content is an executable program (PE/MZ, ELF or Mach-O header)",
+        ));
+    }
+    let is_zip = ZIP_MAGICS.iter().any(|m| head.starts_with(m));
+    if declared == "application/zip" {
+        return if is_zip {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                Rule::MagicMismatch,
+                "declared application/zip but the content has no ZIP signature",
+            ))
+        };
+    }
+    if is_zip {
+        return Err(Error::invalid(
+            Rule::ZipSignature,
+            format!(
+                "the content is a ZIP archive but the extension declares {declared}; ZIP content is only accepted as .zip"
+            ),
+        ));
+    }
+    let detected = infer::get(head).map(|t| t.mime_type());
+    let agrees = match declared {
+        "text/plain" => detected.is_none() && !head.contains(&0),
+        _ => detected == Some(declared),
+    };
+    if agrees {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        Rule::MagicMismatch,
+        match detected {
+            Some(d) => format!("declared {declared} by its extension but the content is {d}"),
+            None if declared == "text/plain" => {
+                "declared text/plain but the content is binary (NUL bytes)".to_string()
+            }
+            None => format!(
+                "declared {declared} by its extension but the content has no {declared} signature"
+            ),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_finds_signature_across_chunks() {
+        let mut data = vec![b'a'; 1000];
+        data.extend_from_slice(EICAR);
+        data.extend_from_slice(&[b'b'; 500]);
+        for split in [1, 7, 60, 67, 68, 69, 1000, 1030, 1067, 1068] {
+            let mut s = SignatureScanner::eicar();
+            for c in data.chunks(split) {
+                s.feed(c);
+            }
+            assert!(s.found(), "chunk size {split}");
+        }
+        let mut s = SignatureScanner::eicar();
+        s.feed(&EICAR[..40]);
+        s.feed(b"zz");
+        s.feed(&EICAR[40..]);
+        assert!(!s.found());
+    }
+
+    #[test]
+    fn magic_rules() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert!(check_magic(png, "image/png").is_ok());
+        assert!(matches!(
+            check_magic(png, "application/pdf"),
+            Err(Error::Validation { rule: Rule::MagicMismatch, .. })
+        ));
+        assert!(matches!(
+            check_magic(b"MZ\x90\0", "application/pdf"),
+            Err(Error::Validation { rule: Rule::Executable, .. })
+        ));
+        assert!(matches!(
+            check_magic(b"PK\x03\x04rest", "application/pdf"),
+            Err(Error::Validation { rule: Rule::ZipSignature, .. })
+        ));
+        assert!(check_magic(b"PK\x03\x04rest", "application/zip").is_ok());
+        assert!(check_magic(b"hello world\n", "text/plain").is_ok());
+        assert!(check_magic(b"%PDF-1.4\n", "application/pdf").is_ok());
+    }
+}

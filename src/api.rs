@@ -70,7 +70,7 @@ impl Api {
             let remote = http::remote(resp, stage).await;
             if status == StatusCode::UNAUTHORIZED {
                 if refreshed {
-                    return Err(Error::Auth(remote));
+                    return Err(Error::Auth { stage, remote });
                 }
                 tracing::info!(%stage, correlation_id = ?remote.correlation_id, "token refused, fetching a new one");
                 self.tokens.invalidate(&token).await;

@@ -52,7 +52,10 @@ impl TokenSource {
     pub async fn bearer(&self) -> Result<Secret> {
         let mut st = self.state.lock().await;
         if let Some(r) = &st.refused {
-            return Err(Error::Auth(r.clone()));
+            return Err(Error::Auth {
+                stage: Stage::Auth,
+                remote: r.clone(),
+            });
         }
         if let Some(c) = &st.cached
             && Instant::now() < c.refresh_at
@@ -65,9 +68,9 @@ impl TokenSource {
                 st.cached = Some(c);
                 Ok(t)
             }
-            Err(Error::Auth(r)) => {
-                st.refused = Some(r.clone());
-                Err(Error::Auth(r))
+            Err(Error::Auth { stage, remote }) => {
+                st.refused = Some(remote.clone());
+                Err(Error::Auth { stage, remote })
             }
             Err(e) => Err(e),
         }
@@ -99,7 +102,10 @@ impl TokenSource {
         if status.is_success() {
             let t: TokenResponse = http::json(resp, Stage::Auth).await?;
             if t.access_token.is_empty() {
-                return Err(Error::protocol(Stage::Auth, "the token answer has no access_token"));
+                return Err(Error::protocol(
+                    Stage::Auth,
+                    "the token answer has no access_token",
+                ));
             }
             let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
             let refresh_at = started + ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2));
@@ -111,7 +117,10 @@ impl TokenSource {
         }
         let remote = http::remote(resp, Stage::Auth).await;
         if matches!(status.as_u16(), 400 | 401 | 403) {
-            Err(Error::Auth(remote))
+            Err(Error::Auth {
+                stage: Stage::Auth,
+                remote,
+            })
         } else {
             Err(Error::Remote {
                 stage: Stage::Auth,

@@ -93,8 +93,8 @@ pub enum Error {
     #[error("rejected by rule {rule}: {message}")]
     Validation { rule: Rule, message: String },
 
-    #[error("authentication failed: {0}")]
-    Auth(Remote),
+    #[error("authentication failed during the {stage} step: {remote}")]
+    Auth { stage: Stage, remote: Remote },
 
     #[error("the platform refused the {stage} step: {remote}")]
     Remote { stage: Stage, remote: Remote },
@@ -124,8 +124,8 @@ impl Error {
         match self {
             Error::Config { .. } => Stage::Config,
             Error::Validation { .. } => Stage::Validate,
-            Error::Auth(_) => Stage::Auth,
-            Error::Remote { stage, .. }
+            Error::Auth { stage, .. }
+            | Error::Remote { stage, .. }
             | Error::Protocol { stage, .. }
             | Error::Network { stage, .. } => *stage,
             Error::Infected { .. } => Stage::Confirm,
@@ -135,7 +135,7 @@ impl Error {
 
     pub fn remote(&self) -> Option<&Remote> {
         match self {
-            Error::Auth(r) | Error::Remote { remote: r, .. } => Some(r),
+            Error::Auth { remote: r, .. } | Error::Remote { remote: r, .. } => Some(r),
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ pub mod exit {
 pub fn exit_code(err: &Error) -> i32 {
     match err {
         Error::Config { .. } => exit::USAGE,
-        Error::Auth(_) => exit::AUTH,
+        Error::Auth { .. } => exit::AUTH,
         Error::Validation { .. } => exit::VALIDATION,
         Error::Remote { .. } | Error::Protocol { .. } => exit::REMOTE,
         Error::Network { .. } => exit::NETWORK,
@@ -32,7 +32,7 @@ pub fn exit_code(err: &Error) -> i32 {
 pub fn kind(err: &Error) -> &'static str {
     match err {
         Error::Config { .. } => "config",
-        Error::Auth(_) => "auth",
+        Error::Auth { .. } => "auth",
         Error::Validation { .. } => "validation",
         Error::Remote { .. } => "remote",
         Error::Protocol { .. } => "protocol",
@@ -64,14 +64,16 @@ pub fn hint(err: &Error) -> Option<String> {
             }
             Rule::FileName => "rename the file, or pass --name with an accepted name",
         },
-        Error::Auth(r) => {
+        Error::Auth { remote: r, .. } => {
             return Some(match r.code.as_deref() {
                 Some("insufficient_scope") => "the OAuth client lacks a scope or permission this route needs: add it to the client's role".into(),
                 _ => "credentials wrong or token expired: check GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET and GENESYS_REGION (invalid_client means bad credentials)".into(),
             });
         }
         Error::Remote { remote, stage } => match (remote.status, remote.code.as_deref()) {
-            (Some(401), Some("insufficient_scope")) => "the OAuth client lacks a scope or permission this route needs",
+            (Some(401), Some("insufficient_scope")) => {
+                "the OAuth client lacks a scope or permission this route needs"
+            }
             (Some(401), _) => "the token was refused: check the credentials and the region",
             (_, Some("AccessDenied")) if remote.message.contains("expired") => {
                 "the pre-signed URL expired before the upload; run again (a fresh URL is requested each time)"
@@ -79,17 +81,27 @@ pub fn hint(err: &Error) -> Option<String> {
             (Some(403), _) if *stage == Stage::Transfer => {
                 "the storage refused the upload signature; this is a platform or proxy problem, retry later"
             }
-            (Some(403), _) => "the client lacks permission for this target, or the id is not in this organisation",
-            (Some(404), _) => "check the target id; on a real tenant the external-contact route does not exist (use guest or conversation)",
-            (Some(413), _) | (_, Some("EntityTooLarge")) => "the file is over the tenant's limit: check the limit and --max-size",
+            (Some(403), _) => {
+                "the client lacks permission for this target, or the id is not in this organisation"
+            }
+            (Some(404), _) => {
+                "check the target id; on a real tenant the external-contact route does not exist (use guest or conversation)"
+            }
+            (Some(413), _) | (_, Some("EntityTooLarge")) => {
+                "the file is over the tenant's limit: check the limit and --max-size"
+            }
             (Some(429), _) => "rate limited: wait for the Retry-After interval and run again",
             (Some(s), _) if s >= 500 => "the platform had an internal problem: retry later",
             _ => return None,
         },
-        Error::Protocol { .. } => "the server does not speak the expected protocol: check --base-url and the route",
+        Error::Protocol { .. } => {
+            "the server does not speak the expected protocol: check --base-url and the route"
+        }
         Error::Network { .. } => "check the network, the region and --base-url",
         Error::Infected { .. } => "the platform quarantined the file; do not resend it",
-        Error::FileChanged { .. } => "wait until whatever writes the file has finished, then run again",
+        Error::FileChanged { .. } => {
+            "wait until whatever writes the file has finished, then run again"
+        }
         Error::Interrupted => "run again to upload the remaining files",
     };
     Some(h.to_string())

@@ -95,7 +95,12 @@ pub fn describe(status: StatusCode, correlation_id: Option<String>, body: &[u8])
                 r.correlation_id = xml_tag(text, "RequestId").map(str::to_string);
             }
         } else {
-            r.message = text.chars().take(200).collect::<String>().trim().to_string();
+            r.message = text
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .trim()
+                .to_string();
         }
     }
     if r.message.is_empty() {

@@ -4,16 +4,16 @@
 //! route ([`routes`]: request URL) → [`transfer`] (PUT) → route (confirm) → [`audit`] → [`webhook`].
 //! [`error_reporting`] is the one place that maps errors to exit codes and hints.
 
+pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod validate;
-pub mod auth;
-pub mod api;
+pub mod pipeline;
 pub mod routes;
 pub mod transfer;
-pub mod audit;
+pub mod validate;
 pub mod webhook;
-pub mod pipeline;
 
 pub mod error;
 pub mod error_reporting;
@@ -26,9 +26,10 @@ pub mod sandbox;
 use std::sync::Arc;
 
 pub use cli::Cli;
-use cli::{Command, UploadArgs};
+#[cfg(feature = "sandbox")]
+use cli::Command;
+use cli::UploadArgs;
 use config::{Config, RouteConfig};
-use error_reporting::exit;
 
 /// Loads `.env` from the working directory without overriding the environment. Call it before
 /// any thread exists: setting variables in a running multi-threaded program is unsound.
@@ -48,23 +49,12 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn upload(mut args: UploadArgs) -> i32 {
+async fn upload(args: UploadArgs) -> i32 {
     init_logging(args.verbose, args.quiet);
     #[cfg(feature = "sandbox")]
-    let _sandbox = if args.sandbox {
-        match sandbox::Sandbox::start(sandbox::SandboxConfig::default()).await {
-            Ok(s) => {
-                s.apply_to(&mut args);
-                eprintln!("sandbox: serving {} (embedded, no account needed)", s.base_url);
-                Some(s)
-            }
-            Err(e) => {
-                eprintln!("error: the embedded sandbox could not start: {e}");
-                return exit::USAGE;
-            }
-        }
-    } else {
-        None
+    let (args, _sandbox) = match with_sandbox(args).await {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     let config = match Config::resolve(&args) {
         Ok(c) => c,
@@ -80,6 +70,29 @@ async fn upload(mut args: UploadArgs) -> i32 {
     };
     let pipeline = build(config);
     pipeline.run(&args.files).await
+}
+
+/// `--sandbox`: start the embedded sandbox and point the upload at it. The sandbox lives as long
+/// as the returned handle.
+#[cfg(feature = "sandbox")]
+async fn with_sandbox(mut args: UploadArgs) -> Result<(UploadArgs, Option<sandbox::Sandbox>), i32> {
+    if !args.sandbox {
+        return Ok((args, None));
+    }
+    match sandbox::Sandbox::start(sandbox::SandboxConfig::default()).await {
+        Ok(s) => {
+            s.apply_to(&mut args);
+            eprintln!(
+                "sandbox: serving {} (embedded, no account needed)",
+                s.base_url
+            );
+            Ok((args, Some(s)))
+        }
+        Err(e) => {
+            eprintln!("error: the embedded sandbox could not start: {e}");
+            Err(error_reporting::exit::USAGE)
+        }
+    }
 }
 
 /// Wires the stages for a resolved configuration.

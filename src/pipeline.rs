@@ -68,7 +68,11 @@ impl Pipeline {
         }
     }
 
-    async fn steps(&self, path: &Path, validated: &mut Option<ValidatedFile>) -> Result<Confirmation> {
+    async fn steps(
+        &self,
+        path: &Path,
+        validated: &mut Option<ValidatedFile>,
+    ) -> Result<Confirmation> {
         let file = validated.insert(validate::validate(path, &self.policy).await?);
         let mut expired = 0;
         let target = loop {

@@ -15,7 +15,11 @@ use crate::routes::UploadTarget;
 use crate::validate::{CHUNK, ValidatedFile};
 use crate::{config, http, redact};
 
-pub async fn put(client: &reqwest::Client, target: &UploadTarget, file: &ValidatedFile) -> Result<()> {
+pub async fn put(
+    client: &reqwest::Client,
+    target: &UploadTarget,
+    file: &ValidatedFile,
+) -> Result<()> {
     config::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
     let reopened = |e: std::io::Error| Error::FileChanged {
@@ -37,13 +41,24 @@ pub async fn put(client: &reqwest::Client, target: &UploadTarget, file: &Validat
         .header(CONTENT_LENGTH, file.size)
         .body(reqwest::Body::wrap_stream(stream));
     for (k, v) in &target.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::protocol(Stage::Transfer, format!("upload header `{k}` is not a valid name")))?;
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            Error::protocol(
+                Stage::Transfer,
+                format!("upload header `{k}` is not a valid name"),
+            )
+        })?;
         if name == reqwest::header::AUTHORIZATION {
-            return Err(Error::protocol(Stage::Transfer, "the upload headers ask for an Authorization header; refusing"));
+            return Err(Error::protocol(
+                Stage::Transfer,
+                "the upload headers ask for an Authorization header; refusing",
+            ));
         }
-        let value = HeaderValue::from_str(v)
-            .map_err(|_| Error::protocol(Stage::Transfer, format!("upload header `{k}` has an invalid value")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| {
+            Error::protocol(
+                Stage::Transfer,
+                format!("upload header `{k}` has an invalid value"),
+            )
+        })?;
         req = req.header(name, value);
     }
     tracing::info!(url = %redact::url(&target.url), size = file.size, "uploading");
@@ -58,7 +73,10 @@ pub async fn put(client: &reqwest::Client, target: &UploadTarget, file: &Validat
         Err(e) if count < file.size && !e.is_connect() && !e.is_timeout() => {
             // The body stream ended early: the file shrank under us.
             return Err(Error::FileChanged {
-                message: format!("only {count} of {} bytes could be read while sending", file.size),
+                message: format!(
+                    "only {count} of {} bytes could be read while sending",
+                    file.size
+                ),
             });
         }
         Err(e) => return Err(Error::network(Stage::Transfer, &e)),

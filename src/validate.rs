@@ -21,8 +21,7 @@ pub const TYPES: &[(&str, &str)] = &[
 ];
 
 /// The EICAR anti-virus test signature: the one piece of "malware" every scanner must flag.
-pub const EICAR: &[u8] =
-    br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+pub const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 
 /// Read size for hashing: big enough to run at hashing speed, small enough to keep memory flat.
 pub const CHUNK: usize = 256 * 1024;
@@ -146,7 +145,10 @@ pub fn contains_eicar(mut reader: impl Read) -> std::io::Result<bool> {
 }
 
 pub fn content_type_for(file_name: &str) -> Option<&'static str> {
-    let ext = Path::new(file_name).extension()?.to_str()?.to_ascii_lowercase();
+    let ext = Path::new(file_name)
+        .extension()?
+        .to_str()?
+        .to_ascii_lowercase();
     TYPES.iter().find(|(e, _)| *e == ext).map(|(_, t)| *t)
 }
 
@@ -206,7 +208,8 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
 
     let mut file = std::fs::File::open(path)
         .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
-    let read_err = |e: std::io::Error| Error::invalid(Rule::Unreadable, format!("read failed: {e}"));
+    let read_err =
+        |e: std::io::Error| Error::invalid(Rule::Unreadable, format!("read failed: {e}"));
     let mut buf = vec![0u8; CHUNK];
     let mut head_len = 0;
     // Fill the head fully: magic checks need up to a few hundred bytes even from a slow reader.
@@ -349,15 +352,24 @@ mod tests {
         assert!(check_magic(png, "image/png").is_ok());
         assert!(matches!(
             check_magic(png, "application/pdf"),
-            Err(Error::Validation { rule: Rule::MagicMismatch, .. })
+            Err(Error::Validation {
+                rule: Rule::MagicMismatch,
+                ..
+            })
         ));
         assert!(matches!(
             check_magic(b"MZ\x90\0", "application/pdf"),
-            Err(Error::Validation { rule: Rule::Executable, .. })
+            Err(Error::Validation {
+                rule: Rule::Executable,
+                ..
+            })
         ));
         assert!(matches!(
             check_magic(b"PK\x03\x04rest", "application/pdf"),
-            Err(Error::Validation { rule: Rule::ZipSignature, .. })
+            Err(Error::Validation {
+                rule: Rule::ZipSignature,
+                ..
+            })
         ));
         assert!(check_magic(b"PK\x03\x04rest", "application/zip").is_ok());
         assert!(check_magic(b"hello world\n", "text/plain").is_ok());

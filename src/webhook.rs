@@ -40,7 +40,10 @@ pub async fn deliver(client: &reqwest::Client, url: &url::Url, record: &Record) 
         Ok(r) => Delivery {
             delivered: false,
             http_status: Some(r.status().as_u16()),
-            error: Some(format!("the receiver answered HTTP {}", r.status().as_u16())),
+            error: Some(format!(
+                "the receiver answered HTTP {}",
+                r.status().as_u16()
+            )),
         },
         Err(e) => Delivery {
             delivered: false,

@@ -59,15 +59,24 @@ impl Route for ExternalContact {
             .api
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
-        let invalid = || Error::protocol(Stage::RequestUrl, "invalid upload response: `id` or `uploadUrl` missing");
+        let invalid = || {
+            Error::protocol(
+                Stage::RequestUrl,
+                "invalid upload response: `id` or `uploadUrl` missing",
+            )
+        };
         let id = r.id.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
         let upload = r.upload_url.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
-        let upload = url::Url::parse(&upload)
-            .map_err(|e| Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}")))?;
+        let upload = url::Url::parse(&upload).map_err(|e| {
+            Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}"))
+        })?;
         let confirm_url = match r.upload_complete_url.filter(|s| !s.is_empty()) {
             Some(c) => {
                 let c = self.api.endpoints.api.join(&c).map_err(|e| {
-                    Error::protocol(Stage::RequestUrl, format!("uploadCompleteUrl is not a URL: {e}"))
+                    Error::protocol(
+                        Stage::RequestUrl,
+                        format!("uploadCompleteUrl is not a URL: {e}"),
+                    )
                 })?;
                 if !same_origin(&c, &self.api.endpoints.api) {
                     return Err(Error::protocol(
@@ -100,10 +109,12 @@ impl Route for ExternalContact {
             .api
             .call(Stage::Confirm, Method::POST, url, Some(&json!({})))
             .await?;
-        let id = r
-            .id
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| Error::protocol(Stage::Confirm, "upload confirmation failed: no `id` in the answer"))?;
+        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(|| {
+            Error::protocol(
+                Stage::Confirm,
+                "upload confirmation failed: no `id` in the answer",
+            )
+        })?;
         let scan = r.virus_scan.unwrap_or_else(|| "unknown".into());
         if scan.eq_ignore_ascii_case("infected") {
             return Err(Error::Infected { status: scan });

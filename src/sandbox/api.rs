@@ -13,12 +13,15 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FileEntry, Faults, SeenRequest, State};
+use super::{Faults, FileEntry, SeenRequest, State};
 
 pub(crate) fn router(state: Arc<State>) -> axum::Router {
     axum::Router::new()
         .route("/oauth/token", post(token))
-        .route("/api/v2/externalcontacts/contacts/{contact}/files", post(request_url))
+        .route(
+            "/api/v2/externalcontacts/contacts/{contact}/files",
+            post(request_url),
+        )
         .route(
             "/api/v2/externalcontacts/contacts/{contact}/files/{file}/upload-complete",
             post(upload_complete),
@@ -38,8 +41,10 @@ async fn observe(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> 
     let mut resp = next.run(req).await;
     if !resp.headers().contains_key("inin-correlation-id") {
         let id = uuid::Uuid::new_v4().to_string();
-        resp.headers_mut()
-            .insert("inin-correlation-id", HeaderValue::from_str(&id).expect("uuid"));
+        resp.headers_mut().insert(
+            "inin-correlation-id",
+            HeaderValue::from_str(&id).expect("uuid"),
+        );
     }
     if !path.starts_with("/_sandbox/state") && !path.starts_with("/_sandbox/faults") {
         st.seen(SeenRequest {
@@ -65,7 +70,8 @@ pub(crate) fn platform_error(status: StatusCode, code: &str, message: &str) -> R
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let body = json!({"error": error, "description": description, "error_description": description});
+    let body =
+        json!({"error": error, "description": description, "error_description": description});
     (status, Json(body)).into_response()
 }
 
@@ -74,7 +80,11 @@ async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: Strin
         .find(|(k, _)| k == "grant_type")
         .map(|(_, v)| v.into_owned());
     if grant.as_deref() != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be client_credentials");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
     }
     let basic = headers
         .get("authorization")
@@ -87,7 +97,11 @@ async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: Strin
         .and_then(|b| b.split_once(':'))
         .is_some_and(|(id, secret)| id == st.client_id && secret == st.client_secret);
     if !ok {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
     }
     let ttl = st.faults().token_ttl_secs;
     let token = uuid::Uuid::new_v4().simple().to_string();
@@ -98,24 +112,33 @@ async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: Strin
     Json(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl})).into_response()
 }
 
-/// The bearer check every API endpoint makes.
-fn authorize(st: &State, headers: &HeaderMap) -> Result<(), Response> {
+/// The bearer check every API endpoint makes: the refusal to send, if any.
+fn unauthorized(st: &State, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let valid = token.is_some_and(|t| {
-        st.tokens
-            .lock()
-            .expect("tokens")
-            .get(t)
-            .is_some_and(|exp| Instant::now() < *exp)
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(platform_error(StatusCode::UNAUTHORIZED, "bad.credentials", "Invalid login credentials."))
-    }
+    let revoked = {
+        let mut f = st.faults();
+        let r = f.reject_tokens > 0;
+        f.reject_tokens = f.reject_tokens.saturating_sub(1);
+        r
+    };
+    let valid = !revoked
+        && token.is_some_and(|t| {
+            st.tokens
+                .lock()
+                .expect("tokens")
+                .get(t)
+                .is_some_and(|exp| Instant::now() < *exp)
+        });
+    (!valid).then(|| {
+        platform_error(
+            StatusCode::UNAUTHORIZED,
+            "bad.credentials",
+            "Invalid login credentials.",
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -132,17 +155,34 @@ async fn request_url(
     headers: HeaderMap,
     body: Option<Json<UrlRequest>>,
 ) -> Response {
-    if let Err(r) = authorize(&st, &headers) {
+    if let Some(r) = unauthorized(&st, &headers) {
         return r;
     }
     if contact != st.external_contact_id {
-        return platform_error(StatusCode::NOT_FOUND, "not.found", "The external contact was not found.");
+        return platform_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "The external contact was not found.",
+        );
     }
-    let Some(Json(UrlRequest { file_name: Some(name), content_type: Some(ct), size: Some(size) })) = body else {
-        return platform_error(StatusCode::BAD_REQUEST, "bad.request", "fileName, contentType and size are required.");
+    let Some(Json(UrlRequest {
+        file_name: Some(name),
+        content_type: Some(ct),
+        size: Some(size),
+    })) = body
+    else {
+        return platform_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "fileName, contentType and size are required.",
+        );
     };
     if name.is_empty() || name.contains('/') || name.chars().any(char::is_control) {
-        return platform_error(StatusCode::BAD_REQUEST, "bad.request", "fileName is invalid.");
+        return platform_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "fileName is invalid.",
+        );
     }
     let (limit, ttl, expired) = {
         let mut f = st.faults();
@@ -151,16 +191,34 @@ async fn request_url(
         (f.max_upload_bytes, f.url_ttl_secs, expired)
     };
     if size > limit {
-        return platform_error(StatusCode::PAYLOAD_TOO_LARGE, "payload.too.large", &format!("The file exceeds the limit of {limit} bytes."));
+        return platform_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload.too.large",
+            &format!("The file exceeds the limit of {limit} bytes."),
+        );
     }
     let id = uuid::Uuid::new_v4().to_string();
     let key = format!("{contact}/{id}/{name}");
-    let url = st.store.presign_put(&key, &[("content-type", &ct)], Duration::from_secs(ttl), expired);
+    let url = st.store.presign_put(
+        &key,
+        &[("content-type", &ct)],
+        Duration::from_secs(ttl),
+        expired,
+    );
     st.files.lock().expect("files").insert(
         id.clone(),
-        FileEntry { contact_id: contact, key, size, confirmed: None },
+        FileEntry {
+            contact_id: contact,
+            key,
+            size,
+            confirmed: None,
+        },
     );
-    (StatusCode::CREATED, Json(json!({"id": id, "uploadUrl": url}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "uploadUrl": url})),
+    )
+        .into_response()
 }
 
 async fn upload_complete(
@@ -168,12 +226,16 @@ async fn upload_complete(
     Path((contact, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&st, &headers) {
+    if let Some(r) = unauthorized(&st, &headers) {
         return r;
     }
     let entry = st.files.lock().expect("files").get(&file).cloned();
     let Some(entry) = entry.filter(|e| e.contact_id == contact) else {
-        return platform_error(StatusCode::NOT_FOUND, "not.found", "The file was not found.");
+        return platform_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "The file was not found.",
+        );
     };
     // Confirmation is idempotent: a repeated confirm gets the same answer.
     let scan = match entry.confirmed {
@@ -182,9 +244,22 @@ async fn upload_complete(
             let path = st.store.object_path(&entry.key);
             let size = std::fs::metadata(&path).map(|m| m.len()).ok();
             match size {
-                None => return platform_error(StatusCode::CONFLICT, "upload.not.found", "No object was uploaded for this file."),
+                None => {
+                    return platform_error(
+                        StatusCode::CONFLICT,
+                        "upload.not.found",
+                        "No object was uploaded for this file.",
+                    );
+                }
                 Some(s) if s != entry.size => {
-                    return platform_error(StatusCode::CONFLICT, "upload.size.mismatch", &format!("The uploaded object has {s} bytes, {} were announced.", entry.size));
+                    return platform_error(
+                        StatusCode::CONFLICT,
+                        "upload.size.mismatch",
+                        &format!(
+                            "The uploaded object has {s} bytes, {} were announced.",
+                            entry.size
+                        ),
+                    );
                 }
                 Some(_) => {}
             }
@@ -205,15 +280,26 @@ async fn upload_complete(
     Json(json!({"id": file, "status": "completed", "virusScan": scan})).into_response()
 }
 
-async fn webhook(AxState(st): AxState<Arc<State>>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn webhook(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     {
         let mut f = st.faults();
         if f.webhook_fail > 0 {
             f.webhook_fail -= 1;
-            return (StatusCode::INTERNAL_SERVER_ERROR, "receiver failure (injected)").into_response();
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "receiver failure (injected)",
+            )
+                .into_response();
         }
     }
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     st.webhooks
         .lock()
         .expect("webhooks")

@@ -42,6 +42,8 @@ pub struct Faults {
     pub expired_urls: u32,
     /// The webhook receiver answers 500 this many times.
     pub webhook_fail: u32,
+    /// The next n authenticated API calls answer 401, as if the token had been revoked.
+    pub reject_tokens: u32,
     /// The tenant's upload limit (the route answers 413 above it).
     pub max_upload_bytes: u64,
 }
@@ -53,6 +55,7 @@ impl Default for Faults {
             url_ttl_secs: 900,
             expired_urls: 0,
             webhook_fail: 0,
+            reject_tokens: 0,
             max_upload_bytes: 10 * 1024 * 1024,
         }
     }
@@ -195,6 +198,17 @@ impl Sandbox {
     /// Webhook bodies received, in order.
     pub fn webhooks(&self) -> Vec<Value> {
         self.state.webhooks.lock().expect("webhooks").clone()
+    }
+
+    /// Every access token issued so far (tests check none of them leaks into output).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state
+            .tokens
+            .lock()
+            .expect("tokens")
+            .keys()
+            .cloned()
+            .collect()
     }
 
     pub fn requests(&self) -> Vec<SeenRequest> {

@@ -32,10 +32,13 @@ impl Store {
     pub(crate) fn new(root: PathBuf, endpoint: &Url) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join(BUCKET))?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
-        let fs = s3s_fs::FileSystem::new(&root)
-            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let fs =
+            s3s_fs::FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, secret.as_str()));
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            ACCESS_KEY,
+            secret.as_str(),
+        ));
         let bucket = rusty_s3::Bucket::new(
             endpoint.clone(),
             rusty_s3::UrlStyle::Path,
@@ -81,7 +84,11 @@ impl Store {
         let mut out = Vec::new();
         walk(&base, &mut |p| {
             if let Ok((size, sha256)) = digest(p) {
-                let key = p.strip_prefix(&base).unwrap_or(p).to_string_lossy().into_owned();
+                let key = p
+                    .strip_prefix(&base)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned();
                 out.push(super::StoredObject { key, size, sha256 });
             }
         });
@@ -91,12 +98,16 @@ impl Store {
 
     /// The object key a store path addresses (`/bucket/key`).
     fn key_of<'a>(&self, path: &'a str) -> Option<&'a str> {
-        path.strip_prefix('/')?.strip_prefix(BUCKET)?.strip_prefix('/')
+        path.strip_prefix('/')?
+            .strip_prefix(BUCKET)?
+            .strip_prefix('/')
     }
 }
 
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -143,7 +154,11 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
         Some(refusal) => refusal,
         None => match st.store.s3.call(req.map(s3s::Body::http_body_unsync)).await {
             Ok(r) => r.map(Body::new),
-            Err(e) => s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &format!("{e:?}")),
+            Err(e) => s3_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                &format!("{e:?}"),
+            ),
         },
     };
     st.seen(SeenRequest {

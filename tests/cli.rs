@@ -1,0 +1,526 @@
+//! The real binary against the in-process sandbox over loopback: end states, not just exit codes.
+
+mod common;
+
+use common::*;
+use gcupload::error_reporting::exit;
+use serde_json::Value;
+
+#[test]
+fn pdf_png_zip_are_stored_byte_exact_with_records_and_webhooks() {
+    let env = Env::new();
+    let pdf = env.file("report.pdf", &pdf(700_000));
+    let png = env.file("photo.png", &png(300_000));
+    let zip = env.file("bundle.zip", &zip(50_000));
+
+    let out = env.cmd().arg(&pdf).arg(&png).arg(&zip).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 3);
+
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 3, "one object per file: {objects:?}");
+    for (path, ct) in [
+        (&pdf, "application/pdf"),
+        (&png, "image/png"),
+        (&zip, "application/zip"),
+    ] {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let r = by_name(&recs, name);
+        let hash = sha256_file(path);
+        assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+        assert_eq!(r["route"], "external-contact");
+        assert_eq!(r["contentType"], ct);
+        assert_eq!(r["integrityHash"], hash);
+        assert_eq!(r["size"], std::fs::metadata(path).unwrap().len());
+        assert_eq!(r["virusScanStatus"], "passed");
+        assert_eq!(r["complianceStatus"], "AUDITED");
+        assert_eq!(r["webhook"]["delivered"], true);
+        // The store holds exactly these bytes, under this file's id.
+        let id = r["fileId"].as_str().unwrap();
+        let obj = objects
+            .iter()
+            .find(|o| o.key.contains(id))
+            .expect("object for the file id");
+        assert_eq!(obj.sha256, hash);
+    }
+
+    // Each completed record reached the webhook once, with the brief's envelope.
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(hooks.len(), 3);
+    for r in &recs {
+        let mut expected = r.clone();
+        expected.as_object_mut().unwrap().remove("webhook");
+        let h = hooks
+            .iter()
+            .find(|h| h["body"]["payload"]["eventId"] == r["eventId"])
+            .expect("webhook for the record");
+        assert_eq!(h["body"]["event"], "genesys.file.uploaded");
+        assert_eq!(h["body"]["payload"], expected);
+        assert_eq!(h["idempotencyKey"], r["eventId"]);
+    }
+
+    // The bearer token never went to the storage host.
+    let reqs = env.sandbox.requests();
+    let puts: Vec<_> = reqs.iter().filter(|r| r.surface == "store").collect();
+    assert_eq!(puts.len(), 3);
+    assert!(
+        puts.iter()
+            .all(|r| r.method == "PUT" && !r.authorization && r.status == 200)
+    );
+    // One token for the whole run.
+    assert_eq!(reqs.iter().filter(|r| r.path == "/oauth/token").count(), 1);
+}
+
+#[test]
+fn every_validation_rule_rejects_before_any_request() {
+    let env = Env::new();
+    let mut elf = b"\x7fELF\x02\x01\x01\0".to_vec();
+    elf.extend(noise(200, 1));
+    let mut eicar = b"harmless text, then ".to_vec();
+    eicar.extend_from_slice(gcupload::validate::EICAR);
+    std::fs::create_dir(env.dir.path().join("folder.pdf")).unwrap();
+    let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        ("missing.pdf", None, "not-found"),
+        ("folder.pdf", None, "not-regular-file"),
+        ("empty.pdf", Some(vec![]), "empty"),
+        ("big.pdf", Some(pdf(2_000)), "too-large"),
+        ("notes.docx", Some(b"hello".to_vec()), "unknown-type"),
+        (
+            "picture.gif",
+            Some(b"GIF89a\x01\0\x01\0\0\0\0;".to_vec()),
+            "type-not-allowed",
+        ),
+        ("fake.pdf", Some(png(100)), "magic-mismatch"),
+        (
+            "setup.pdf",
+            Some(b"MZ\x90\0\x03\0\0\0\x04\0".to_vec()),
+            "executable",
+        ),
+        ("tool.png", Some(elf), "executable"),
+        ("archive.pdf", Some(zip(100)), "zip-signature"),
+        ("eicar.txt", Some(eicar), "content-safety"),
+        ("binary.txt", Some(b"abc\0def".to_vec()), "magic-mismatch"),
+    ];
+    let mut cmd = env.cmd();
+    cmd.args([
+        "--max-size",
+        "1000",
+        "--allow-type",
+        "application/pdf,image/png,text/plain",
+    ]);
+    for (name, bytes, _) in &cases {
+        if let Some(b) = bytes {
+            env.file(name, b);
+        }
+        cmd.arg(name);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), cases.len(), "one record per file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (name, _, rule) in &cases {
+        let r = by_name(&recs, name);
+        assert_eq!(r["action"], "FILE_UPLOAD_FAILED", "{name}");
+        assert_eq!(r["error"]["kind"], "validation", "{name}");
+        assert_eq!(r["error"]["rule"], *rule, "{name}: {r}");
+        assert!(r["error"]["hint"].is_string(), "{name}");
+        // The human message names the file, the stage and the rule.
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(name) && l.contains("[validate]") && l.contains(rule)),
+            "{name} missing from stderr:\n{stderr}"
+        );
+    }
+    assert!(
+        env.sandbox.requests().is_empty(),
+        "no request may precede validation"
+    );
+}
+
+#[test]
+fn wrong_credentials_give_the_auth_exit_code_and_hint() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(100));
+    let b = env.file("b.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .env("GENESYS_CLIENT_SECRET", "not-the-secret")
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::AUTH));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    for r in &recs {
+        assert_eq!(r["error"]["kind"], "auth");
+        assert_eq!(r["error"]["httpStatus"], 401);
+        assert_eq!(r["error"]["code"], "invalid_client");
+        assert!(
+            r["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("GENESYS_CLIENT_SECRET")
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid_client") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    // Refused credentials are not retried for every file, and nothing reached the store.
+    let reqs = env.sandbox.requests();
+    assert_eq!(reqs.iter().filter(|r| r.path == "/oauth/token").count(), 1);
+    assert!(env.sandbox.objects().is_empty());
+}
+
+#[test]
+fn a_revoked_token_is_refreshed_once_then_reported() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    env.sandbox.faults().reject_tokens = 1;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reqs = env.sandbox.requests();
+    assert_eq!(reqs.iter().filter(|r| r.path == "/oauth/token").count(), 2);
+    assert_eq!(env.sandbox.objects().len(), 1);
+
+    env.sandbox.faults().reject_tokens = 10;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::AUTH));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["stage"], "request-url");
+    assert_eq!(r["error"]["httpStatus"], 401);
+    assert!(r["error"]["correlationId"].is_string());
+}
+
+#[test]
+fn an_expired_url_is_replaced_once_then_reported() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(5_000));
+    env.sandbox.faults().expired_urls = 1;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1, "stored exactly once");
+    assert_eq!(objects[0].sha256, sha256_file(&f));
+    let stores: Vec<u16> = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.surface == "store")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(stores, vec![403, 200]);
+
+    env.sandbox.faults().expired_urls = 5;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["stage"], "transfer");
+    assert_eq!(r["error"]["httpStatus"], 403);
+    assert_eq!(r["error"]["code"], "AccessDenied");
+    assert!(r["error"]["hint"].as_str().unwrap().contains("expired"));
+    assert_eq!(env.sandbox.objects().len(), 1, "nothing more stored");
+}
+
+#[test]
+fn an_infected_file_fails_after_the_platform_scan() {
+    let env = Env::new();
+    let mut bytes = b"quarterly numbers\n".to_vec();
+    bytes.extend_from_slice(gcupload::validate::EICAR);
+    let f = env.file("eicar.txt", &bytes);
+    let out = env.cmd().arg("--no-local-scan").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::INFECTED));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_FAILED");
+    assert_eq!(r["virusScanStatus"], "infected");
+    assert_eq!(r["error"]["kind"], "infected");
+    assert_eq!(r["integrityHash"], sha256(&bytes));
+    assert!(
+        env.sandbox.webhooks().is_empty(),
+        "no uploaded event for a failed upload"
+    );
+}
+
+#[test]
+fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let out = env
+        .cmd()
+        .args(["--webhook-url", &url])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(r["webhook"]["delivered"], false);
+    assert!(
+        r["webhook"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1")
+    );
+
+    env.sandbox.faults().webhook_fail = 1;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["webhook"]["delivered"], false);
+    assert_eq!(r["webhook"]["httpStatus"], 500);
+    assert_eq!(env.sandbox.objects().len(), 2);
+}
+
+#[test]
+fn platform_refusals_carry_status_correlation_id_and_hint() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .args(["--external-contact", "no-such-contact"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["httpStatus"], 404);
+    assert!(r["error"]["correlationId"].is_string());
+    assert!(
+        r["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("guest or conversation")
+    );
+
+    env.sandbox.faults().max_upload_bytes = 50;
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["httpStatus"], 413);
+    assert!(r["error"]["hint"].as_str().unwrap().contains("limit"));
+    assert!(env.sandbox.objects().is_empty());
+}
+
+#[test]
+fn configuration_errors_still_give_one_record_per_file() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .env_remove("EXTERNAL_CONTACT_ID")
+        .arg(&f)
+        .arg("b.pdf")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r["error"]["kind"] == "config"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--external-contact"));
+
+    let out = env
+        .cmd()
+        .args(["--base-url", "http://example.com"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
+
+    let out = env
+        .cmd()
+        .env_remove("GENESYS_BASE_URL")
+        .args(["--region", "mars-1"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("eu_west_1"));
+
+    // A usage error from the parser itself.
+    let out = env.cmd().output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(out.stdout.is_empty());
+    assert!(env.sandbox.requests().is_empty());
+}
+
+#[test]
+fn settings_come_from_flags_then_env_then_dotenv() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let dotenv = format!(
+        "GENESYS_BASE_URL={}\nGENESYS_CLIENT_ID={}\nGENESYS_CLIENT_SECRET={}\nEXTERNAL_CONTACT_ID={}\n",
+        env.sandbox.base_url,
+        env.sandbox.client_id(),
+        env.sandbox.client_secret(),
+        env.sandbox.external_contact_id()
+    );
+    env.file(".env", dotenv.as_bytes());
+    let out = env.bare_cmd().arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The environment beats .env ...
+    let out = env
+        .bare_cmd()
+        .env("GENESYS_CLIENT_SECRET", "wrong")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::AUTH));
+    // ... and a flag beats the environment.
+    let out = env
+        .bare_cmd()
+        .env("GENESYS_CLIENT_SECRET", "wrong")
+        .args(["--client-secret", env.sandbox.client_secret()])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK));
+}
+
+#[test]
+fn no_output_contains_the_secret_token_or_signature_even_at_trace() {
+    let env = Env::new();
+    let ok = env.file("a.pdf", &pdf(100));
+    let mut eicar = b"x".to_vec();
+    eicar.extend_from_slice(gcupload::validate::EICAR);
+    let bad = env.file("b.txt", &eicar);
+    env.sandbox.faults().expired_urls = 1;
+    let out = env
+        .cmd()
+        .args(["-vvv", "--no-local-scan", "--pretty"])
+        .arg(&ok)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::INFECTED));
+    let wrong = env
+        .cmd()
+        .env("RUST_LOG", "trace")
+        .env("GENESYS_CLIENT_SECRET", "wrong-secret-value")
+        .arg(&ok)
+        .output()
+        .unwrap();
+    let mut all = String::new();
+    for o in [&out, &wrong] {
+        all.push_str(&String::from_utf8_lossy(&o.stdout));
+        all.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(all.contains("uploading"), "trace output was produced");
+    assert!(!all.contains(env.sandbox.client_secret()));
+    assert!(!all.contains("wrong-secret-value"));
+    let tokens = env.sandbox.issued_tokens();
+    assert!(!tokens.is_empty());
+    for t in tokens {
+        assert!(!all.contains(&t), "a bearer token leaked");
+    }
+    assert!(!all.contains("X-Amz-Signature"), "a URL signature leaked");
+    assert!(!all.contains("X-Amz-Credential"));
+}
+
+#[test]
+fn pretty_prints_indented_records() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.cmd().arg("--pretty").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("{\n  \""));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    check_schema(&v);
+}
+
+#[test]
+fn sandbox_flag_runs_the_whole_flow_with_no_account() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.bare_cmd().arg("--sandbox").arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(r["webhook"]["delivered"], true);
+    assert_eq!(r["integrityHash"], sha256_file(&f));
+}
+
+#[test]
+fn sandbox_command_prints_its_settings_as_one_json_line() {
+    use std::io::BufRead;
+    let bin = assert_cmd::cargo::cargo_bin("gcupload");
+    let mut child = std::process::Command::new(bin)
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .bare_cmd()
+        .env("GENESYS_BASE_URL", info["baseUrl"].as_str().unwrap())
+        .env("GENESYS_CLIENT_ID", info["clientId"].as_str().unwrap())
+        .env(
+            "GENESYS_CLIENT_SECRET",
+            info["clientSecret"].as_str().unwrap(),
+        )
+        .env(
+            "EXTERNAL_CONTACT_ID",
+            info["externalContactId"].as_str().unwrap(),
+        )
+        .env("WEBHOOK_SYNC_URL", info["webhookUrl"].as_str().unwrap())
+        .arg(&f)
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(records(&out.stdout)[0]["webhook"]["delivered"], true);
+    assert!(
+        env.sandbox.objects().is_empty(),
+        "it went to the standalone sandbox"
+    );
+}

@@ -1,0 +1,152 @@
+//! Shared test harness: an in-process sandbox on loopback, the real binary run against it with
+//! an isolated environment, and a schema check of every record it prints.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use gcupload::sandbox::{Faults, Sandbox, SandboxConfig};
+use serde_json::Value;
+
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+    // Declared last: the servers must stop before the runtime goes.
+    rt: tokio::runtime::Runtime,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self::with_faults(Faults::default())
+    }
+
+    pub fn with_faults(faults: Faults) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sandbox = rt
+            .block_on(Sandbox::start(SandboxConfig {
+                faults,
+                ..SandboxConfig::default()
+            }))
+            .unwrap();
+        Env {
+            sandbox,
+            dir: tempfile::tempdir().unwrap(),
+            rt,
+        }
+    }
+
+    /// The binary, with nothing inherited from the developer's environment or `.env`, pointed at
+    /// the sandbox for the external-contact route.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.bare_cmd();
+        c.env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
+            .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
+            .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
+            .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
+            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str());
+        c
+    }
+
+    /// The binary with an empty environment, run in the test's own directory.
+    pub fn bare_cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("gcupload").unwrap();
+        c.env_clear()
+            .current_dir(self.dir.path())
+            .timeout(std::time::Duration::from_secs(60));
+        c
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+}
+
+/// Deterministic filler so uploads span many read chunks.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+pub fn png(len: usize) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x06\0\0\0".to_vec();
+    v.extend(noise(len, 7));
+    v
+}
+
+pub fn pdf(len: usize) -> Vec<u8> {
+    let mut v = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    v.extend(noise(len, 11));
+    v.extend_from_slice(b"\n%%EOF\n");
+    v
+}
+
+pub fn zip(len: usize) -> Vec<u8> {
+    let mut v = b"PK\x03\x04\x14\0\0\0\x08\0".to_vec();
+    v.extend(noise(len, 13));
+    v
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    sha256(&std::fs::read(p).unwrap())
+}
+
+fn schema() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let text = include_str!("../../src/audit/record.schema.json");
+        jsonschema::validator_for(&serde_json::from_str(text).unwrap()).unwrap()
+    })
+}
+
+/// Every stdout line is one JSON record that satisfies the committed schema.
+pub fn records(stdout: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(stdout).expect("stdout is UTF-8");
+    text.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            check_schema(&v);
+            v
+        })
+        .collect()
+}
+
+pub fn check_schema(v: &Value) {
+    let errors: Vec<String> = schema().iter_errors(v).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "record violates the schema: {errors:?}\n{v:#}"
+    );
+}
+
+pub fn by_name<'a>(records: &'a [Value], name: &str) -> &'a Value {
+    records
+        .iter()
+        .find(|r| r["fileName"] == name)
+        .unwrap_or_else(|| panic!("no record for {name}"))
+}

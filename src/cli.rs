@@ -41,9 +41,79 @@ pub struct UploadArgs {
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
 
+    /// Pick the route explicitly (otherwise the route-selecting flag or variable decides).
+    #[arg(long, value_enum)]
+    pub route: Option<RouteName>,
+
     /// Route `external-contact`: the brief's contract (not in the published Genesys Cloud API).
-    #[arg(long, env = "EXTERNAL_CONTACT_ID", value_name = "ID")]
+    #[arg(
+        long,
+        env = "EXTERNAL_CONTACT_ID",
+        value_name = "ID",
+        help_heading = "Route external-contact"
+    )]
     pub external_contact: Option<String>,
+
+    /// Route `guest`: the Web Messaging deployment to upload into, as the customer.
+    #[arg(
+        long,
+        env = "GENESYS_DEPLOYMENT_ID",
+        value_name = "ID",
+        help_heading = "Route guest"
+    )]
+    pub deployment: Option<String>,
+
+    /// Origin header for the guest socket (deployments may restrict allowed domains).
+    #[arg(
+        long,
+        env = "GENESYS_ORIGIN",
+        value_name = "URL",
+        help_heading = "Route guest"
+    )]
+    pub origin: Option<String>,
+
+    /// Resume this guest session (default: a new one; its token is in the record).
+    #[arg(
+        long,
+        env = "GENESYS_SESSION_TOKEN",
+        value_name = "UUID",
+        help_heading = "Route guest"
+    )]
+    pub session_token: Option<uuid::Uuid>,
+
+    /// Route `conversation`: the message conversation to upload into, as the organisation.
+    #[arg(
+        long,
+        env = "GENESYS_CONVERSATION_ID",
+        value_name = "ID",
+        help_heading = "Route conversation"
+    )]
+    pub conversation: Option<String>,
+
+    /// The conversation's communication (required with --conversation).
+    #[arg(
+        long,
+        env = "GENESYS_COMMUNICATION_ID",
+        value_name = "ID",
+        help_heading = "Route conversation"
+    )]
+    pub communication: Option<String>,
+
+    /// Upload under this name instead of the file's own (one file only).
+    #[arg(long, value_name = "NAME", help_heading = "Route conversation")]
+    pub name: Option<String>,
+
+    /// Upload the media but do not send it as a message.
+    #[arg(long, help_heading = "Route conversation")]
+    pub no_send: bool,
+
+    /// Text sent with the file (guest: the message caption; conversation: a separate text message).
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+
+    /// Seconds to wait for the platform to accept an upload (scan, media status, socket answers).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub confirm_timeout: u64,
 
     /// Region: `us_east_1`, `us-east-1` or its domain `mypurecloud.com`.
     #[arg(long, env = "GENESYS_REGION", default_value = "us_east_1")]
@@ -98,6 +168,48 @@ pub struct UploadArgs {
     #[cfg(feature = "sandbox")]
     #[arg(long)]
     pub sandbox: bool,
+
+    /// Route-selecting settings given as flags (they win over the environment); filled by [`parse`].
+    #[arg(skip)]
+    pub route_flags: Vec<RouteName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RouteName {
+    ExternalContact,
+    Guest,
+    Conversation,
+}
+
+impl RouteName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteName::ExternalContact => "external-contact",
+            RouteName::Guest => "guest",
+            RouteName::Conversation => "conversation",
+        }
+    }
+}
+
+/// Parses the process's arguments, remembering which route settings came from flags rather than
+/// the environment (clap merges both into one field).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let from_flag =
+        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    for (id, route) in [
+        ("external_contact", RouteName::ExternalContact),
+        ("deployment", RouteName::Guest),
+        ("conversation", RouteName::Conversation),
+        ("communication", RouteName::Conversation),
+    ] {
+        if from_flag(id) && !cli.upload.route_flags.contains(&route) {
+            cli.upload.route_flags.push(route);
+        }
+    }
+    cli
 }
 
 #[cfg(feature = "sandbox")]

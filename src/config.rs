@@ -4,7 +4,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::cli::UploadArgs;
+use crate::cli::{RouteName, UploadArgs};
 use crate::error::{Error, Result};
 use crate::validate::Policy;
 
@@ -98,6 +98,8 @@ pub fn is_loopback(url: &Url) -> bool {
 pub struct Endpoints {
     pub login: Url,
     pub api: Url,
+    /// The Web Messaging guest socket (`/v1`, without its query).
+    pub socket: Url,
 }
 
 impl Endpoints {
@@ -110,9 +112,15 @@ impl Endpoints {
                 if url.host_str().is_none() {
                     return Err(Error::config(format!("--base-url `{b}` has no host")));
                 }
+                let mut socket = url.join("v1").expect("static path");
+                let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+                socket
+                    .set_scheme(ws)
+                    .expect("http(s) URLs can become ws(s)");
                 Ok(Endpoints {
                     login: url.clone(),
                     api: url,
+                    socket,
                 })
             }
             None => {
@@ -121,6 +129,7 @@ impl Endpoints {
                 Ok(Endpoints {
                     login: parse(format!("https://login.{d}/")),
                     api: parse(format!("https://api.{d}/")),
+                    socket: parse(format!("wss://webmessaging.{d}/v1")),
                 })
             }
         }
@@ -143,44 +152,64 @@ pub struct Credentials {
     pub client_secret: Secret,
 }
 
-/// The route a run uses; later routes add variants.
+/// The route a run uses, with what it needs.
 #[derive(Debug, Clone)]
 pub enum RouteConfig {
-    ExternalContact { contact_id: String },
+    ExternalContact {
+        contact_id: String,
+    },
+    Guest {
+        deployment_id: String,
+        origin: Option<String>,
+        session_token: uuid::Uuid,
+        message: Option<String>,
+    },
+    Conversation {
+        conversation_id: String,
+        communication_id: String,
+        name: Option<String>,
+        send: bool,
+        message: Option<String>,
+    },
+}
+
+impl RouteConfig {
+    pub fn name(&self) -> RouteName {
+        match self {
+            RouteConfig::ExternalContact { .. } => RouteName::ExternalContact,
+            RouteConfig::Guest { .. } => RouteName::Guest,
+            RouteConfig::Conversation { .. } => RouteName::Conversation,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub endpoints: Endpoints,
-    pub credentials: Credentials,
+    /// OAuth client; the guest route runs without one.
+    pub credentials: Option<Credentials>,
     pub route: RouteConfig,
     pub webhook_url: Option<Url>,
     pub policy: Policy,
     pub pretty: bool,
+    pub confirm_timeout: std::time::Duration,
 }
 
 impl Config {
     pub fn resolve(args: &UploadArgs) -> Result<Self> {
         let endpoints = Endpoints::resolve(&args.region, args.base_url.as_deref())?;
-        let route = match non_empty(&args.external_contact) {
-            Some(id) => RouteConfig::ExternalContact {
-                contact_id: path_segment("--external-contact", id)?,
-            },
-            None => {
-                return Err(Error::config(
-                    "no route selected: pass --external-contact <ID> (or set EXTERNAL_CONTACT_ID)",
-                ));
-            }
-        };
+        let route = resolve_route(args)?;
         let credentials = match (non_empty(&args.client_id), non_empty(&args.client_secret)) {
-            (Some(id), Some(secret)) => Credentials {
+            (Some(id), Some(secret)) => Some(Credentials {
                 client_id: id.to_string(),
                 client_secret: Secret::new(secret),
-            },
+            }),
+            _ if route.name() == RouteName::Guest => None,
             _ => {
-                return Err(Error::config(
-                    "OAuth client credentials missing: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
-                ));
+                return Err(Error::config(format!(
+                    "route {} needs OAuth client credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
+                    route.name().as_str()
+                )));
             }
         };
         let webhook_url = match non_empty(&args.webhook_url) {
@@ -197,15 +226,109 @@ impl Config {
             }
             None => None,
         };
+        if args.name.is_some() && args.files.len() > 1 {
+            return Err(Error::config(
+                "--name renames one file; pass a single file with it",
+            ));
+        }
+        if args.confirm_timeout == 0 {
+            return Err(Error::config("--confirm-timeout must be at least 1 second"));
+        }
+        let mut policy = Policy::from_args(args)?;
+        policy.md5 = route.name() == RouteName::Conversation;
         Ok(Config {
             endpoints,
             credentials,
             route,
             webhook_url,
-            policy: Policy::from_args(args)?,
+            policy,
             pretty: args.pretty,
+            confirm_timeout: std::time::Duration::from_secs(args.confirm_timeout),
         })
     }
+}
+
+/// Exactly one route per run: `--route` first, then route flags, then the environment.
+fn resolve_route(args: &UploadArgs) -> Result<RouteConfig> {
+    let conversation_set =
+        non_empty(&args.conversation).is_some() || non_empty(&args.communication).is_some();
+    let configured: Vec<RouteName> = [
+        (
+            non_empty(&args.external_contact).is_some(),
+            RouteName::ExternalContact,
+        ),
+        (non_empty(&args.deployment).is_some(), RouteName::Guest),
+        (conversation_set, RouteName::Conversation),
+    ]
+    .into_iter()
+    .filter_map(|(set, r)| set.then_some(r))
+    .collect();
+    let list = |v: &[RouteName]| v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+    let chosen = if let Some(r) = args.route {
+        r
+    } else if args.route_flags.len() > 1 {
+        return Err(Error::config(format!(
+            "the flags name several routes ({}); pass the settings of one route, or pick one with --route",
+            list(&args.route_flags)
+        )));
+    } else if let Some(r) = args.route_flags.first() {
+        *r
+    } else {
+        match configured.as_slice() {
+            [r] => *r,
+            [] => {
+                return Err(Error::config(
+                    "no route selected: pass --external-contact <ID>, --deployment <ID> (guest), or --conversation <ID> --communication <ID>",
+                ));
+            }
+            several => {
+                return Err(Error::config(format!(
+                    "the environment names several routes ({}); pick one with --route or a route flag",
+                    list(several)
+                )));
+            }
+        }
+    };
+    let need = |v: &Option<String>, what: &str| -> Result<String> {
+        match non_empty(v) {
+            Some(id) => path_segment(what, id),
+            None => Err(Error::config(format!(
+                "route {} needs {what}",
+                chosen.as_str()
+            ))),
+        }
+    };
+    let message = non_empty(&args.message).map(str::to_string);
+    Ok(match chosen {
+        RouteName::ExternalContact => RouteConfig::ExternalContact {
+            contact_id: need(
+                &args.external_contact,
+                "--external-contact <ID> (EXTERNAL_CONTACT_ID)",
+            )?,
+        },
+        RouteName::Guest => RouteConfig::Guest {
+            deployment_id: need(
+                &args.deployment,
+                "--deployment <ID> (GENESYS_DEPLOYMENT_ID)",
+            )?,
+            origin: non_empty(&args.origin).map(str::to_string),
+            session_token: args.session_token.unwrap_or_else(uuid::Uuid::new_v4),
+            message,
+        },
+        RouteName::Conversation => RouteConfig::Conversation {
+            conversation_id: need(
+                &args.conversation,
+                "--conversation <ID> (GENESYS_CONVERSATION_ID)",
+            )?,
+            communication_id: need(
+                &args.communication,
+                "--communication <ID> (GENESYS_COMMUNICATION_ID)",
+            )?,
+            name: non_empty(&args.name).map(str::to_string),
+            send: !args.no_send,
+            message,
+        },
+    })
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {

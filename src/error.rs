@@ -47,6 +47,7 @@ pub enum Rule {
     MagicMismatch,
     ContentSafety,
     FileName,
+    BlockedExtension,
     Unreadable,
 }
 

@@ -63,6 +63,9 @@ pub fn hint(err: &Error) -> Option<String> {
                 "the extension does not match the content; rename the file to its real type"
             }
             Rule::FileName => "rename the file, or pass --name with an accepted name",
+            Rule::BlockedExtension => {
+                "the deployment blocks this extension; ask its admin, or send another format"
+            }
         },
         Error::Auth { remote: r, .. } => {
             return Some(match r.code.as_deref() {

@@ -98,19 +98,53 @@ async fn with_sandbox(mut args: UploadArgs) -> Result<(UploadArgs, Option<sandbo
 /// Wires the stages for a resolved configuration.
 pub fn build(config: Config) -> pipeline::Pipeline {
     let http = http::client();
-    let api = Arc::new(api::Api {
-        http: http.clone(),
-        tokens: auth::TokenSource::new(
-            http.clone(),
-            config.endpoints.token_url(),
-            config.credentials.clone(),
-        ),
-        endpoints: config.endpoints.clone(),
-    });
+    let endpoints = config.endpoints;
+    let api = || {
+        let credentials = config
+            .credentials
+            .clone()
+            .expect("Config::resolve requires credentials for the REST routes");
+        Arc::new(api::Api {
+            http: http.clone(),
+            tokens: auth::TokenSource::new(http.clone(), endpoints.token_url(), credentials),
+            endpoints: endpoints.clone(),
+        })
+    };
     let route: Box<dyn routes::Route> = match config.route {
         RouteConfig::ExternalContact { contact_id } => {
-            Box::new(routes::external_contact::ExternalContact { api, contact_id })
+            Box::new(routes::external_contact::ExternalContact {
+                api: api(),
+                contact_id,
+            })
         }
+        RouteConfig::Guest {
+            deployment_id,
+            origin,
+            session_token,
+            message,
+        } => Box::new(routes::guest::Guest::new(
+            endpoints.socket.clone(),
+            deployment_id,
+            origin,
+            session_token,
+            message,
+            config.confirm_timeout,
+        )),
+        RouteConfig::Conversation {
+            conversation_id,
+            communication_id,
+            name,
+            send,
+            message,
+        } => Box::new(routes::conversation::Conversation {
+            api: api(),
+            conversation_id,
+            communication_id,
+            name,
+            send,
+            message,
+            confirm_timeout: config.confirm_timeout,
+        }),
     };
     pipeline::Pipeline {
         http,

@@ -1,9 +1,7 @@
-use clap::Parser;
-
 fn main() {
     // .env first, while the process has one thread (see `load_dotenv`).
     gcupload::load_dotenv();
-    let cli = gcupload::Cli::parse();
+    let cli = gcupload::cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

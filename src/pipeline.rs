@@ -41,6 +41,7 @@ impl Pipeline {
                 code = error_reporting::exit_code(&e);
             }
         }
+        self.route.finish().await;
         code
     }
 
@@ -74,6 +75,7 @@ impl Pipeline {
         validated: &mut Option<ValidatedFile>,
     ) -> Result<Confirmation> {
         let file = validated.insert(validate::validate(path, &self.policy).await?);
+        self.route.check(file).await?;
         let mut expired = 0;
         let target = loop {
             let target = self.route.request_upload(file).await?;

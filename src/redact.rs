@@ -16,6 +16,24 @@ pub fn url(u: &Url) -> String {
     s
 }
 
+/// A URL for the audit record: as given, unless its query carries a signature or credentials,
+/// in which case the query is dropped (the record must never hold a usable signature).
+pub fn public_url(u: &Url) -> String {
+    let signed = u.query_pairs().any(|(k, _)| {
+        let k = k.to_ascii_lowercase();
+        k.starts_with("x-amz-") || k == "signature" || k.contains("token") || k == "sig"
+    });
+    if signed || !u.username().is_empty() || u.password().is_some() {
+        let mut c = u.clone();
+        c.set_query(None);
+        let _ = c.set_username("");
+        let _ = c.set_password(None);
+        c.to_string()
+    } else {
+        u.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -23,5 +41,8 @@ mod tests {
         let u = url::Url::parse("https://user:pw@s3.example/b/k?X-Amz-Signature=abc").unwrap();
         let r = super::url(&u);
         assert_eq!(r, "https://s3.example/b/k?…");
+        assert_eq!(super::public_url(&u), "https://s3.example/b/k");
+        let plain = url::Url::parse("https://cdn.example/f.png?v=2").unwrap();
+        assert_eq!(super::public_url(&plain), "https://cdn.example/f.png?v=2");
     }
 }

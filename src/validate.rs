@@ -33,6 +33,8 @@ pub struct Policy {
     pub max_size: u64,
     pub allowed_types: Vec<String>,
     pub local_scan: bool,
+    /// Also compute MD5 in the same pass (for routes that announce it).
+    pub md5: bool,
 }
 
 impl Policy {
@@ -64,6 +66,7 @@ impl Policy {
             max_size: args.max_size,
             allowed_types,
             local_scan: !args.no_local_scan,
+            md5: false,
         })
     }
 }
@@ -88,6 +91,8 @@ pub struct ValidatedFile {
     pub content_type: &'static str,
     /// SHA-256, lowercase hex.
     pub sha256: String,
+    /// MD5, base64, when the policy asked for it.
+    pub md5: Option<String>,
 }
 
 /// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
@@ -223,11 +228,15 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
     check_magic(&buf[..head_len], content_type)?;
 
     let mut hasher = Sha256::new();
+    let mut md5 = policy.md5.then(md5::Md5::new);
     let mut scanner = policy.local_scan.then(SignatureScanner::eicar);
     let mut total = head_len as u64;
     let mut chunk = &buf[..head_len];
     loop {
         hasher.update(chunk);
+        if let Some(m) = md5.as_mut() {
+            m.update(chunk);
+        }
         if let Some(s) = scanner.as_mut() {
             s.feed(chunk);
         }
@@ -255,6 +264,10 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
         size,
         content_type,
         sha256: hex::encode(hasher.finalize()),
+        md5: md5.map(|m| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(m.finalize())
+        }),
     })
 }
 

@@ -9,7 +9,9 @@ use url::Url;
 use crate::error::Result;
 use crate::validate::ValidatedFile;
 
+pub mod conversation;
 pub mod external_contact;
+pub mod guest;
 
 /// Where and how to PUT the bytes.
 #[derive(Debug, Clone)]
@@ -36,7 +38,15 @@ pub trait Route: Send + Sync {
     /// The record's `route` value.
     fn name(&self) -> &'static str;
 
+    /// Route-specific rules, checked after local validation and before any upload request.
+    async fn check(&self, _file: &ValidatedFile) -> Result<()> {
+        Ok(())
+    }
+
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget>;
 
     async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation>;
+
+    /// End of the run: release connections.
+    async fn finish(&self) {}
 }

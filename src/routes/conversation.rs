@@ -1,0 +1,254 @@
+//! Route `conversation`: the Platform API's media upload into a message conversation, as the
+//! organisation (OAuth client credentials): POST media/uploads → PUT → poll the media until
+//! `valid` → send it as a message. Field names follow the official Platform SDKs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Confirmation, Route, UploadTarget};
+use crate::api::Api;
+use crate::error::{Error, Remote, Result, Rule, Stage};
+use crate::redact;
+use crate::validate::ValidatedFile;
+
+/// Characters the API refuses in `fileName`, besides whitespace.
+const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
+
+pub struct Conversation {
+    pub api: Arc<Api>,
+    pub conversation_id: String,
+    pub communication_id: String,
+    /// `--name`: upload under this name.
+    pub name: Option<String>,
+    pub send: bool,
+    pub message: Option<String>,
+    pub confirm_timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadResponse {
+    id: Option<String>,
+    upload_url: Option<String>,
+    #[serde(default)]
+    upload_headers: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Media {
+    status: Option<String>,
+    url: Option<String>,
+    media_type: Option<String>,
+}
+
+/// Checks a name against the API's rule for `fileName`.
+pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.starts_with('.') {
+        return Err(format!("`{name}` starts with `.`"));
+    }
+    if name.ends_with('/') {
+        return Err(format!("`{name}` ends with `/`"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(*c))
+    {
+        return Err(format!(
+            "`{name}` contains {:?}; the API refuses whitespace and any of {FORBIDDEN}",
+            c
+        ));
+    }
+    Ok(())
+}
+
+impl Conversation {
+    fn base(&self) -> String {
+        format!(
+            "api/v2/conversations/messages/{}/communications/{}/messages",
+            self.conversation_id, self.communication_id
+        )
+    }
+
+    fn upload_name<'a>(&'a self, file: &'a ValidatedFile) -> &'a str {
+        self.name.as_deref().unwrap_or(&file.file_name)
+    }
+
+    async fn send_message(&self, body: Value) -> Result<String> {
+        let url = self.api.endpoints.api_url(&self.base());
+        let r: Value = self
+            .api
+            .call(Stage::Send, Method::POST, url, Some(&body))
+            .await?;
+        r.get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))
+    }
+}
+
+#[async_trait]
+impl Route for Conversation {
+    fn name(&self) -> &'static str {
+        "conversation"
+    }
+
+    async fn check(&self, file: &ValidatedFile) -> Result<()> {
+        check_file_name(self.upload_name(file)).map_err(|why| {
+            Error::invalid(
+                Rule::FileName,
+                format!("the conversation API refuses this file name: {why}"),
+            )
+        })
+    }
+
+    async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
+        let url = self
+            .api
+            .endpoints
+            .api_url(&format!("{}/media/uploads", self.base()));
+        let mut body = json!({
+            "fileName": self.upload_name(file),
+            "contentLengthBytes": file.size,
+        });
+        if let Some(md5) = &file.md5 {
+            body["contentMd5"] = json!(md5);
+        }
+        let r: UploadResponse = self
+            .api
+            .call(Stage::RequestUrl, Method::POST, url, Some(&body))
+            .await?;
+        let invalid = || {
+            Error::protocol(
+                Stage::RequestUrl,
+                "invalid upload response: `id` or `uploadUrl` missing",
+            )
+        };
+        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
+        let upload = r.upload_url.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
+        let upload = url::Url::parse(&upload).map_err(|e| {
+            Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}"))
+        })?;
+        let mut headers: Vec<(String, String)> = r
+            .upload_headers
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type".into(), file.content_type.into()));
+        }
+        Ok(UploadTarget {
+            file_id: id,
+            url: upload,
+            headers,
+            confirm_url: None,
+            issued_at: Instant::now(),
+        })
+    }
+
+    async fn confirm(&self, _file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
+        let url = self
+            .api
+            .endpoints
+            .api_url(&format!("{}/media/{}", self.base(), target.file_id));
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let media = loop {
+            let m: Media = self
+                .api
+                .call(Stage::Confirm, Method::GET, url.clone(), None)
+                .await?;
+            match m.status.as_deref() {
+                Some("valid") => break m,
+                Some("invalid") => {
+                    return Err(Error::Remote {
+                        stage: Stage::Confirm,
+                        remote: Remote {
+                            status: None,
+                            code: Some("media.invalid".into()),
+                            message: "the platform marked the media invalid (it failed its content checks)".into(),
+                            correlation_id: None,
+                        },
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() + delay > self.confirm_timeout {
+                return Err(Error::protocol(
+                    Stage::Confirm,
+                    format!(
+                        "the media was still `{}` after {} s (--confirm-timeout)",
+                        m.status.as_deref().unwrap_or("unknown"),
+                        self.confirm_timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        };
+        let mut extra = serde_json::Map::new();
+        extra.insert("conversationId".into(), self.conversation_id.clone().into());
+        extra.insert(
+            "communicationId".into(),
+            self.communication_id.clone().into(),
+        );
+        if let Some(n) = &self.name {
+            extra.insert("uploadedAs".into(), n.clone().into());
+        }
+        if let Some(u) = media.url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+            extra.insert("mediaUrl".into(), redact::public_url(&u).into());
+        }
+        if let Some(t) = media.media_type {
+            extra.insert("mediaType".into(), t.into());
+        }
+        if self.send {
+            // One body field per request: the media first, then the caption as its own message.
+            let id = self
+                .send_message(json!({"mediaIds": [target.file_id]}))
+                .await?;
+            extra.insert("messageId".into(), id.into());
+            if let Some(text) = &self.message {
+                let id = self.send_message(json!({"textBody": text})).await?;
+                extra.insert("textMessageId".into(), id.into());
+            }
+        }
+        Ok(Confirmation {
+            file_id: target.file_id.clone(),
+            virus_scan_status: "passed".into(),
+            extra,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert!(check_file_name("report.pdf").is_ok());
+        assert!(check_file_name("Q3-report_v2.pdf").is_ok());
+        for bad in [
+            ".hidden.pdf",
+            "dir/",
+            "my report.pdf",
+            "a#b.pdf",
+            "a%20.pdf",
+            "x[1].png",
+            "tab\t.txt",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad}");
+        }
+    }
+}

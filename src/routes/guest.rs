@@ -1,0 +1,575 @@
+//! Route `guest`: the Web Messaging Guest API, as Genesys Messenger uses it. The customer's
+//! anonymous session (a token we make up, reusable to resume) uploads over a WebSocket:
+//! configureSession → onAttachment → PUT → UploadSuccessEvent → onMessage → echoed message.
+//! Field names follow the official transport SDK (genesys-messenger-transport-mobile-sdk).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use url::Url;
+
+use super::{Confirmation, Route, UploadTarget};
+use crate::error::{Error, Remote, Result, Rule, Stage};
+use crate::redact;
+use crate::validate::ValidatedFile;
+
+/// The SDKs ping every 15 s to keep the socket (and its load balancers) alive.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long to wait for the answer to one request.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
+/// Longest `retryAfter` we honour inside one file's budget.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+pub struct Guest {
+    pub socket_url: Url,
+    pub deployment_id: String,
+    pub origin: Option<String>,
+    pub session_token: uuid::Uuid,
+    pub message: Option<String>,
+    pub confirm_timeout: Duration,
+    conn: Mutex<Option<Connection>>,
+}
+
+/// One server frame: `{"type", "class", "code", "body", "tracingId"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Frame {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub class: String,
+    #[serde(default)]
+    pub code: i64,
+    #[serde(default)]
+    pub body: Value,
+    #[serde(rename = "tracingId", default)]
+    pub tracing_id: Option<String>,
+}
+
+impl Frame {
+    pub fn parse(text: &str) -> std::result::Result<Frame, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    fn body_str(&self, k: &str) -> Option<&str> {
+        self.body.get(k).and_then(Value::as_str)
+    }
+
+    /// The platform's error code (4xxx) if this frame reports an error.
+    fn error_code(&self) -> Option<i64> {
+        match self.class.as_str() {
+            "GenerateUrlError" | "UploadFailureEvent" | "TooManyRequestsErrorMessage" => Some(
+                self.body
+                    .get("errorCode")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(self.code),
+            ),
+            "SessionExpiredEvent" => Some(4006),
+            "string" if self.code >= 400 => Some(self.code),
+            _ if self.code >= 400 => Some(self.code),
+            _ => None,
+        }
+    }
+
+    fn error_message(&self) -> String {
+        self.body_str("errorMessage")
+            .map(str::to_string)
+            .or_else(|| self.body.as_str().map(str::to_string))
+            .unwrap_or_else(|| self.class.clone())
+    }
+
+    fn to_error(&self, stage: Stage) -> Error {
+        let code = self.error_code().unwrap_or(self.code);
+        let remote = Remote {
+            // The envelope code is HTTP-like (400, 429); the 4xxx codes are the platform's own.
+            status: (100..600).contains(&self.code).then_some(self.code as u16),
+            code: Some(code.to_string()),
+            message: format!("{} ({})", self.error_message(), self.class),
+            correlation_id: self.tracing_id.clone(),
+        };
+        Error::Remote { stage, remote }
+    }
+}
+
+/// What the deployment allows, from `SessionResponse`.
+#[derive(Debug, Clone, Default)]
+struct SessionRules {
+    file_types: Vec<String>,
+    max_file_size_kb: Option<u64>,
+    blocked_extensions: Vec<String>,
+}
+
+struct Connection {
+    out: mpsc::UnboundedSender<Message>,
+    inbox: mpsc::UnboundedReceiver<Frame>,
+    /// Frames that arrived while we waited for something else (events for later).
+    backlog: VecDeque<Frame>,
+    rules: SessionRules,
+    new_session: bool,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Guest {
+    pub fn new(
+        socket_url: Url,
+        deployment_id: String,
+        origin: Option<String>,
+        session_token: uuid::Uuid,
+        message: Option<String>,
+        confirm_timeout: Duration,
+    ) -> Self {
+        Guest {
+            socket_url,
+            deployment_id,
+            origin,
+            session_token,
+            message,
+            confirm_timeout,
+            conn: Mutex::new(None),
+        }
+    }
+
+    fn url(&self) -> Url {
+        let mut u = self.socket_url.clone();
+        u.query_pairs_mut()
+            .append_pair("deploymentId", &self.deployment_id)
+            .append_pair(
+                "application",
+                concat!("gcupload-", env!("CARGO_PKG_VERSION")),
+            );
+        u
+    }
+
+    /// The open, configured session; connects and configures on first use.
+    async fn session(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Connection>>> {
+        let mut guard = self.conn.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.connect().await?);
+        }
+        Ok(guard)
+    }
+
+    async fn connect(&self) -> Result<Connection> {
+        let url = self.url();
+        let shown = redact::url(&url);
+        let net = |message: String| Error::Network {
+            stage: Stage::RequestUrl,
+            host: url.host_str().unwrap_or("").to_string(),
+            message,
+        };
+        crate::config::check_transport(&url, "the guest socket")?;
+        let mut req = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| Error::config(format!("guest socket URL {shown}: {e}")))?;
+        if let Some(o) = &self.origin {
+            let v = o.parse().map_err(|_| {
+                Error::config(format!("--origin `{o}` is not a valid header value"))
+            })?;
+            req.headers_mut().insert("Origin", v);
+        }
+        tracing::info!(url = %shown, "opening the guest session socket");
+        let (ws, _) = tokio::time::timeout(ANSWER_WAIT, tokio_tungstenite::connect_async(req))
+            .await
+            .map_err(|_| net("timed out opening the socket".into()))?
+            .map_err(|e| net(format!("could not open the socket: {e}")))?;
+        let (mut sink, mut stream) = ws.split();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (in_tx, in_rx) = mpsc::unbounded_channel::<Frame>();
+        let writer = tokio::spawn(async move {
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.tick().await;
+            loop {
+                let msg = tokio::select! {
+                    m = out_rx.recv() => match m { Some(m) => m, None => break },
+                    _ = ping.tick() => Message::Ping(Vec::new().into()),
+                };
+                let closing = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || closing {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                if let Message::Text(t) = msg {
+                    match Frame::parse(&t) {
+                        Ok(f) => {
+                            tracing::debug!(class = %f.class, code = f.code, "guest frame");
+                            if in_tx.send(f).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => tracing::warn!("ignoring a malformed guest frame: {e}"),
+                    }
+                }
+            }
+        });
+        let mut conn = Connection {
+            out: out_tx,
+            inbox: in_rx,
+            backlog: VecDeque::new(),
+            rules: SessionRules::default(),
+            new_session: true,
+            writer,
+        };
+        let answer = conn
+            .request(
+                self.session_token,
+                json!({"action": "configureSession", "deploymentId": self.deployment_id, "startNew": false}),
+                Stage::RequestUrl,
+            )
+            .await?;
+        if answer.class != "SessionResponse" {
+            return Err(Error::protocol(
+                Stage::RequestUrl,
+                format!("configureSession was answered with {}", answer.class),
+            ));
+        }
+        conn.rules = parse_rules(&answer.body);
+        conn.new_session = answer
+            .body
+            .get("newSession")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if answer.body.get("readOnly").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::protocol(
+                Stage::RequestUrl,
+                "the guest session is read-only (its conversation ended); run without --session-token",
+            ));
+        }
+        tracing::info!(new_session = conn.new_session, "guest session configured");
+        Ok(conn)
+    }
+}
+
+fn parse_rules(body: &Value) -> SessionRules {
+    let inbound = &body["allowedMedia"]["inbound"];
+    SessionRules {
+        file_types: inbound["fileTypes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.get("type").and_then(Value::as_str))
+                    .map(str::to_ascii_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        max_file_size_kb: inbound["maxFileSizeKB"].as_u64(),
+        blocked_extensions: body["blockedExtensions"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// `image/*` and `*/*` match as the Messenger matches them.
+pub fn type_allowed(allowed: &str, content_type: &str) -> bool {
+    let (a_main, a_sub) = allowed.split_once('/').unwrap_or((allowed, "*"));
+    let (c_main, c_sub) = content_type.split_once('/').unwrap_or((content_type, ""));
+    (a_main == "*" || a_main.eq_ignore_ascii_case(c_main))
+        && (a_sub == "*" || a_sub.eq_ignore_ascii_case(c_sub))
+}
+
+impl SessionRules {
+    fn check(&self, file: &ValidatedFile) -> Result<()> {
+        if !self
+            .file_types
+            .iter()
+            .any(|t| type_allowed(t, file.content_type))
+        {
+            return Err(Error::invalid(
+                Rule::TypeNotAllowed,
+                format!(
+                    "the deployment does not accept {} (it allows: {})",
+                    file.content_type,
+                    if self.file_types.is_empty() {
+                        "no file uploads".to_string()
+                    } else {
+                        self.file_types.join(", ")
+                    }
+                ),
+            ));
+        }
+        if let Some(kb) = self.max_file_size_kb
+            && file.size > kb.saturating_mul(1000)
+        {
+            return Err(Error::invalid(
+                Rule::TooLarge,
+                format!(
+                    "{} bytes is over the deployment's limit of {kb} KB",
+                    file.size
+                ),
+            ));
+        }
+        let ext = file
+            .file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if self.blocked_extensions.contains(&ext) {
+            return Err(Error::invalid(
+                Rule::BlockedExtension,
+                format!("the deployment blocks .{ext} files"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Connection {
+    fn send(&self, value: Value) -> Result<()> {
+        self.out
+            .send(Message::Text(value.to_string().into()))
+            .map_err(|_| closed(Stage::RequestUrl))
+    }
+
+    /// Sends one request and returns its answer, waiting out rate limits.
+    async fn request(&mut self, token: uuid::Uuid, mut body: Value, stage: Stage) -> Result<Frame> {
+        let deadline = Instant::now() + MAX_RETRY_AFTER * 2;
+        loop {
+            let tracing_id = uuid::Uuid::new_v4().to_string();
+            body["token"] = json!(token);
+            body["tracingId"] = json!(tracing_id);
+            self.send(body.clone())?;
+            let answer = self
+                .wait(stage, ANSWER_WAIT, |f| {
+                    f.tracing_id.as_deref() == Some(tracing_id.as_str())
+                        || (f.tracing_id.is_none() && f.kind == "response")
+                })
+                .await?;
+            if answer.class == "TooManyRequestsErrorMessage" {
+                let secs = answer.body["retryAfter"].as_u64().unwrap_or(3);
+                let wait = Duration::from_secs(secs);
+                if wait > MAX_RETRY_AFTER || Instant::now() + wait > deadline {
+                    return Err(answer.to_error(stage));
+                }
+                tracing::info!(retry_after = secs, %stage, "guest request rate-limited; waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if answer.error_code().is_some() {
+                return Err(answer.to_error(stage));
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The next frame matching `want`, keeping others for later; session-wide failures end the wait.
+    async fn wait(
+        &mut self,
+        stage: Stage,
+        limit: Duration,
+        want: impl Fn(&Frame) -> bool,
+    ) -> Result<Frame> {
+        if let Some(i) = self.backlog.iter().position(&want) {
+            return Ok(self.backlog.remove(i).expect("index from position"));
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.inbox.recv())
+                .await
+                .map_err(|_| {
+                    Error::protocol(
+                        stage,
+                        format!("no answer on the guest socket within {} s", limit.as_secs()),
+                    )
+                })?
+                .ok_or_else(|| closed(stage))?;
+            if want(&frame) {
+                return Ok(frame);
+            }
+            match frame.class.as_str() {
+                "SessionExpiredEvent" => return Err(frame.to_error(stage)),
+                "ConnectionClosedEvent" => {
+                    return Err(Error::protocol(
+                        stage,
+                        "the platform closed this connection (a newer connection opened on the same session)",
+                    ));
+                }
+                _ => self.backlog.push_back(frame),
+            }
+        }
+    }
+}
+
+fn closed(stage: Stage) -> Error {
+    Error::protocol(stage, "the guest socket closed unexpectedly")
+}
+
+#[async_trait]
+impl Route for Guest {
+    fn name(&self) -> &'static str {
+        "guest"
+    }
+
+    async fn check(&self, file: &ValidatedFile) -> Result<()> {
+        let guard = self.session().await?;
+        guard.as_ref().expect("connected").rules.check(file)
+    }
+
+    async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
+        let mut guard = self.session().await?;
+        let conn = guard.as_mut().expect("connected");
+        let attachment_id = uuid::Uuid::new_v4().to_string();
+        let answer = conn
+            .request(
+                self.session_token,
+                json!({
+                    "action": "onAttachment",
+                    "attachmentId": attachment_id,
+                    "fileName": file.file_name,
+                    "fileType": file.content_type,
+                    "fileSize": file.size,
+                    "errorsAsJson": true,
+                }),
+                Stage::RequestUrl,
+            )
+            .await?;
+        if answer.class != "PresignedUrlResponse" {
+            return Err(Error::protocol(
+                Stage::RequestUrl,
+                format!("onAttachment was answered with {}", answer.class),
+            ));
+        }
+        let url = answer.body_str("url").ok_or_else(|| {
+            Error::protocol(Stage::RequestUrl, "PresignedUrlResponse has no `url`")
+        })?;
+        let url = Url::parse(url)
+            .map_err(|e| Error::protocol(Stage::RequestUrl, format!("`url` is not a URL: {e}")))?;
+        let mut headers: Vec<(String, String)> = answer.body["headers"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("content-type".into(), file.content_type.into()));
+        }
+        let id = answer
+            .body_str("attachmentId")
+            .unwrap_or(&attachment_id)
+            .to_string();
+        Ok(UploadTarget {
+            file_id: id,
+            url,
+            headers,
+            confirm_url: None,
+            issued_at: Instant::now(),
+        })
+    }
+
+    async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
+        let mut guard = self.session().await?;
+        let conn = guard.as_mut().expect("connected");
+        let id = target.file_id.as_str();
+        // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
+        let event = conn
+            .wait(Stage::Confirm, self.confirm_timeout, |f| {
+                matches!(
+                    f.class.as_str(),
+                    "UploadSuccessEvent" | "UploadFailureEvent"
+                ) && f.body_str("attachmentId") == Some(id)
+            })
+            .await?;
+        if event.class == "UploadFailureEvent" {
+            return Err(match event.error_code() {
+                Some(4003) => Error::Infected {
+                    status: format!("invalid content (4003: {})", event.error_message()),
+                },
+                _ => event.to_error(Stage::Confirm),
+            });
+        }
+        let caption = self
+            .message
+            .clone()
+            .unwrap_or_else(|| file.file_name.clone());
+        let echo = conn
+            .request(
+                self.session_token,
+                json!({
+                    "action": "onMessage",
+                    "message": {
+                        "type": "Text",
+                        "text": caption,
+                        "content": [{"contentType": "Attachment", "attachment": {"id": id}}],
+                    },
+                }),
+                Stage::Send,
+            )
+            .await?;
+        if echo.class != "StructuredMessage" {
+            return Err(Error::protocol(
+                Stage::Send,
+                format!("onMessage was answered with {}", echo.class),
+            ));
+        }
+        let mut extra = serde_json::Map::new();
+        extra.insert("sessionToken".into(), self.session_token.to_string().into());
+        extra.insert("deploymentId".into(), self.deployment_id.clone().into());
+        if let Some(m) = echo.body_str("id") {
+            extra.insert("messageId".into(), m.into());
+        }
+        if let Some(u) = event
+            .body_str("downloadUrl")
+            .and_then(|u| Url::parse(u).ok())
+        {
+            extra.insert("downloadUrl".into(), redact::public_url(&u).into());
+        }
+        Ok(Confirmation {
+            file_id: id.to_string(),
+            virus_scan_status: "passed".into(),
+            extra,
+        })
+    }
+
+    async fn finish(&self) {
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = conn.out.send(Message::Close(None));
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.writer).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(type_allowed("image/*", "image/png"));
+        assert!(type_allowed("*/*", "application/pdf"));
+        assert!(type_allowed("application/pdf", "application/pdf"));
+        assert!(!type_allowed("image/*", "application/pdf"));
+        assert!(!type_allowed("image/png", "image/jpeg"));
+    }
+
+    #[test]
+    fn frames_and_errors() {
+        let f = Frame::parse(r#"{"type":"response","class":"string","code":4001,"body":"File type not allowed","tracingId":"t"}"#).unwrap();
+        assert_eq!(f.error_code(), Some(4001));
+        let f = Frame::parse(r#"{"type":"response","class":"GenerateUrlError","code":200,"body":{"attachmentId":"a","errorCode":4002,"errorMessage":"too big"}}"#).unwrap();
+        assert_eq!(f.error_code(), Some(4002));
+        let f =
+            Frame::parse(r#"{"type":"response","class":"SessionResponse","code":200,"body":{}}"#)
+                .unwrap();
+        assert_eq!(f.error_code(), None);
+    }
+}

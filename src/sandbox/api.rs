@@ -26,6 +26,19 @@ pub(crate) fn router(state: Arc<State>) -> axum::Router {
             "/api/v2/externalcontacts/contacts/{contact}/files/{file}/upload-complete",
             post(upload_complete),
         )
+        .route("/v1", get(super::guest::upgrade))
+        .route(
+            "/api/v2/conversations/messages/{conv}/communications/{comm}/messages/media/uploads",
+            post(super::conversation::create_upload),
+        )
+        .route(
+            "/api/v2/conversations/messages/{conv}/communications/{comm}/messages/media/{id}",
+            get(super::conversation::get_media),
+        )
+        .route(
+            "/api/v2/conversations/messages/{conv}/communications/{comm}/messages",
+            post(super::conversation::send_message),
+        )
         .route("/_sandbox/webhook", post(webhook))
         .route("/_sandbox/state", get(snapshot))
         .route("/_sandbox/faults", post(set_faults).get(get_faults))
@@ -113,7 +126,7 @@ async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: Strin
 }
 
 /// The bearer check every API endpoint makes: the refusal to send, if any.
-fn unauthorized(st: &State, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn unauthorized(st: &State, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -184,11 +197,9 @@ async fn request_url(
             "fileName is invalid.",
         );
     }
-    let (limit, ttl, expired) = {
-        let mut f = st.faults();
-        let expired = f.expired_urls > 0;
-        f.expired_urls = f.expired_urls.saturating_sub(1);
-        (f.max_upload_bytes, f.url_ttl_secs, expired)
+    let (limit, ttl) = {
+        let f = st.faults();
+        (f.max_upload_bytes, f.url_ttl_secs)
     };
     if size > limit {
         return platform_error(
@@ -198,13 +209,14 @@ async fn request_url(
         );
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let key = format!("{contact}/{id}/{name}");
+    let key = format!("external/{contact}/{id}/{name}");
     let url = st.store.presign_put(
         &key,
         &[("content-type", &ct)],
         Duration::from_secs(ttl),
-        expired,
+        st.take_expired_url(),
     );
+    st.announce(&key, size);
     st.files.lock().expect("files").insert(
         id.clone(),
         FileEntry {

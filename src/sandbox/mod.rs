@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 mod api;
+mod conversation;
+mod guest;
 mod store;
 
 /// How the sandbox behaves; tests adjust faults at runtime through [`Sandbox::faults`].
@@ -46,6 +48,18 @@ pub struct Faults {
     pub reject_tokens: u32,
     /// The tenant's upload limit (the route answers 413 above it).
     pub max_upload_bytes: u64,
+    /// Guest deployment: `allowedMedia.inbound.fileTypes` (wildcards allowed).
+    pub guest_allowed_types: Vec<String>,
+    /// Guest deployment: `allowedMedia.inbound.maxFileSizeKB`.
+    pub guest_max_file_size_kb: u64,
+    /// Guest deployment: `blockedExtensions`.
+    pub guest_blocked_extensions: Vec<String>,
+    /// The next n guest configureSession calls find their session expired (4006).
+    pub expire_sessions: u32,
+    /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
+    pub guest_rate_limit: u32,
+    /// How long conversation media stays `uploading` after its object lands.
+    pub media_delay_ms: u64,
 }
 
 impl Default for Faults {
@@ -57,6 +71,16 @@ impl Default for Faults {
             webhook_fail: 0,
             reject_tokens: 0,
             max_upload_bytes: 10 * 1024 * 1024,
+            guest_allowed_types: vec![
+                "image/*".into(),
+                "application/pdf".into(),
+                "text/plain".into(),
+            ],
+            guest_max_file_size_kb: 10240,
+            guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
+            expire_sessions: 0,
+            guest_rate_limit: 0,
+            media_delay_ms: 300,
         }
     }
 }
@@ -92,6 +116,14 @@ pub(crate) struct State {
     client_id: String,
     client_secret: String,
     external_contact_id: String,
+    deployment_id: String,
+    conversation_id: String,
+    communication_id: String,
+    /// Size announced for each object key when its URL was issued.
+    announced: Mutex<HashMap<String, u64>>,
+    guest: Mutex<HashMap<String, guest::Session>>,
+    media: Mutex<HashMap<String, conversation::Media>>,
+    messages: Mutex<Vec<Value>>,
     faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, std::time::Instant>>,
     files: Mutex<HashMap<String, FileEntry>>,
@@ -127,6 +159,13 @@ impl Sandbox {
             client_id: format!("sandbox-{}", short_id()),
             client_secret: uuid::Uuid::new_v4().simple().to_string(),
             external_contact_id: uuid::Uuid::new_v4().to_string(),
+            deployment_id: uuid::Uuid::new_v4().to_string(),
+            conversation_id: uuid::Uuid::new_v4().to_string(),
+            communication_id: uuid::Uuid::new_v4().to_string(),
+            announced: Mutex::default(),
+            guest: Mutex::default(),
+            media: Mutex::default(),
+            messages: Mutex::default(),
             faults: Mutex::new(config.faults.clone()),
             tokens: Mutex::default(),
             files: Mutex::default(),
@@ -156,6 +195,15 @@ impl Sandbox {
     pub fn external_contact_id(&self) -> &str {
         &self.state.external_contact_id
     }
+    pub fn deployment_id(&self) -> &str {
+        &self.state.deployment_id
+    }
+    pub fn conversation_id(&self) -> &str {
+        &self.state.conversation_id
+    }
+    pub fn communication_id(&self) -> &str {
+        &self.state.communication_id
+    }
     pub fn webhook_url(&self) -> Url {
         self.base_url.join("_sandbox/webhook").expect("static path")
     }
@@ -168,19 +216,33 @@ impl Sandbox {
             "clientId": self.client_id(),
             "clientSecret": self.client_secret(),
             "externalContactId": self.external_contact_id(),
+            "deploymentId": self.deployment_id(),
+            "conversationId": self.conversation_id(),
+            "communicationId": self.communication_id(),
             "webhookUrl": self.webhook_url(),
             "controlUrl": self.base_url.join("_sandbox/").expect("static path"),
         })
     }
 
-    /// Points an upload at this sandbox, keeping anything the user set explicitly.
+    /// Points an upload at this sandbox: its origin and credentials, and the ids of the route
+    /// picked with `--route` (external-contact by default) unless the user gave their own.
     pub fn apply_to(&self, args: &mut crate::cli::UploadArgs) {
+        use crate::cli::RouteName;
         args.base_url = Some(self.base_url.to_string());
         args.client_id = Some(self.client_id().into());
         args.client_secret = Some(self.client_secret().into());
-        if args.external_contact.is_none() {
-            args.external_contact = Some(self.external_contact_id().into());
+        let fill = |v: &mut Option<String>, id: &str| {
+            v.get_or_insert_with(|| id.to_string());
+        };
+        match args.route.unwrap_or(RouteName::ExternalContact) {
+            RouteName::ExternalContact => fill(&mut args.external_contact, self.external_contact_id()),
+            RouteName::Guest => fill(&mut args.deployment, self.deployment_id()),
+            RouteName::Conversation => {
+                fill(&mut args.conversation, self.conversation_id());
+                fill(&mut args.communication, self.communication_id());
+            }
         }
+        args.route = args.route.or(Some(RouteName::ExternalContact));
         if args.webhook_url.is_none() {
             args.webhook_url = Some(self.webhook_url().into());
         }
@@ -211,6 +273,16 @@ impl Sandbox {
             .collect()
     }
 
+    /// Messages sent through the guest and conversation routes, in order.
+    pub fn messages(&self) -> Vec<Value> {
+        self.state.messages.lock().expect("messages").clone()
+    }
+
+    /// Each conversation media id with its status (`uploading`, `valid`, `invalid`).
+    pub fn media_statuses(&self) -> Vec<(String, String)> {
+        self.state.media.lock().expect("media").iter().map(|(id, m)| (id.clone(), m.status().to_string())).collect()
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.requests.lock().expect("requests").clone()
     }
@@ -229,6 +301,7 @@ impl State {
         json!({
             "objects": self.store.objects(),
             "webhooks": *self.webhooks.lock().expect("webhooks"),
+            "messages": *self.messages.lock().expect("messages"),
             "requests": *self.requests.lock().expect("requests"),
             "faults": *self.faults.lock().expect("faults"),
         })
@@ -240,14 +313,45 @@ impl State {
 
     /// The size announced when the URL for `key` was issued.
     fn announced_size(&self, key: &str) -> Option<u64> {
-        let files = self.files.lock().expect("files");
-        files.values().find(|f| f.key == key).map(|f| f.size)
+        self.announced.lock().expect("announced").get(key).copied()
+    }
+
+    fn announce(&self, key: &str, size: u64) {
+        self.announced.lock().expect("announced").insert(key.to_string(), size);
+    }
+
+    /// Whether the next URL is to be issued already expired (fault `expiredUrls`).
+    fn take_expired_url(&self) -> bool {
+        let mut f = self.faults();
+        let expired = f.expired_urls > 0;
+        f.expired_urls = f.expired_urls.saturating_sub(1);
+        expired
+    }
+
+    /// A PUT landed: scan it, then let the routes react (upload events, media status).
+    async fn object_stored(self: &Arc<Self>, key: String) {
+        let path = self.store.object_path(&key);
+        let infected = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(path).and_then(crate::validate::contains_eicar)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
+        guest::object_stored(self, &key, infected);
+        conversation::object_stored(self, &key, infected);
     }
 
     fn seen(&self, r: SeenRequest) {
         tracing::debug!(surface = r.surface, method = %r.method, path = %r.path, status = r.status, "sandbox request");
         self.requests.lock().expect("requests").push(r);
     }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn origin(addr: SocketAddr) -> Url {

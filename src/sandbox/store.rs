@@ -75,6 +75,13 @@ impl Store {
         action.sign_with_time(ttl, &when)
     }
 
+    /// A SigV4 query-signed GET URL (download links in events and messages).
+    pub(crate) fn presign_get(&self, key: &str, ttl: Duration) -> Url {
+        self.bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(ttl)
+    }
+
     pub(crate) fn object_path(&self, key: &str) -> PathBuf {
         self.root.join(BUCKET).join(key)
     }
@@ -96,11 +103,18 @@ impl Store {
         out
     }
 
-    /// The object key a store path addresses (`/bucket/key`).
-    fn key_of<'a>(&self, path: &'a str) -> Option<&'a str> {
-        path.strip_prefix('/')?
+    /// The object key a store path addresses (`/bucket/key`, percent-decoded).
+    fn key_of(&self, path: &str) -> Option<String> {
+        let raw = path
+            .strip_prefix('/')?
             .strip_prefix(BUCKET)?
-            .strip_prefix('/')
+            .strip_prefix('/')?;
+        Some(
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .ok()?
+                .into_owned(),
+        )
     }
 }
 
@@ -150,6 +164,9 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let authorization = req.headers().contains_key("authorization");
+    let put_key = (method == Method::PUT)
+        .then(|| st.store.key_of(&path))
+        .flatten();
     let resp = match precheck(&st, &req) {
         Some(refusal) => refusal,
         None => match st.store.s3.call(req.map(s3s::Body::http_body_unsync)).await {
@@ -161,6 +178,9 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
             ),
         },
     };
+    if let Some(key) = put_key.filter(|_| resp.status().is_success()) {
+        st.object_stored(key).await;
+    }
     st.seen(SeenRequest {
         surface: "store",
         method: method.to_string(),
@@ -202,7 +222,7 @@ fn precheck(st: &State, req: &Request) -> Option<Response> {
         ));
     };
     let key = st.store.key_of(req.uri().path())?;
-    let announced = st.announced_size(key)?;
+    let announced = st.announced_size(&key)?;
     (length > announced).then(|| {
         s3_error(
             StatusCode::BAD_REQUEST,

@@ -73,7 +73,13 @@ pub fn hint(err: &Error) -> Option<String> {
                 _ => "credentials wrong or token expired: check GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET and GENESYS_REGION (invalid_client means bad credentials)".into(),
             });
         }
+        Error::Remote { remote, .. } if guest_hint(remote.code.as_deref()).is_some() => {
+            guest_hint(remote.code.as_deref()).expect("checked")
+        }
         Error::Remote { remote, stage } => match (remote.status, remote.code.as_deref()) {
+            (_, Some("media.invalid")) => {
+                "the platform rejected the content (virus scan or type check); do not resend it"
+            }
             (Some(401), Some("insufficient_scope")) => {
                 "the OAuth client lacks a scope or permission this route needs"
             }
@@ -108,6 +114,29 @@ pub fn hint(err: &Error) -> Option<String> {
         Error::Interrupted => "run again to upload the remaining files",
     };
     Some(h.to_string())
+}
+
+/// Web Messaging guest error codes (transport SDK `ErrorCode`).
+fn guest_hint(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "4000" => {
+            "file upload is not enabled on this deployment: enable it in Messenger configuration"
+        }
+        "4001" => {
+            "the deployment does not accept this file type: check its allowed media (Messenger configuration or Supported Content)"
+        }
+        "4002" => "the file is too large for the deployment's limit (maxFileSizeKB)",
+        "4003" => "the platform found the content invalid (virus scan); do not resend it",
+        "4004" | "4005" => "the deployment refused the file name or extension: rename the file",
+        "4006" => "the guest session expired: run without --session-token to start a new one",
+        "4007" => "the guest session was not found: run without --session-token to start a new one",
+        "4008" | "4009" | "4010" => {
+            "the attachment is gone or was not uploaded: upload the file again"
+        }
+        "4011" => "the message text is too long (4096 bytes at most): shorten --message",
+        "4029" => "too many requests on this session: wait and run again",
+        _ => return None,
+    })
 }
 
 /// The one-line human message for stderr: file, stage, what happened, next step.

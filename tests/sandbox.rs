@@ -165,3 +165,127 @@ fn oauth_rejects_wrong_credentials_and_grants() {
         assert_eq!(r.status().as_u16(), 400);
     });
 }
+
+/// One guest request over a raw socket, returning the answer frame.
+async fn guest_request(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    req: Value,
+) -> Value {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::Text(req.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["tracingId"] == req["tracingId"]
+                || v["class"].as_str().unwrap_or("").ends_with("Event")
+            {
+                return v;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_guest_put_without_the_signed_tagging_header_is_refused() {
+    let env = Env::new();
+    env.block_on(async {
+        let mut url = env.sandbox.base_url.join("v1").unwrap();
+        url.set_scheme("ws").unwrap();
+        url.set_query(Some(&format!("deploymentId={}&application=test", env.sandbox.deployment_id())));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let token = uuid::Uuid::new_v4().to_string();
+        let s = guest_request(&mut ws, json!({"action": "configureSession", "token": token,
+            "deploymentId": env.sandbox.deployment_id(), "startNew": false, "tracingId": "t1"})).await;
+        assert_eq!(s["class"], "SessionResponse");
+        let body = pdf(2000);
+        let a = guest_request(&mut ws, json!({"action": "onAttachment", "token": token, "attachmentId": "att-1",
+            "fileName": "x.pdf", "fileType": "application/pdf", "fileSize": body.len(), "errorsAsJson": true, "tracingId": "t2"})).await;
+        assert_eq!(a["class"], "PresignedUrlResponse");
+        let put_url = a["body"]["url"].as_str().unwrap();
+        let tagging = a["body"]["headers"]["x-amz-tagging"].as_str().unwrap();
+        let http = reqwest::Client::new();
+
+        let r = http.put(put_url).header("content-type", "application/pdf").body(body.clone()).send().await.unwrap();
+        assert_eq!(s3_code(r).await, (403, "SignatureDoesNotMatch".into()));
+
+        let r = http.put(put_url).header("content-type", "application/pdf").header("x-amz-tagging", tagging)
+            .body(body.clone()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        use futures_util::StreamExt;
+        let event = loop {
+            if let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) = ws.next().await {
+                break serde_json::from_str::<Value>(&t).unwrap();
+            }
+        };
+        assert_eq!(event["class"], "UploadSuccessEvent");
+        assert_eq!(event["body"]["attachmentId"], "att-1");
+        let m = guest_request(&mut ws, json!({"action": "onMessage", "token": token, "tracingId": "t3",
+            "message": {"type": "Text", "text": "hi", "content": [{"contentType": "Attachment", "attachment": {"id": "att-1"}}]}})).await;
+        assert_eq!(m["class"], "StructuredMessage");
+        assert_eq!(m["body"]["direction"], "Inbound");
+        assert_eq!(m["body"]["content"][0]["attachment"]["sha256"], sha256(&body));
+    });
+}
+
+#[test]
+fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
+    let env = Env::new();
+    env.block_on(async {
+        use base64::Engine;
+        use md5::Digest;
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(env.sandbox.base_url.join("oauth/token").unwrap())
+            .basic_auth(env.sandbox.client_id(), Some(env.sandbox.client_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let body = pdf(3000);
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let url = env
+            .sandbox
+            .base_url
+            .join(&format!(
+                "api/v2/conversations/messages/{}/communications/{}/messages/media/uploads",
+                env.sandbox.conversation_id(),
+                env.sandbox.communication_id()
+            ))
+            .unwrap();
+        let up: Value = http
+            .post(url)
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(
+                &json!({"fileName": "x.pdf", "contentLengthBytes": body.len(), "contentMd5": md5}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let put_url = up["uploadUrl"].as_str().unwrap();
+        let req = |b: Vec<u8>| {
+            let mut r = http.put(put_url).body(b);
+            for (k, v) in up["uploadHeaders"].as_object().unwrap() {
+                r = r.header(k, v.as_str().unwrap());
+            }
+            r
+        };
+        let mut corrupted = body.clone();
+        corrupted[100] ^= 0xff;
+        let r = req(corrupted).send().await.unwrap();
+        assert_eq!(s3_code(r).await, (400, "BadDigest".into()));
+        assert!(env.sandbox.objects().is_empty());
+        let r = req(body.clone()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    });
+}

@@ -524,6 +524,7 @@ impl Route for Guest {
         let mut extra = serde_json::Map::new();
         extra.insert("sessionToken".into(), self.session_token.to_string().into());
         extra.insert("deploymentId".into(), self.deployment_id.clone().into());
+        extra.insert("newSession".into(), conn.new_session.into());
         if let Some(m) = echo.body_str("id") {
             extra.insert("messageId".into(), m.into());
         }

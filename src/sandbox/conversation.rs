@@ -33,7 +33,11 @@ const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
 
 fn refuse_unknown(st: &State, conv: &str, comm: &str) -> Option<Response> {
     (conv != st.conversation_id || comm != st.communication_id).then(|| {
-        platform_error(StatusCode::NOT_FOUND, "not.found", "The conversation or communication was not found.")
+        platform_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "The conversation or communication was not found.",
+        )
     })
 }
 
@@ -49,21 +53,35 @@ pub(crate) async fn create_upload(
     let body = body.map(|b| b.0).unwrap_or_default();
     let name = body["fileName"].as_str().unwrap_or("");
     let Some(size) = body["contentLengthBytes"].as_u64() else {
-        return platform_error(StatusCode::BAD_REQUEST, "bad.request", "contentLengthBytes is required.");
+        return platform_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "contentLengthBytes is required.",
+        );
     };
     if name.is_empty()
         || name.starts_with('.')
         || name.ends_with('/')
-        || name.chars().any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
     {
-        return platform_error(StatusCode::BAD_REQUEST, "bad.request", "fileName is invalid.");
+        return platform_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "fileName is invalid.",
+        );
     }
     let (limit, ttl) = {
         let f = st.faults();
         (f.max_upload_bytes, f.url_ttl_secs)
     };
     if size > limit {
-        return platform_error(StatusCode::PAYLOAD_TOO_LARGE, "payload.too.large", &format!("The file exceeds the limit of {limit} bytes."));
+        return platform_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload.too.large",
+            &format!("The file exceeds the limit of {limit} bytes."),
+        );
     }
     let id = uuid::Uuid::new_v4().to_string();
     let key = format!("conversation/{conv}/{id}/{name}");
@@ -73,7 +91,12 @@ pub(crate) async fn create_upload(
     if let Some(m) = &md5 {
         signed.push(("content-md5", m));
     }
-    let url = st.store.presign_put(&key, &signed, Duration::from_secs(ttl), st.take_expired_url());
+    let url = st.store.presign_put(
+        &key,
+        &signed,
+        Duration::from_secs(ttl),
+        st.take_expired_url(),
+    );
     st.announce(&key, size);
     let mut upload_headers = serde_json::Map::new();
     upload_headers.insert("x-amz-tagging".into(), tagging.clone().into());
@@ -82,7 +105,13 @@ pub(crate) async fn create_upload(
     }
     st.media.lock().expect("media").insert(
         id.clone(),
-        Media { conversation: conv.clone(), name: name.to_string(), size, key, status: "uploading" },
+        Media {
+            conversation: conv.clone(),
+            name: name.to_string(),
+            size,
+            key,
+            status: "uploading",
+        },
     );
     Json(json!({
         "id": id, "name": name, "uploadUrl": url, "uploadHeaders": upload_headers,
@@ -100,7 +129,11 @@ pub(crate) async fn get_media(
         return r;
     }
     let Some(m) = st.media.lock().expect("media").get(&id).cloned() else {
-        return platform_error(StatusCode::NOT_FOUND, "not.found", "The media was not found.");
+        return platform_error(
+            StatusCode::NOT_FOUND,
+            "not.found",
+            "The media was not found.",
+        );
     };
     let mut v = json!({
         "id": id, "name": m.name, "contentLengthBytes": m.size, "status": m.status,
@@ -133,11 +166,19 @@ pub(crate) async fn send_message(
     let text = body["textBody"].as_str();
     let media_ids: Vec<String> = body["mediaIds"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     // One body field per request: text, media, or a template.
-    if text.is_some() == !media_ids.is_empty() || media_ids.len() > 1 {
-        return platform_error(StatusCode::BAD_REQUEST, "bad.request", "Exactly one of textBody or a single mediaId is required.");
+    if text.is_some() != media_ids.is_empty() || media_ids.len() > 1 {
+        return platform_error(
+            StatusCode::BAD_REQUEST,
+            "bad.request",
+            "Exactly one of textBody or a single mediaId is required.",
+        );
     }
     let mut media = Vec::new();
     for id in &media_ids {
@@ -146,8 +187,20 @@ pub(crate) async fn send_message(
             Some(m) if m.conversation == conv && m.status == "valid" => {
                 media.push(json!({"id": id, "name": m.name, "mediaType": media_type(&m.name), "contentLengthBytes": m.size}));
             }
-            Some(_) => return platform_error(StatusCode::BAD_REQUEST, "media.not.valid", "The media is not valid (yet)."),
-            None => return platform_error(StatusCode::BAD_REQUEST, "media.not.found", "The media was not found."),
+            Some(_) => {
+                return platform_error(
+                    StatusCode::BAD_REQUEST,
+                    "media.not.valid",
+                    "The media is not valid (yet).",
+                );
+            }
+            None => {
+                return platform_error(
+                    StatusCode::BAD_REQUEST,
+                    "media.not.found",
+                    "The media was not found.",
+                );
+            }
         }
     }
     let id = uuid::Uuid::new_v4().to_string();

@@ -99,7 +99,13 @@ fn handle(
         if f.guest_rate_limit > 0 {
             f.guest_rate_limit -= 1;
             let body = json!({"retryAfter": 1, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
-            return Some(frame("response", "TooManyRequestsErrorMessage", 429, body, tid));
+            return Some(frame(
+                "response",
+                "TooManyRequestsErrorMessage",
+                429,
+                body,
+                tid,
+            ));
         }
     }
     let mut sessions = st.guest.lock().expect("sessions");
@@ -122,11 +128,22 @@ fn handle(
         session.sockets.push(tx.clone());
         *bound = Some(token.to_string());
         let f = st.faults();
-        let types: Vec<Value> = f.guest_allowed_types.iter().map(|t| json!({"type": t})).collect();
+        let (types, max_kb, blocked): (Vec<Value>, u64, Vec<String>) = if f.guest_hidden_rules {
+            (vec![json!({"type": "*/*"})], 1 << 30, vec![])
+        } else {
+            (
+                f.guest_allowed_types
+                    .iter()
+                    .map(|t| json!({"type": t}))
+                    .collect(),
+                f.guest_max_file_size_kb,
+                f.guest_blocked_extensions.clone(),
+            )
+        };
         let body = json!({
             "connected": true, "newSession": new, "readOnly": false,
-            "allowedMedia": {"inbound": {"fileTypes": types, "maxFileSizeKB": f.guest_max_file_size_kb}},
-            "blockedExtensions": f.guest_blocked_extensions,
+            "allowedMedia": {"inbound": {"fileTypes": types, "maxFileSizeKB": max_kb}},
+            "blockedExtensions": blocked,
             "durationSeconds": 259200,
             "expirationDate": (std::time::SystemTime::now() + Duration::from_secs(259200))
                 .duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -134,7 +151,11 @@ fn handle(
         return Some(frame("response", "SessionResponse", 200, body, tid));
     }
     if bound.as_deref() != Some(token) {
-        return Some(error(4007, "Session not found: configure the session first", tid));
+        return Some(error(
+            4007,
+            "Session not found: configure the session first",
+            tid,
+        ));
     }
     let session = sessions.get_mut(token).expect("bound sessions exist");
     if session.expired {
@@ -160,7 +181,13 @@ fn handle(
                 Some(a) if !a.sent => {
                     let _ = std::fs::remove_file(st.store.object_path(&a.key));
                     session.attachments.remove(id);
-                    frame("response", "AttachmentDeletedResponse", 200, json!({"attachmentId": id}), tid)
+                    frame(
+                        "response",
+                        "AttachmentDeletedResponse",
+                        200,
+                        json!({"attachmentId": id}),
+                        tid,
+                    )
                 }
                 _ => error(4009, "Attachment not found", tid),
             })
@@ -170,12 +197,24 @@ fn handle(
             let body = json!({"id": uuid::Uuid::new_v4().to_string(), "type": "Text", "text": text, "direction": "Inbound"});
             Some(frame("response", "StructuredMessage", 200, body, tid))
         }
-        "closeSession" => Some(frame("response", "CloseSessionResponse", 200, json!({"closeAllConnections": true}), tid)),
+        "closeSession" => Some(frame(
+            "response",
+            "CloseSessionResponse",
+            200,
+            json!({"closeAllConnections": true}),
+            tid,
+        )),
         _ => Some(error(400, &format!("Unknown action {action}"), tid)),
     }
 }
 
-fn on_attachment(st: &State, token: &str, session: &mut Session, req: &Value, tid: Option<&str>) -> String {
+fn on_attachment(
+    st: &State,
+    token: &str,
+    session: &mut Session,
+    req: &Value,
+    tid: Option<&str>,
+) -> String {
     let s = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or("");
     let (id, name, ftype) = (s("attachmentId"), s("fileName"), s("fileType"));
     let size = req.get("fileSize").and_then(Value::as_u64).unwrap_or(0);
@@ -187,14 +226,24 @@ fn on_attachment(st: &State, token: &str, session: &mut Session, req: &Value, ti
         return refuse(4020, "Missing parameter");
     }
     let f = st.faults().clone();
-    if !f.guest_allowed_types.iter().any(|t| crate::routes::guest::type_allowed(t, ftype)) {
+    if !f
+        .guest_allowed_types
+        .iter()
+        .any(|t| crate::routes::guest::type_allowed(t, ftype))
+    {
         return refuse(4001, "File type not allowed");
     }
     if size > f.guest_max_file_size_kb * 1000 {
         return refuse(4002, "File size too large");
     }
-    let ext = name.rsplit_once('.').map(|(_, e)| format!(".{}", e.to_ascii_lowercase())).unwrap_or_default();
-    if name.contains('/') || name.chars().any(char::is_control) || f.guest_blocked_extensions.contains(&ext) {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| format!(".{}", e.to_ascii_lowercase()))
+        .unwrap_or_default();
+    if name.contains('/')
+        || name.chars().any(char::is_control)
+        || f.guest_blocked_extensions.contains(&ext)
+    {
         return refuse(4004, "File name invalid");
     }
     if name.len() > 255 {
@@ -211,14 +260,27 @@ fn on_attachment(st: &State, token: &str, session: &mut Session, req: &Value, ti
     st.announce(&key, size);
     session.attachments.insert(
         id.to_string(),
-        Attachment { key, file_name: name.into(), file_type: ftype.into(), size, uploaded: None, sent: false },
+        Attachment {
+            key,
+            file_name: name.into(),
+            file_type: ftype.into(),
+            size,
+            uploaded: None,
+            sent: false,
+        },
     );
     let body = json!({"attachmentId": id, "url": url, "headers": {"x-amz-tagging": tagging},
         "fileName": name, "fileSize": size, "fileType": ftype});
     frame("response", "PresignedUrlResponse", 200, body, tid)
 }
 
-fn on_message(st: &State, token: &str, session: &mut Session, req: &Value, tid: Option<&str>) -> String {
+fn on_message(
+    st: &State,
+    token: &str,
+    session: &mut Session,
+    req: &Value,
+    tid: Option<&str>,
+) -> String {
     let msg = &req["message"];
     let text = msg["text"].as_str().unwrap_or("");
     if text.len() > 4096 {
@@ -226,7 +288,11 @@ fn on_message(st: &State, token: &str, session: &mut Session, req: &Value, tid: 
     }
     let attachments: Vec<&str> = msg["content"]
         .as_array()
-        .map(|c| c.iter().filter_map(|x| x["attachment"]["id"].as_str()).collect())
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x["attachment"]["id"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     if attachments.len() > 1 {
         return error(400, "Only one attachment per message", tid);
@@ -244,7 +310,11 @@ fn on_message(st: &State, token: &str, session: &mut Session, req: &Value, tid: 
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(&b))
         });
-        let media_type = if a.file_type.starts_with("image/") { "Image" } else { "File" };
+        let media_type = if a.file_type.starts_with("image/") {
+            "Image"
+        } else {
+            "File"
+        };
         content.push(json!({"contentType": "Attachment", "attachment": {
             "id": id, "url": st.store.presign_get(&a.key, Duration::from_secs(600)),
             "filename": a.file_name, "fileSize": a.size, "mediaType": media_type, "mime": a.file_type, "sha256": sha}}));
@@ -270,11 +340,21 @@ pub(crate) fn object_stored(st: &State, key: &str, infected: bool) {
         a.uploaded = Some(!infected);
         let now = super::now_rfc3339();
         let event = if infected {
-            frame("message", "UploadFailureEvent", 200,
-                json!({"attachmentId": id, "errorCode": 4003, "errorMessage": "File content is invalid", "timestamp": now}), None)
+            frame(
+                "message",
+                "UploadFailureEvent",
+                200,
+                json!({"attachmentId": id, "errorCode": 4003, "errorMessage": "File content is invalid", "timestamp": now}),
+                None,
+            )
         } else {
-            frame("message", "UploadSuccessEvent", 200,
-                json!({"attachmentId": id, "downloadUrl": st.store.presign_get(key, Duration::from_secs(600)), "timestamp": now}), None)
+            frame(
+                "message",
+                "UploadSuccessEvent",
+                200,
+                json!({"attachmentId": id, "downloadUrl": st.store.presign_get(key, Duration::from_secs(600)), "timestamp": now}),
+                None,
+            )
         };
         session.sockets.retain(|s| s.send(event.clone()).is_ok());
     }

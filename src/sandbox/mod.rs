@@ -54,6 +54,9 @@ pub struct Faults {
     pub guest_max_file_size_kb: u64,
     /// Guest deployment: `blockedExtensions`.
     pub guest_blocked_extensions: Vec<String>,
+    /// Advertise `*/*` with no limits in SessionResponse but enforce the real rules in
+    /// onAttachment, as a deployment with a stricter Supported Content profile can.
+    pub guest_hidden_rules: bool,
     /// The next n guest configureSession calls find their session expired (4006).
     pub expire_sessions: u32,
     /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
@@ -78,6 +81,7 @@ impl Default for Faults {
             ],
             guest_max_file_size_kb: 10240,
             guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
+            guest_hidden_rules: false,
             expire_sessions: 0,
             guest_rate_limit: 0,
             media_delay_ms: 300,
@@ -235,7 +239,9 @@ impl Sandbox {
             v.get_or_insert_with(|| id.to_string());
         };
         match args.route.unwrap_or(RouteName::ExternalContact) {
-            RouteName::ExternalContact => fill(&mut args.external_contact, self.external_contact_id()),
+            RouteName::ExternalContact => {
+                fill(&mut args.external_contact, self.external_contact_id())
+            }
             RouteName::Guest => fill(&mut args.deployment, self.deployment_id()),
             RouteName::Conversation => {
                 fill(&mut args.conversation, self.conversation_id());
@@ -280,7 +286,13 @@ impl Sandbox {
 
     /// Each conversation media id with its status (`uploading`, `valid`, `invalid`).
     pub fn media_statuses(&self) -> Vec<(String, String)> {
-        self.state.media.lock().expect("media").iter().map(|(id, m)| (id.clone(), m.status().to_string())).collect()
+        self.state
+            .media
+            .lock()
+            .expect("media")
+            .iter()
+            .map(|(id, m)| (id.clone(), m.status().to_string()))
+            .collect()
     }
 
     pub fn requests(&self) -> Vec<SeenRequest> {
@@ -317,7 +329,10 @@ impl State {
     }
 
     fn announce(&self, key: &str, size: u64) {
-        self.announced.lock().expect("announced").insert(key.to_string(), size);
+        self.announced
+            .lock()
+            .expect("announced")
+            .insert(key.to_string(), size);
     }
 
     /// Whether the next URL is to be issued already expired (fault `expiredUrls`).

@@ -167,6 +167,9 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
     let put_key = (method == Method::PUT)
         .then(|| st.store.key_of(&path))
         .flatten();
+    let existed = put_key
+        .as_ref()
+        .is_some_and(|k| st.store.object_path(k).exists());
     let resp = match precheck(&st, &req) {
         Some(refusal) => refusal,
         None => match st.store.s3.call(req.map(s3s::Body::http_body_unsync)).await {
@@ -178,8 +181,13 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
             ),
         },
     };
-    if let Some(key) = put_key.filter(|_| resp.status().is_success()) {
-        st.object_stored(key).await;
+    if let Some(key) = put_key {
+        if resp.status().is_success() {
+            st.object_stored(key).await;
+        } else if !existed {
+            // s3s-fs writes the object before it checks Content-MD5; S3 keeps nothing on BadDigest.
+            let _ = std::fs::remove_file(st.store.object_path(&key));
+        }
     }
     st.seen(SeenRequest {
         surface: "store",

@@ -52,6 +52,27 @@ impl Env {
         c
     }
 
+    /// The binary pointed at the sandbox's guest deployment (no OAuth credentials).
+    pub fn guest_cmd(&self) -> Command {
+        let mut c = self.bare_cmd();
+        c.env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
+            .env("GENESYS_DEPLOYMENT_ID", self.sandbox.deployment_id())
+            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str());
+        c
+    }
+
+    /// The binary pointed at the sandbox's message conversation.
+    pub fn conversation_cmd(&self) -> Command {
+        let mut c = self.bare_cmd();
+        c.env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
+            .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
+            .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
+            .env("GENESYS_CONVERSATION_ID", self.sandbox.conversation_id())
+            .env("GENESYS_COMMUNICATION_ID", self.sandbox.communication_id())
+            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str());
+        c
+    }
+
     /// The binary with an empty environment, run in the test's own directory.
     pub fn bare_cmd(&self) -> Command {
         let mut c = Command::cargo_bin("gcupload").unwrap();
@@ -142,6 +163,16 @@ pub fn check_schema(v: &Value) {
         errors.is_empty(),
         "record violates the schema: {errors:?}\n{v:#}"
     );
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn eicar_text() -> Vec<u8> {
+    let mut v = b"meeting notes\n".to_vec();
+    v.extend_from_slice(gcupload::validate::EICAR);
+    v
 }
 
 pub fn by_name<'a>(records: &'a [Value], name: &str) -> &'a Value {

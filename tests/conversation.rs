@@ -1,0 +1,241 @@
+//! Route `conversation` (Platform API media upload) against the sandbox, and route selection.
+
+mod common;
+
+use common::*;
+use gcupload::error_reporting::exit;
+
+#[test]
+fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
+    let env = Env::new();
+    let pdf = env.file("contract.pdf", &pdf(300_000));
+    let png = env.file("scan.png", &png(90_000));
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Signed copy attached"])
+        .arg(&pdf)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let recs = records(&out.stdout);
+    let objects = env.sandbox.objects();
+    let messages = env.sandbox.messages();
+    assert_eq!(objects.len(), 2);
+    // Per file: the media message, then the caption as its own text message.
+    assert_eq!(messages.len(), 4);
+    for (path, r) in [(&pdf, &recs[0]), (&png, &recs[1])] {
+        assert_eq!(r["route"], "conversation");
+        assert_eq!(r["conversationId"], env.sandbox.conversation_id());
+        let id = r["fileId"].as_str().unwrap();
+        assert_eq!(
+            objects.iter().find(|o| o.key.contains(id)).unwrap().sha256,
+            sha256_file(path)
+        );
+        let m = messages.iter().find(|m| m["id"] == r["messageId"]).unwrap();
+        assert_eq!(m["mediaIds"][0], id);
+        assert!(m["text"].is_null());
+        let t = messages
+            .iter()
+            .find(|m| m["id"] == r["textMessageId"])
+            .unwrap();
+        assert_eq!(t["text"], "Signed copy attached");
+        assert!(r["mediaUrl"].as_str().unwrap().contains(id));
+    }
+    assert_eq!(recs[1]["mediaType"], "Image");
+    assert!(
+        env.sandbox
+            .media_statuses()
+            .iter()
+            .all(|(_, s)| s == "valid")
+    );
+    // The media was polled: at least one GET saw it still `uploading` (300 ms delay).
+    let polls = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/messages/media/"))
+        .count();
+    assert!(polls >= 3, "polled {polls} times");
+}
+
+#[test]
+fn no_send_uploads_without_a_message() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .conversation_cmd()
+        .arg("--no-send")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert!(r.get("messageId").is_none());
+    assert!(env.sandbox.messages().is_empty());
+    assert_eq!(env.sandbox.objects().len(), 1);
+}
+
+#[test]
+fn forbidden_file_names_are_refused_or_renamed() {
+    let env = Env::new();
+    let f = env.file("my report#1.pdf", &pdf(100));
+    let out = env.conversation_cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["rule"], "file-name");
+    assert!(e["hint"].as_str().unwrap().contains("--name"));
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/media/uploads"))
+    );
+
+    let out = env
+        .conversation_cmd()
+        .args(["--name", "my-report-1.pdf"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["uploadedAs"], "my-report-1.pdf");
+    assert!(env.sandbox.objects()[0].key.ends_with("/my-report-1.pdf"));
+
+    let g = env.file("other.pdf", &pdf(100));
+    let out = env
+        .conversation_cmd()
+        .args(["--name", "x.pdf"])
+        .arg(&f)
+        .arg(&g)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+}
+
+#[test]
+fn invalid_media_fails_and_is_not_sent() {
+    let env = Env::new();
+    let f = env.file("eicar.txt", &eicar_text());
+    let out = env
+        .conversation_cmd()
+        .arg("--no-local-scan")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["code"], "media.invalid");
+    assert_eq!(e["stage"], "confirm");
+    assert!(env.sandbox.messages().is_empty());
+}
+
+#[test]
+fn media_that_stays_uploading_times_out() {
+    let env = Env::new();
+    env.sandbox.faults().media_delay_ms = 10_000;
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .conversation_cmd()
+        .args(["--confirm-timeout", "1"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["stage"], "confirm");
+    assert!(e["message"].as_str().unwrap().contains("uploading"));
+    assert!(env.sandbox.messages().is_empty());
+}
+
+#[test]
+fn an_unknown_conversation_is_a_404_and_a_missing_communication_a_usage_error() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .conversation_cmd()
+        .args(["--conversation", "nope"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(records(&out.stdout)[0]["error"]["httpStatus"], 404);
+
+    let out = env
+        .conversation_cmd()
+        .env_remove("GENESYS_COMMUNICATION_ID")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert!(stderr(&out).contains("--communication"));
+}
+
+#[test]
+fn exactly_one_route_per_run() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    // The environment names two routes and no flag picks one.
+    let both = || {
+        let mut c = env.cmd();
+        c.env("GENESYS_DEPLOYMENT_ID", env.sandbox.deployment_id());
+        c
+    };
+    let out = both().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+    let err = stderr(&out);
+    assert!(
+        err.contains("external-contact") && err.contains("guest"),
+        "{err}"
+    );
+    assert!(env.sandbox.requests().is_empty());
+
+    // A route flag wins over the environment ...
+    let out = both()
+        .args(["--deployment", env.sandbox.deployment_id()])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(records(&out.stdout)[0]["route"], "guest");
+    // ... and so does --route.
+    let out = both()
+        .args(["--route", "external-contact"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(records(&out.stdout)[0]["route"], "external-contact");
+    // Flags for two routes at once are refused.
+    let out = env
+        .bare_cmd()
+        .args(["--deployment", "d", "--external-contact", "e"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::USAGE));
+}
+
+#[test]
+fn sandbox_flag_serves_every_route() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    for route in ["guest", "conversation", "external-contact"] {
+        let out = env
+            .bare_cmd()
+            .args(["--sandbox", "--route", route])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(exit::OK),
+            "{route}: {}",
+            stderr(&out)
+        );
+        let r = &records(&out.stdout)[0];
+        assert_eq!(r["route"], route);
+        assert_eq!(r["webhook"]["delivered"], true);
+    }
+}

@@ -1,0 +1,231 @@
+//! Route `guest` (Web Messaging Guest API over a WebSocket) against the sandbox.
+
+mod common;
+
+use common::*;
+use gcupload::error_reporting::exit;
+
+#[test]
+fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
+    let env = Env::new();
+    let pdf = env.file("invoice.pdf", &pdf(400_000));
+    let png = env.file("photo.png", &png(120_000));
+    let out = env
+        .guest_cmd()
+        .args(["--message", "Here you go"])
+        .arg(&pdf)
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    let token = recs[0]["sessionToken"].as_str().unwrap().to_string();
+    let objects = env.sandbox.objects();
+    let messages = env.sandbox.messages();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(messages.len(), 2);
+    for (path, r) in [(&pdf, &recs[0]), (&png, &recs[1])] {
+        assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+        assert_eq!(r["route"], "guest");
+        assert_eq!(r["sessionToken"], token.as_str(), "one session per run");
+        assert_eq!(r["newSession"], true);
+        assert_eq!(r["virusScanStatus"], "passed");
+        assert_eq!(r["deploymentId"], env.sandbox.deployment_id());
+        let id = r["fileId"].as_str().unwrap();
+        let obj = objects.iter().find(|o| o.key.contains(id)).unwrap();
+        assert_eq!(obj.sha256, sha256_file(path));
+        // The message that carries it.
+        let m = messages.iter().find(|m| m["id"] == r["messageId"]).unwrap();
+        assert_eq!(m["attachmentIds"][0], id);
+        assert_eq!(m["text"], "Here you go");
+        assert_eq!(m["sessionToken"], token.as_str());
+        assert!(r["downloadUrl"].as_str().unwrap().contains(id));
+        assert_eq!(r["webhook"]["delivered"], true);
+    }
+    // No OAuth at all for a guest, and no credentials to the store.
+    let reqs = env.sandbox.requests();
+    assert!(reqs.iter().all(|r| r.path != "/oauth/token"));
+    assert!(
+        reqs.iter()
+            .filter(|r| r.surface == "store")
+            .all(|r| !r.authorization && r.status == 200)
+    );
+}
+
+#[test]
+fn a_guest_session_is_resumed_with_the_same_token() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let first = &records(&out.stdout)[0];
+    let token = first["sessionToken"].as_str().unwrap();
+
+    let b = env.file("b.png", &png(1000));
+    let out = env
+        .guest_cmd()
+        .args(["--session-token", token])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let second = &records(&out.stdout)[0];
+    assert_eq!(second["sessionToken"], token);
+    assert_eq!(
+        second["newSession"], false,
+        "the platform saw an existing session"
+    );
+    let msgs = env.sandbox.messages();
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs.iter().all(|m| m["sessionToken"] == token));
+    // The default caption is the file name.
+    assert_eq!(msgs[1]["text"], "b.png");
+}
+
+#[test]
+fn the_deployment_rules_reject_files_before_any_upload() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.guest_max_file_size_kb = 2;
+        f.guest_blocked_extensions = vec![".txt".into()];
+    }
+    let zip = env.file("bundle.zip", &zip(100));
+    let big = env.file("big.pdf", &pdf(5000));
+    let txt = env.file("notes.txt", b"hello");
+    let out = env
+        .guest_cmd()
+        .arg(&zip)
+        .arg(&big)
+        .arg(&txt)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    let recs = records(&out.stdout);
+    let rule = |n: &str| {
+        by_name(&recs, n)["error"]["rule"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(rule("bundle.zip"), "type-not-allowed");
+    assert!(
+        by_name(&recs, "bundle.zip")["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("image/*")
+    );
+    assert_eq!(rule("big.pdf"), "too-large");
+    assert_eq!(rule("notes.txt"), "blocked-extension");
+    assert!(env.sandbox.objects().is_empty());
+    assert!(env.sandbox.requests().iter().all(|r| r.surface != "store"));
+}
+
+#[test]
+fn generate_url_errors_from_the_platform_are_reported_with_their_codes() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        // The session advertises everything; onAttachment enforces the real rules.
+        f.guest_hidden_rules = true;
+        f.guest_max_file_size_kb = 2;
+        f.guest_blocked_extensions = vec![".txt".into()];
+    }
+    let zip = env.file("bundle.zip", &zip(100));
+    let big = env.file("big.pdf", &pdf(5000));
+    let txt = env.file("notes.txt", b"hello");
+    let out = env
+        .guest_cmd()
+        .arg(&zip)
+        .arg(&big)
+        .arg(&txt)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let recs = records(&out.stdout);
+    for (name, code, hint) in [
+        ("bundle.zip", "4001", "type"),
+        ("big.pdf", "4002", "large"),
+        ("notes.txt", "4004", "name"),
+    ] {
+        let e = &by_name(&recs, name)["error"];
+        assert_eq!(e["kind"], "remote", "{name}");
+        assert_eq!(e["stage"], "request-url", "{name}");
+        assert_eq!(e["code"], code, "{name}");
+        assert!(e["hint"].as_str().unwrap().contains(hint), "{name}: {e}");
+    }
+    assert!(env.sandbox.objects().is_empty());
+}
+
+#[test]
+fn an_upload_failure_event_fails_the_file_and_sends_nothing() {
+    let env = Env::new();
+    let f = env.file("eicar.txt", &eicar_text());
+    let out = env
+        .guest_cmd()
+        .arg("--no-local-scan")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::INFECTED), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["virusScanStatus"], "infected");
+    assert!(r["error"]["message"].as_str().unwrap().contains("4003"));
+    assert!(
+        env.sandbox.messages().is_empty(),
+        "a refused attachment is never sent"
+    );
+    assert!(env.sandbox.webhooks().is_empty());
+}
+
+#[test]
+fn an_expired_session_is_reported_as_such() {
+    let env = Env::new();
+    env.sandbox.faults().expire_sessions = 1;
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.guest_cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["code"], "4006");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("SessionExpiredEvent")
+    );
+    assert!(e["hint"].as_str().unwrap().contains("--session-token"));
+}
+
+#[test]
+fn a_rate_limited_guest_waits_retry_after_and_succeeds() {
+    let env = Env::new();
+    env.sandbox.faults().guest_rate_limit = 2;
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.guest_cmd().arg("-v").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(stderr(&out).matches("rate-limited").count(), 2);
+    assert_eq!(env.sandbox.objects().len(), 1);
+}
+
+#[test]
+fn an_unknown_deployment_is_refused() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .guest_cmd()
+        .args(["--deployment", "not-a-deployment"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    let e = &records(&out.stdout)[0]["error"];
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment not found"),
+        "{e}"
+    );
+}

@@ -6,8 +6,10 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  gcupload --sandbox ./samples/hello.pdf               try the whole flow locally, no account
-  gcupload --external-contact 6d1f... ./report.pdf     brief's route (needs GENESYS_CLIENT_ID/SECRET)
+  gcupload --sandbox ./samples/hello.pdf                      try the whole flow locally, no account
+  gcupload --sandbox --route guest ./hello.pdf                the same for the guest route
+  gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
+  gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
   gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
 ";
 

@@ -42,7 +42,7 @@ fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
         assert_eq!(t["text"], "Signed copy attached");
         assert!(r["mediaUrl"].as_str().unwrap().contains(id));
     }
-    assert_eq!(recs[1]["mediaType"], "Image");
+    assert_eq!(recs[1]["mediaType"], "image/png");
     assert!(
         env.sandbox
             .media_statuses()

@@ -168,12 +168,20 @@ impl Guest {
             .as_str()
             .into_client_request()
             .map_err(|e| Error::config(format!("guest socket URL {shown}: {e}")))?;
-        if let Some(o) = &self.origin {
-            let v = o.parse().map_err(|_| {
-                Error::config(format!("--origin `{o}` is not a valid header value"))
-            })?;
-            req.headers_mut().insert("Origin", v);
-        }
+        // The SDKs always send an Origin: the socket's own host unless told otherwise.
+        let origin = self.origin.clone().unwrap_or_else(|| {
+            let scheme = if url.scheme() == "wss" {
+                "https"
+            } else {
+                "http"
+            };
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{scheme}://{}{port}", url.host_str().unwrap_or(""))
+        });
+        let v = origin.parse().map_err(|_| {
+            Error::config(format!("--origin `{origin}` is not a valid header value"))
+        })?;
+        req.headers_mut().insert("Origin", v);
         tracing::info!(url = %shown, "opening the guest session socket");
         let (ws, _) = tokio::time::timeout(ANSWER_WAIT, tokio_tungstenite::connect_async(req))
             .await
@@ -344,10 +352,19 @@ impl Connection {
             body["token"] = json!(token);
             body["tracingId"] = json!(tracing_id);
             self.send(body.clone())?;
+            // onAttachment's answers can come as `message` frames without a tracingId
+            // (GenerateUrlError in the SDK's fixtures): those match by attachmentId.
+            let attachment = body.get("attachmentId").and_then(Value::as_str);
             let answer = self
                 .wait(stage, ANSWER_WAIT, |f| {
                     f.tracing_id.as_deref() == Some(tracing_id.as_str())
                         || (f.tracing_id.is_none() && f.kind == "response")
+                        || (attachment.is_some()
+                            && matches!(
+                                f.class.as_str(),
+                                "GenerateUrlError" | "PresignedUrlResponse"
+                            )
+                            && f.body_str("attachmentId") == attachment)
                 })
                 .await?;
             if answer.class == "TooManyRequestsErrorMessage" {

@@ -146,11 +146,9 @@ pub(crate) async fn get_media(
     Json(v).into_response()
 }
 
+/// An internet media type, as the Platform API's `mediaType` is.
 fn media_type(name: &str) -> &'static str {
-    match crate::validate::content_type_for(name) {
-        Some(t) if t.starts_with("image/") => "Image",
-        _ => "File",
-    }
+    crate::validate::content_type_for(name).unwrap_or("application/octet-stream")
 }
 
 pub(crate) async fn send_message(

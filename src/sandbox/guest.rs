@@ -123,7 +123,13 @@ fn handle(
             }
         }
         if session.expired {
-            return Some(frame("message", "SessionExpiredEvent", 200, json!({}), tid));
+            return Some(frame(
+                "response",
+                "SessionExpiredEvent",
+                200,
+                json!({}),
+                tid,
+            ));
         }
         session.sockets.push(tx.clone());
         *bound = Some(token.to_string());
@@ -182,7 +188,7 @@ fn handle(
                     let _ = std::fs::remove_file(st.store.object_path(&a.key));
                     session.attachments.remove(id);
                     frame(
-                        "response",
+                        "message",
                         "AttachmentDeletedResponse",
                         200,
                         json!({"attachmentId": id}),
@@ -199,9 +205,9 @@ fn handle(
         }
         "closeSession" => Some(frame(
             "response",
-            "CloseSessionResponse",
+            "SessionResponse",
             200,
-            json!({"closeAllConnections": true}),
+            json!({"connected": false, "newSession": false}),
             tid,
         )),
         _ => Some(error(400, &format!("Unknown action {action}"), tid)),
@@ -220,7 +226,8 @@ fn on_attachment(
     let size = req.get("fileSize").and_then(Value::as_u64).unwrap_or(0);
     let refuse = |code: u16, msg: &str| {
         let body = json!({"attachmentId": id, "errorCode": code, "errorMessage": msg});
-        frame("response", "GenerateUrlError", 200, body, tid)
+        // As in the transport SDK's fixtures: a `message` frame without tracingId.
+        frame("message", "GenerateUrlError", 200, body, None)
     };
     if id.is_empty() || name.is_empty() || ftype.is_empty() {
         return refuse(4020, "Missing parameter");

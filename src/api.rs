@@ -1,7 +1,5 @@
 //! Authenticated Platform API calls, shared by every REST route: bearer token, one refresh on a
-//! 401, and the retries the official SDKs make (429 with Retry-After, 502/503/504, connection errors).
-
-use std::time::Duration;
+//! 401, and the shared retry policy (`retry`).
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -9,20 +7,20 @@ use serde::de::DeserializeOwned;
 use crate::auth::TokenSource;
 use crate::config::Endpoints;
 use crate::error::{Error, Result, Stage};
-use crate::http;
-
-const MAX_ATTEMPTS: u32 = 4;
-/// The SDKs give up when the platform asks to wait longer than this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(180);
+use crate::{http, retry};
 
 pub struct Api {
     pub http: reqwest::Client,
     pub endpoints: Endpoints,
     pub tokens: TokenSource,
+    pub retry: retry::Policy,
 }
 
 impl Api {
     /// Sends `body` (JSON, if any) to `url` and parses the JSON answer.
+    ///
+    /// Sending a message is not idempotent: once its request may have reached the platform, a
+    /// lost answer is reported rather than retried (a retry could post the message twice).
     pub async fn call<T: DeserializeOwned>(
         &self,
         stage: Stage,
@@ -40,10 +38,10 @@ impl Api {
                 ),
             ));
         }
+        let replay_safe = !(method == Method::POST && stage == Stage::Send);
         let mut refreshed = false;
-        let mut attempt = 0;
+        let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
-            attempt += 1;
             let token = self.tokens.bearer().await?;
             let mut req = self
                 .http
@@ -54,17 +52,24 @@ impl Api {
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < MAX_ATTEMPTS && (e.is_connect() || e.is_timeout()) => {
-                    let wait = backoff(attempt);
-                    tracing::info!(%stage, attempt, ?wait, "retrying after a connection error");
-                    tokio::time::sleep(wait).await;
+                Err(e) if retry::retryable_transport(&e) && (replay_safe || e.is_connect()) => {
+                    retrier
+                        .pause(Error::network(stage, &e), None, "connection error")
+                        .await?;
                     continue;
                 }
+                Err(e) if !replay_safe => return Err(Error::ambiguous_send(&e)),
                 Err(e) => return Err(Error::network(stage, &e)),
             };
             let status = resp.status();
             if status.is_success() {
-                return http::json(resp, stage).await;
+                return match http::json(resp, stage).await {
+                    Err(Error::Network { .. }) if !replay_safe => Err(Error::protocol(
+                        stage,
+                        "the answer was lost after the platform accepted the message; it may have been sent",
+                    )),
+                    other => other,
+                };
             }
             let retry_after = http::retry_after(resp.headers());
             let remote = http::remote(resp, stage).await;
@@ -77,27 +82,16 @@ impl Api {
                 refreshed = true;
                 continue;
             }
-            let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-            let wait = match (status.as_u16(), retry_after) {
-                (429, Some(d)) => d,
-                (429, None) => Duration::from_secs(3),
-                _ => backoff(attempt),
-            };
-            if retryable && attempt < MAX_ATTEMPTS && wait <= MAX_RETRY_AFTER {
-                tracing::info!(%stage, status = status.as_u16(), attempt, ?wait, correlation_id = ?remote.correlation_id, "retrying");
-                tokio::time::sleep(wait).await;
-                continue;
+            // 502/504 may come after the platform acted: only a 429/503 is safe to replay for a send.
+            let verdict = retry::verdict(&remote, retry_after)
+                .filter(|_| replay_safe || matches!(status.as_u16(), 429 | 503));
+            let err = Error::Remote { stage, remote };
+            match verdict {
+                Some((after, reason)) => retrier.pause(err, after, &reason).await?,
+                None => return Err(err),
             }
-            return Err(Error::Remote { stage, remote });
         }
     }
-}
-
-/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... each ±50%.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = 500u64 << attempt.saturating_sub(1).min(6);
-    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % base;
-    Duration::from_millis(base / 2 + jitter)
 }
 
 pub fn same_origin(a: &url::Url, b: &url::Url) -> bool {

@@ -62,7 +62,7 @@ pub struct ErrorInfo {
     pub exit_code: i32,
 }
 
-fn now() -> String {
+pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("RFC 3339 formats any UTC time")

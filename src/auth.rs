@@ -28,6 +28,7 @@ pub struct TokenSource {
     http: reqwest::Client,
     url: url::Url,
     credentials: Credentials,
+    retry: crate::retry::Policy,
     state: Mutex<State>,
 }
 
@@ -39,11 +40,17 @@ struct State {
 }
 
 impl TokenSource {
-    pub fn new(http: reqwest::Client, url: url::Url, credentials: Credentials) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        url: url::Url,
+        credentials: Credentials,
+        retry: crate::retry::Policy,
+    ) -> Self {
         TokenSource {
             http,
             url,
             credentials,
+            retry,
             state: Mutex::new(State::default()),
         }
     }
@@ -85,47 +92,64 @@ impl TokenSource {
     }
 
     async fn request(&self) -> Result<Cached> {
-        tracing::debug!(url = %self.url, "requesting an access token");
-        let started = Instant::now();
-        let resp = self
-            .http
-            .post(self.url.clone())
-            .basic_auth(
-                &self.credentials.client_id,
-                Some(self.credentials.client_secret.expose()),
-            )
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .map_err(|e| Error::network(Stage::Auth, &e))?;
-        let status = resp.status();
-        if status.is_success() {
-            let t: TokenResponse = http::json(resp, Stage::Auth).await?;
-            if t.access_token.is_empty() {
-                return Err(Error::protocol(
-                    Stage::Auth,
-                    "the token answer has no access_token",
-                ));
+        let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::Auth);
+        loop {
+            tracing::debug!(url = %self.url, "requesting an access token");
+            let started = Instant::now();
+            let sent = self
+                .http
+                .post(self.url.clone())
+                .basic_auth(
+                    &self.credentials.client_id,
+                    Some(self.credentials.client_secret.expose()),
+                )
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) if crate::retry::retryable_transport(&e) => {
+                    retrier
+                        .pause(Error::network(Stage::Auth, &e), None, "connection error")
+                        .await?;
+                    continue;
+                }
+                Err(e) => return Err(Error::network(Stage::Auth, &e)),
+            };
+            let status = resp.status();
+            if status.is_success() {
+                let t: TokenResponse = http::json(resp, Stage::Auth).await?;
+                if t.access_token.is_empty() {
+                    return Err(Error::protocol(
+                        Stage::Auth,
+                        "the token answer has no access_token",
+                    ));
+                }
+                let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
+                let refresh_at = started + ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2));
+                tracing::info!(expires_in = ttl.as_secs(), "access token obtained");
+                return Ok(Cached {
+                    token: Secret::new(t.access_token),
+                    refresh_at,
+                });
             }
-            let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
-            let refresh_at = started + ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2));
-            tracing::info!(expires_in = ttl.as_secs(), "access token obtained");
-            return Ok(Cached {
-                token: Secret::new(t.access_token),
-                refresh_at,
-            });
-        }
-        let remote = http::remote(resp, Stage::Auth).await;
-        if matches!(status.as_u16(), 400 | 401 | 403) {
-            Err(Error::Auth {
+            let retry_after = http::retry_after(resp.headers());
+            let remote = http::remote(resp, Stage::Auth).await;
+            if matches!(status.as_u16(), 400 | 401 | 403) {
+                return Err(Error::Auth {
+                    stage: Stage::Auth,
+                    remote,
+                });
+            }
+            let verdict = crate::retry::verdict(&remote, retry_after);
+            let err = Error::Remote {
                 stage: Stage::Auth,
                 remote,
-            })
-        } else {
-            Err(Error::Remote {
-                stage: Stage::Auth,
-                remote,
-            })
+            };
+            match verdict {
+                Some((after, reason)) => retrier.pause(err, after, &reason).await?,
+                None => return Err(err),
+            }
         }
     }
 }

@@ -35,6 +35,35 @@ pub enum Command {
     /// Run the embedded Genesys Cloud emulator and print its settings as one JSON line.
     #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
+    /// Webhook outbox: deliveries that failed and wait for a later run.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Deliver every queued webhook event now; exit non-zero if some still fail.
+    Flush(OutboxArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutboxArgs {
+    /// Directory of the webhook outbox (default: the user's state directory).
+    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+
+    /// Sign each delivery: X-Gcupload-Signature: sha256=<HMAC of the body>.
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +170,27 @@ pub struct UploadArgs {
     /// POST each completed record here as {"event":"genesys.file.uploaded","payload":record}.
     #[arg(long, env = "WEBHOOK_SYNC_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
+
+    /// Sign each delivery: X-Gcupload-Signature: sha256=<HMAC of the body>.
+    #[arg(
+        long,
+        env = "WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Directory of the durable webhook outbox (default: the user's state directory).
+    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
+
+    /// Total seconds one file may spend on retries and waits.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub retry_budget: u64,
+
+    /// Attempts per call, the first included (1 disables retries).
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub max_attempts: usize,
 
     /// Largest file accepted (bytes, or with KB/MB/KiB/MiB).
     #[arg(long, default_value = "10MiB", value_parser = parse_size, value_name = "SIZE")]

@@ -193,6 +193,9 @@ pub struct Config {
     pub policy: Policy,
     pub pretty: bool,
     pub confirm_timeout: std::time::Duration,
+    pub retry: crate::retry::Policy,
+    pub webhook_secret: Option<Secret>,
+    pub outbox_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -234,6 +237,9 @@ impl Config {
         if args.confirm_timeout == 0 {
             return Err(Error::config("--confirm-timeout must be at least 1 second"));
         }
+        if args.max_attempts == 0 {
+            return Err(Error::config("--max-attempts must be at least 1"));
+        }
         let mut policy = Policy::from_args(args)?;
         policy.md5 = route.name() == RouteName::Conversation;
         Ok(Config {
@@ -244,6 +250,13 @@ impl Config {
             policy,
             pretty: args.pretty,
             confirm_timeout: std::time::Duration::from_secs(args.confirm_timeout),
+            retry: crate::retry::Policy {
+                budget: std::time::Duration::from_secs(args.retry_budget),
+                max_attempts: args.max_attempts,
+                ..crate::retry::Policy::default()
+            },
+            webhook_secret: non_empty(&args.webhook_secret).map(Secret::new),
+            outbox_dir: args.outbox.clone().or_else(crate::outbox::default_dir),
         })
     }
 }

@@ -161,6 +161,20 @@ impl Error {
         }
     }
 
+    /// A message send whose request may have reached the platform before the connection failed.
+    pub fn ambiguous_send(err: &reqwest::Error) -> Self {
+        match Error::network(Stage::Send, err) {
+            Error::Network { host, message, .. } => Error::Network {
+                stage: Stage::Send,
+                host,
+                message: format!(
+                    "{message}; the message may have been sent, so it is not sent again"
+                ),
+            },
+            other => other,
+        }
+    }
+
     /// A transport-level failure of reqwest, with the URL's query (where signatures live) left out.
     pub fn network(stage: Stage, err: &reqwest::Error) -> Self {
         let host = err

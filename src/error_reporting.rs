@@ -106,6 +106,11 @@ pub fn hint(err: &Error) -> Option<String> {
         Error::Protocol { .. } => {
             "the server does not speak the expected protocol: check --base-url and the route"
         }
+        Error::Network {
+            stage: Stage::Send, ..
+        } => {
+            "the message may have reached the conversation: check it before sending the file again"
+        }
         Error::Network { .. } => "check the network, the region and --base-url",
         Error::Infected { .. } => "the platform quarantined the file; do not resend it",
         Error::FileChanged { .. } => {

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod outbox;
 pub mod pipeline;
 pub mod routes;
 pub mod transfer;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod error_reporting;
 pub mod http;
 pub mod redact;
+pub mod retry;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
@@ -45,7 +47,45 @@ pub async fn run(cli: Cli) -> i32 {
             init_logging(args.verbose, false);
             sandbox::serve_cli(args).await
         }
+        Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
+            init_logging(args.verbose, false);
+            flush_command(args).await
+        }
         None => upload(cli.upload).await,
+    }
+}
+
+/// `gcupload webhook flush`: deliver what earlier runs queued.
+async fn flush_command(args: cli::OutboxArgs) -> i32 {
+    let Some(dir) = args.outbox.or_else(outbox::default_dir) else {
+        eprintln!("error: no outbox directory: pass --outbox <DIR> (or set GCUPLOAD_OUTBOX)");
+        return error_reporting::exit::USAGE;
+    };
+    let hook = webhook::Webhook {
+        client: http::client(),
+        url: None,
+        secret: args.webhook_secret.map(config::Secret::new),
+        outbox: Some(outbox::Outbox::new(dir.clone())),
+    };
+    match hook.flush_outbox().await {
+        Ok((delivered, 0)) => {
+            eprintln!(
+                "webhook outbox {}: {delivered} delivered, none pending",
+                dir.display()
+            );
+            error_reporting::exit::OK
+        }
+        Ok((delivered, pending)) => {
+            eprintln!(
+                "webhook outbox {}: {delivered} delivered, {pending} still pending (run again later)",
+                dir.display()
+            );
+            error_reporting::exit::NETWORK
+        }
+        Err(e) => {
+            eprintln!("error: webhook outbox {}: {e}", dir.display());
+            error_reporting::exit::USAGE
+        }
     }
 }
 
@@ -69,7 +109,42 @@ async fn upload(args: UploadArgs) -> i32 {
         }
     };
     let pipeline = build(config);
+    interrupts(pipeline.stop.clone(), pipeline.abandon.clone());
+    // What earlier runs could not deliver goes first, so events keep their order.
+    match pipeline.webhook.flush_outbox().await {
+        Ok((0, 0)) => {}
+        Ok((d, p)) => tracing::info!(delivered = d, pending = p, "webhook outbox flushed"),
+        Err(e) => tracing::warn!("the webhook outbox could not be read: {e}"),
+    }
     pipeline.run(&args.files).await
+}
+
+/// Ctrl-C or SIGTERM: stop starting files; a second one abandons the file in flight.
+fn interrupts(
+    stop: tokio_util::sync::CancellationToken,
+    abandon: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        signal().await;
+        eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
+        stop.cancel();
+        signal().await;
+        abandon.cancel();
+    });
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `--sandbox`: start the embedded sandbox and point the upload at it. The sandbox lives as long
@@ -106,8 +181,14 @@ pub fn build(config: Config) -> pipeline::Pipeline {
             .expect("Config::resolve requires credentials for the REST routes");
         Arc::new(api::Api {
             http: http.clone(),
-            tokens: auth::TokenSource::new(http.clone(), endpoints.token_url(), credentials),
+            tokens: auth::TokenSource::new(
+                http.clone(),
+                endpoints.token_url(),
+                credentials,
+                config.retry,
+            ),
             endpoints: endpoints.clone(),
+            retry: config.retry,
         })
     };
     let route: Box<dyn routes::Route> = match config.route {
@@ -129,6 +210,7 @@ pub fn build(config: Config) -> pipeline::Pipeline {
             session_token,
             message,
             config.confirm_timeout,
+            config.retry,
         )),
         RouteConfig::Conversation {
             conversation_id,
@@ -147,11 +229,19 @@ pub fn build(config: Config) -> pipeline::Pipeline {
         }),
     };
     pipeline::Pipeline {
+        webhook: webhook::Webhook {
+            client: http.clone(),
+            url: config.webhook_url,
+            secret: config.webhook_secret,
+            outbox: config.outbox_dir.map(outbox::Outbox::new),
+        },
         http,
         route,
         policy: config.policy,
-        webhook_url: config.webhook_url,
         pretty: config.pretty,
+        retry: config.retry,
+        stop: Default::default(),
+        abandon: Default::default(),
     }
 }
 

@@ -1,45 +1,65 @@
-//! The upload pipeline: validate → authenticate (lazily, in the route) → request URL → PUT →
-//! confirm → record → webhook, the same for every route.
+//! The upload pipeline: validate → route check → request URL → PUT → confirm → record →
+//! webhook, the same for every route. Each file runs within the retry budget; an interrupt stops
+//! new files from starting, and a second one abandons the file in flight.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::audit::{self, Record};
-use crate::error::{Error, Result};
+use crate::error::{Error, Remote, Result, Stage};
 use crate::error_reporting::{self, exit};
 use crate::routes::{Confirmation, Route, UploadTarget};
 use crate::validate::{self, Policy, ValidatedFile};
-use crate::{transfer, webhook};
+use crate::{retry, transfer, webhook};
 
 /// Protocol reference: a URL is valid 15 minutes; don't start a PUT on one older than 10.
 const URL_FRESHNESS: Duration = Duration::from_secs(600);
-/// Fresh URLs requested after the store says one expired.
-const EXPIRED_URL_RETRIES: u32 = 1;
 
 pub struct Pipeline {
     pub http: reqwest::Client,
     pub route: Box<dyn Route>,
     pub policy: Policy,
-    pub webhook_url: Option<url::Url>,
+    pub webhook: webhook::Webhook,
     pub pretty: bool,
+    pub retry: retry::Policy,
+    /// First interrupt: start no new file.
+    pub stop: CancellationToken,
+    /// Second interrupt: abandon the file in flight.
+    pub abandon: CancellationToken,
 }
 
 impl Pipeline {
     /// Uploads every file in order, prints one record each, returns the exit code: 0 when every
-    /// file was uploaded and confirmed, otherwise the code of the first failure.
+    /// file was uploaded and confirmed, 130 when interrupted, otherwise the first failure's code.
     pub async fn run(&self, files: &[impl AsRef<Path>]) -> i32 {
         let mut code = exit::OK;
         for f in files {
-            let (record, err) = self.upload_one(f.as_ref()).await;
+            let path = f.as_ref();
+            let (record, err) = if self.stop.is_cancelled() {
+                let e = Error::Interrupted;
+                let shown = path.display().to_string();
+                (
+                    audit::failed(self.route.name(), &shown, None, &e, 0),
+                    Some(e),
+                )
+            } else {
+                self.upload_one(path).await
+            };
             if let Err(e) = audit::emit(&record, self.pretty) {
                 eprintln!("error: cannot write the record to stdout: {e}");
-                return exit::USAGE;
+                code = exit::USAGE;
+                break;
             }
             if let Some(e) = err
                 && code == exit::OK
             {
                 code = error_reporting::exit_code(&e);
             }
+        }
+        if self.stop.is_cancelled() && code == exit::OK {
+            code = exit::INTERRUPTED;
         }
         self.route.finish().await;
         code
@@ -49,16 +69,17 @@ impl Pipeline {
         let started = Instant::now();
         let shown = path.display().to_string();
         let mut validated = None;
-        let result = self.steps(path, &mut validated).await;
+        let result = tokio::select! {
+            r = retry::with_budget(&self.retry, self.steps(path, &mut validated)) => r,
+            _ = self.abandon.cancelled() => Err(Error::Interrupted),
+        };
         let ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(conf) => {
                 let file = validated.expect("a confirmed upload was validated");
                 let mut record = audit::completed(self.route.name(), &shown, &file, conf, ms);
                 tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
-                if let Some(url) = &self.webhook_url {
-                    record.webhook = Some(webhook::deliver(&self.http, url, &record).await);
-                }
+                record.webhook = self.webhook.deliver(&record).await;
                 (record, None)
             }
             Err(e) => {
@@ -76,33 +97,55 @@ impl Pipeline {
     ) -> Result<Confirmation> {
         let file = validated.insert(validate::validate(path, &self.policy).await?);
         self.route.check(file).await?;
-        let mut expired = 0;
-        let target = loop {
-            let target = self.route.request_upload(file).await?;
-            match self.put(&target, file).await {
-                Ok(()) => break target,
-                Err(e) if transfer::url_expired(&e) && expired < EXPIRED_URL_RETRIES => {
-                    expired += 1;
-                    tracing::warn!(file = %file.file_name, "the upload URL expired; requesting a fresh one");
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let target = self.upload(file).await?;
         self.route.confirm(file, &target).await
     }
 
-    async fn put(&self, target: &UploadTarget, file: &ValidatedFile) -> Result<()> {
-        if target.issued_at.elapsed() > URL_FRESHNESS {
-            return Err(Error::Remote {
-                stage: crate::error::Stage::Transfer,
-                remote: crate::error::Remote {
-                    status: Some(403),
-                    code: Some("AccessDenied".into()),
-                    message: "Request has expired (URL older than 10 minutes, not used)".into(),
-                    correlation_id: None,
-                },
-            });
+    /// Gets a URL and PUTs the file, re-streaming from the start on every retry; a URL that
+    /// expired (or is too old to start on) is replaced by a fresh one.
+    async fn upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
+        let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
+        let mut target = self.route.request_upload(file).await?;
+        loop {
+            let attempt = if target.issued_at.elapsed() > URL_FRESHNESS {
+                Err(stale_url())
+            } else {
+                transfer::put(&self.http, &target, file).await
+            };
+            let err = match attempt {
+                Ok(()) => return Ok(target),
+                Err(e) => e,
+            };
+            if transfer::url_expired(&err) {
+                retrier
+                    .pause(err, Some(Duration::ZERO), "the upload URL expired")
+                    .await?;
+                target = self.route.request_upload(file).await?;
+                continue;
+            }
+            let verdict = match &err {
+                Error::Network { .. } => {
+                    Some((None, "connection error during the PUT".to_string()))
+                }
+                Error::Remote { remote, .. } => retry::verdict(remote, None),
+                _ => None,
+            };
+            match verdict {
+                Some((after, reason)) => retrier.pause(err, after, &reason).await?,
+                None => return Err(err),
+            }
         }
-        transfer::put(&self.http, target, file).await
+    }
+}
+
+fn stale_url() -> Error {
+    Error::Remote {
+        stage: Stage::Transfer,
+        remote: Remote {
+            status: Some(403),
+            code: Some("AccessDenied".into()),
+            message: "Request has expired (URL older than 10 minutes, not used)".into(),
+            correlation_id: None,
+        },
     }
 }

@@ -128,7 +128,10 @@ impl Retrier {
 }
 
 /// For a refused answer: the wait the server asked for, when it is a retryable refusal.
-pub fn verdict(remote: &Remote, retry_after: Option<Duration>) -> Option<(Option<Duration>, String)> {
+pub fn verdict(
+    remote: &Remote,
+    retry_after: Option<Duration>,
+) -> Option<(Option<Duration>, String)> {
     let status = remote.status?;
     if !retryable_status(status, remote.code.as_deref()) {
         return None;
@@ -137,7 +140,11 @@ pub fn verdict(remote: &Remote, retry_after: Option<Duration>) -> Option<(Option
         429 => Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
         _ => retry_after,
     };
-    let what = remote.code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+    let what = remote
+        .code
+        .as_deref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
     Some((after, format!("HTTP {status}{what}")))
 }
 
@@ -152,9 +159,14 @@ mod tests {
             code: c.map(str::to_string),
             ..Remote::default()
         };
-        assert_eq!(verdict(&r(429, None), None).unwrap().0, Some(DEFAULT_RETRY_AFTER));
         assert_eq!(
-            verdict(&r(429, None), Some(Duration::from_secs(7))).unwrap().0,
+            verdict(&r(429, None), None).unwrap().0,
+            Some(DEFAULT_RETRY_AFTER)
+        );
+        assert_eq!(
+            verdict(&r(429, None), Some(Duration::from_secs(7)))
+                .unwrap()
+                .0,
             Some(Duration::from_secs(7))
         );
         assert!(verdict(&r(503, Some("SlowDown")), None).is_some());
@@ -173,8 +185,16 @@ mod tests {
         with_budget(&policy, async {
             let mut r = Retrier::new(&policy, Stage::Transfer);
             let err = || Error::protocol(Stage::Transfer, "x");
-            assert!(r.pause(err(), Some(Duration::from_secs(1)), "test").await.is_err());
-            assert!(r.pause(err(), Some(Duration::from_millis(1)), "test").await.is_ok());
+            assert!(
+                r.pause(err(), Some(Duration::from_secs(1)), "test")
+                    .await
+                    .is_err()
+            );
+            assert!(
+                r.pause(err(), Some(Duration::from_millis(1)), "test")
+                    .await
+                    .is_ok()
+            );
         })
         .await;
     }

@@ -1,10 +1,13 @@
 //! Stage 4: stream the file to the pre-signed URL. A fixed-size read buffer, an explicit
 //! Content-Length (S3 refuses chunked PUTs), no token, no redirects, and a check that the bytes
-//! sent are exactly the bytes validated.
+//! sent are exactly the bytes validated. Each attempt re-opens the file and streams it from the
+//! start: a half-consumed stream is never resumed.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use futures_util::TryStreamExt;
+use futures_util::Stream;
 use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -22,19 +25,18 @@ pub async fn put(
 ) -> Result<()> {
     config::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
-    let reopened = |e: std::io::Error| Error::FileChanged {
-        message: format!("it could not be reopened for sending: {e}"),
-    };
-    let f = tokio::fs::File::open(&file.path).await.map_err(reopened)?;
+    let f = tokio::fs::File::open(&file.path)
+        .await
+        .map_err(|e| Error::FileChanged {
+            message: format!("it could not be reopened for sending: {e}"),
+        })?;
     // Never send more than was validated, even if the file grows meanwhile.
     let reader = f.take(file.size);
-    let seen = Arc::new(Mutex::new((Sha256::new(), 0u64)));
-    let tap = seen.clone();
-    let stream = ReaderStream::with_capacity(reader, CHUNK).inspect_ok(move |chunk| {
-        let mut s = tap.lock().expect("hash state");
-        s.0.update(chunk);
-        s.1 += chunk.len() as u64;
-    });
+    let seen = Arc::new(Mutex::new(Tap::default()));
+    let stream = Tapped {
+        inner: ReaderStream::with_capacity(reader, CHUNK),
+        tap: seen.clone(),
+    };
 
     let mut req = client
         .put(target.url.clone())
@@ -64,14 +66,15 @@ pub async fn put(
     tracing::info!(url = %redact::url(&target.url), size = file.size, "uploading");
     let sent = req.send().await;
 
-    let (hasher, count) = {
-        let s = seen.lock().expect("hash state");
-        (s.0.clone(), s.1)
-    };
+    let Tap {
+        hasher,
+        count,
+        ended,
+    } = std::mem::take(&mut *seen.lock().expect("hash state"));
     let resp = match sent {
         Ok(r) => r,
-        Err(e) if count < file.size && !e.is_connect() && !e.is_timeout() => {
-            // The body stream ended early: the file shrank under us.
+        Err(_) if ended && count < file.size => {
+            // Our own body ran dry: the file shrank under us.
             return Err(Error::FileChanged {
                 message: format!(
                     "only {count} of {} bytes could be read while sending",
@@ -105,4 +108,40 @@ pub fn url_expired(err: &Error) -> bool {
         if remote.status == Some(403)
             && remote.code.as_deref() == Some("AccessDenied")
             && remote.message.to_ascii_lowercase().contains("expired"))
+}
+
+/// What the body stream saw: the hash and length of the bytes handed to the connection, and
+/// whether the file itself ran out (as opposed to the connection no longer reading).
+#[derive(Default)]
+struct Tap {
+    hasher: Sha256,
+    count: u64,
+    ended: bool,
+}
+
+struct Tapped<S> {
+    inner: S,
+    tap: Arc<Mutex<Tap>>,
+}
+
+impl<S> Stream for Tapped<S>
+where
+    S: Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
+{
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        let mut tap = self.tap.lock().expect("hash state");
+        match &next {
+            Poll::Ready(Some(Ok(chunk))) => {
+                tap.hasher.update(chunk);
+                tap.count += chunk.len() as u64;
+            }
+            Poll::Ready(None) => tap.ended = true,
+            _ => {}
+        }
+        drop(tap);
+        next
+    }
 }

@@ -1,16 +1,29 @@
-//! Stage 7: tell the integrator's system. A webhook failure is reported in the record but never
-//! turns a completed upload into a failure.
+//! Stage 7: tell the integrator's system. Each delivery carries `Idempotency-Key` (the event id)
+//! and, with a secret, `X-Gcupload-Signature: sha256=<hex HMAC of the body>`. A delivery that
+//! fails within its retries goes to the durable outbox; it never turns a completed upload into a
+//! failure.
 
 use std::time::Duration;
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::Record;
-use crate::redact;
+use crate::config::Secret;
+use crate::outbox::{Entry, Outbox};
+use crate::{redact, retry};
 
 pub const EVENT: &str = "genesys.file.uploaded";
 const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deliveries are short: a few quick attempts, then the outbox takes over.
+const POLICY: retry::Policy = retry::Policy {
+    budget: Duration::from_secs(20),
+    max_attempts: 3,
+    min_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -20,39 +33,139 @@ pub struct Delivery {
     pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    pub attempts: usize,
+    /// Written to the outbox for a later run (or `gcupload webhook flush`) to deliver.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
 }
 
-pub async fn deliver(client: &reqwest::Client, url: &url::Url, record: &Record) -> Delivery {
-    let body = json!({ "event": EVENT, "payload": record });
-    let sent = client
-        .post(url.clone())
+pub struct Webhook {
+    pub client: reqwest::Client,
+    pub url: Option<url::Url>,
+    pub secret: Option<Secret>,
+    pub outbox: Option<Outbox>,
+}
+
+/// One POST; `Err` says why it did not land (and whether it is worth retrying).
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: &[u8],
+    event_id: &str,
+    secret: Option<&Secret>,
+) -> Result<u16, (Option<u16>, String, bool)> {
+    let mut req = client
+        .post(url)
         .timeout(TIMEOUT)
-        .header("Idempotency-Key", record.event_id.to_string())
-        .json(&body)
-        .send()
-        .await;
-    let d = match sent {
-        Ok(r) if r.status().is_success() => Delivery {
-            delivered: true,
-            http_status: Some(r.status().as_u16()),
-            error: None,
-        },
-        Ok(r) => Delivery {
-            delivered: false,
-            http_status: Some(r.status().as_u16()),
-            error: Some(format!(
-                "the receiver answered HTTP {}",
-                r.status().as_u16()
-            )),
-        },
-        Err(e) => Delivery {
-            delivered: false,
-            http_status: None,
-            error: Some(crate::error::Error::network(crate::error::Stage::Webhook, &e).to_string()),
-        },
-    };
-    if let Some(e) = &d.error {
-        tracing::warn!(url = %redact::url(url), "webhook not delivered: {e}");
+        .header("content-type", "application/json")
+        .header("Idempotency-Key", event_id)
+        .body(body.to_vec());
+    if let Some(s) = secret {
+        req = req.header("X-Gcupload-Signature", signature(s, body));
     }
-    d
+    match req.send().await {
+        Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+        Ok(r) => {
+            let s = r.status().as_u16();
+            // A receiver's own 4xx (but 408/429) will not change on a retry.
+            let again = s >= 500 || s == 408 || s == 429;
+            Err((Some(s), format!("the receiver answered HTTP {s}"), again))
+        }
+        Err(e) => {
+            let err = crate::error::Error::network(crate::error::Stage::Webhook, &e);
+            Err((None, err.to_string(), true))
+        }
+    }
+}
+
+/// `sha256=<hex>` of the body, keyed with the secret.
+pub fn signature(secret: &Secret, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Webhook {
+    pub async fn deliver(&self, record: &Record) -> Option<Delivery> {
+        let url = self.url.as_ref()?;
+        let envelope = json!({ "event": EVENT, "payload": record });
+        let body = serde_json::to_vec(&envelope).expect("records serialise");
+        let event_id = record.event_id.to_string();
+        let mut retrier = retry::Retrier::new(&POLICY, crate::error::Stage::Webhook);
+        let (status, error) = loop {
+            match post(
+                &self.client,
+                url.as_str(),
+                &body,
+                &event_id,
+                self.secret.as_ref(),
+            )
+            .await
+            {
+                Ok(s) => {
+                    return Some(Delivery {
+                        delivered: true,
+                        http_status: Some(s),
+                        error: None,
+                        attempts: retrier.attempt(),
+                        queued: false,
+                    });
+                }
+                Err((status, why, again)) => {
+                    let err =
+                        crate::error::Error::protocol(crate::error::Stage::Webhook, why.clone());
+                    if !again || retrier.pause(err, None, &why).await.is_err() {
+                        break (status, why);
+                    }
+                }
+            }
+        };
+        tracing::warn!(url = %redact::url(url), "webhook not delivered: {error}");
+        let queued = match &self.outbox {
+            Some(o) => {
+                let entry = Entry {
+                    event_id,
+                    url: url.to_string(),
+                    body: envelope,
+                    queued_at: crate::audit::now(),
+                    last_error: error.clone(),
+                };
+                match o.append(&entry) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(outbox = %o.path().display(), "the webhook event could not be saved to the outbox: {e}");
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+        Some(Delivery {
+            delivered: false,
+            http_status: status,
+            error: Some(error),
+            attempts: retrier.attempt(),
+            queued,
+        })
+    }
+
+    /// Re-sends what earlier runs could not deliver. Returns (delivered, still pending).
+    pub async fn flush_outbox(&self) -> std::io::Result<(usize, usize)> {
+        let Some(outbox) = &self.outbox else {
+            return Ok((0, 0));
+        };
+        outbox
+            .flush(|entry| async move {
+                let body = serde_json::to_vec(&entry.body).expect("stored bodies serialise");
+                match post(&self.client, &entry.url, &body, &entry.event_id, self.secret.as_ref()).await {
+                    Ok(_) => {
+                        tracing::info!(event_id = %entry.event_id, "queued webhook event delivered");
+                        Ok(())
+                    }
+                    Err((_, why, _)) => Err((entry, why)),
+                }
+            })
+            .await
+    }
 }

@@ -208,7 +208,7 @@ fn a_revoked_token_is_refreshed_once_then_reported() {
 }
 
 #[test]
-fn an_expired_url_is_replaced_once_then_reported() {
+fn an_expired_url_is_replaced_then_reported_when_attempts_run_out() {
     let env = Env::new();
     let f = env.file("a.pdf", &pdf(5_000));
     env.sandbox.faults().expired_urls = 1;
@@ -231,7 +231,7 @@ fn an_expired_url_is_replaced_once_then_reported() {
         .collect();
     assert_eq!(stores, vec![403, 200]);
 
-    env.sandbox.faults().expired_urls = 5;
+    env.sandbox.faults().expired_urls = 100;
     let out = env.cmd().arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(exit::REMOTE));
     let r = &records(&out.stdout)[0];
@@ -240,6 +240,14 @@ fn an_expired_url_is_replaced_once_then_reported() {
     assert_eq!(r["error"]["code"], "AccessDenied");
     assert!(r["error"]["hint"].as_str().unwrap().contains("expired"));
     assert_eq!(env.sandbox.objects().len(), 1, "nothing more stored");
+    // The default policy: 6 attempts, each with a fresh URL.
+    let refused = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.surface == "store" && r.status == 403)
+        .count();
+    assert_eq!(refused, 1 + 6);
 }
 
 #[test]
@@ -286,13 +294,23 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
             .contains("127.0.0.1")
     );
 
+    // Queued in the outbox for a later run.
+    assert_eq!(r["webhook"]["queued"], true);
+    assert_eq!(env.queued().len(), 1);
+    assert_eq!(env.queued()[0]["eventId"], r["eventId"]);
+    assert_eq!(env.queued()[0]["url"], url);
+
+    // A receiver that fails once gets the event on the next attempt, once.
     env.sandbox.faults().webhook_fail = 1;
     let out = env.cmd().arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(exit::OK));
     let r = &records(&out.stdout)[0];
-    assert_eq!(r["webhook"]["delivered"], false);
-    assert_eq!(r["webhook"]["httpStatus"], 500);
+    assert_eq!(r["webhook"]["delivered"], true);
+    assert_eq!(r["webhook"]["attempts"], 2);
+    assert_eq!(env.sandbox.webhooks().len(), 1);
     assert_eq!(env.sandbox.objects().len(), 2);
+    // The event for the dead receiver is still queued (its receiver is still down).
+    assert_eq!(env.queued().len(), 1);
 }
 
 #[test]

@@ -34,6 +34,7 @@ pub struct Guest {
     pub session_token: uuid::Uuid,
     pub message: Option<String>,
     pub confirm_timeout: Duration,
+    retry: crate::retry::Policy,
     conn: Mutex<Option<Connection>>,
 }
 
@@ -123,6 +124,7 @@ impl Guest {
         session_token: uuid::Uuid,
         message: Option<String>,
         confirm_timeout: Duration,
+        retry: crate::retry::Policy,
     ) -> Self {
         Guest {
             socket_url,
@@ -131,6 +133,7 @@ impl Guest {
             session_token,
             message,
             confirm_timeout,
+            retry,
             conn: Mutex::new(None),
         }
     }
@@ -146,13 +149,36 @@ impl Guest {
         u
     }
 
-    /// The open, configured session; connects and configures on first use.
+    /// The open, configured session; connects (again, with the same token, if the socket
+    /// dropped) and configures it.
     async fn session(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Connection>>> {
         let mut guard = self.conn.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.connect().await?);
+        if guard.as_ref().is_none_or(Connection::is_closed) {
+            self.reconnect(&mut guard).await?;
         }
         Ok(guard)
+    }
+
+    /// Opens the socket and configures the session, retrying connection failures.
+    async fn reconnect(&self, slot: &mut Option<Connection>) -> Result<()> {
+        if slot.take().is_some() {
+            tracing::info!("the guest socket dropped; reconnecting with the same session token");
+        }
+        let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::RequestUrl);
+        loop {
+            match self.connect().await {
+                Ok(c) => {
+                    *slot = Some(c);
+                    return Ok(());
+                }
+                Err(e @ Error::Network { .. }) => {
+                    retrier
+                        .pause(e, None, "guest socket connection failed")
+                        .await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn connect(&self) -> Result<Connection> {
@@ -338,6 +364,11 @@ impl SessionRules {
 }
 
 impl Connection {
+    /// The reader or the writer has ended: the socket is gone.
+    fn is_closed(&self) -> bool {
+        self.inbox.is_closed() || self.out.is_closed()
+    }
+
     fn send(&self, value: Value) -> Result<()> {
         self.out
             .send(Message::Text(value.to_string().into()))
@@ -422,8 +453,18 @@ impl Connection {
     }
 }
 
+const SOCKET: &str = "the guest socket";
+
 fn closed(stage: Stage) -> Error {
-    Error::protocol(stage, "the guest socket closed unexpectedly")
+    Error::Network {
+        stage,
+        host: SOCKET.into(),
+        message: "the socket closed unexpectedly".into(),
+    }
+}
+
+fn is_closed(err: &Error) -> bool {
+    matches!(err, Error::Network { host, .. } if host == SOCKET)
 }
 
 #[async_trait]
@@ -439,22 +480,29 @@ impl Route for Guest {
 
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
         let mut guard = self.session().await?;
-        let conn = guard.as_mut().expect("connected");
         let attachment_id = uuid::Uuid::new_v4().to_string();
-        let answer = conn
-            .request(
-                self.session_token,
-                json!({
-                    "action": "onAttachment",
-                    "attachmentId": attachment_id,
-                    "fileName": file.file_name,
-                    "fileType": file.content_type,
-                    "fileSize": file.size,
-                    "errorsAsJson": true,
-                }),
-                Stage::RequestUrl,
-            )
-            .await?;
+        let request = json!({
+            "action": "onAttachment",
+            "attachmentId": attachment_id,
+            "fileName": file.file_name,
+            "fileType": file.content_type,
+            "fileSize": file.size,
+            "errorsAsJson": true,
+        });
+        let conn = guard.as_mut().expect("connected");
+        let answer = match conn
+            .request(self.session_token, request.clone(), Stage::RequestUrl)
+            .await
+        {
+            // Asking again is harmless: an attachment that gets no PUT is never sent.
+            Err(e) if is_closed(&e) => {
+                self.reconnect(&mut guard).await?;
+                let conn = guard.as_mut().expect("connected");
+                conn.request(self.session_token, request, Stage::RequestUrl)
+                    .await?
+            }
+            other => other?,
+        };
         if answer.class != "PresignedUrlResponse" {
             return Err(Error::protocol(
                 Stage::RequestUrl,
@@ -495,17 +543,48 @@ impl Route for Guest {
 
     async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
         let mut guard = self.session().await?;
-        let conn = guard.as_mut().expect("connected");
         let id = target.file_id.as_str();
+        let is_event = |f: &Frame| {
+            matches!(
+                f.class.as_str(),
+                "UploadSuccessEvent" | "UploadFailureEvent"
+            ) && f.body_str("attachmentId") == Some(id)
+        };
         // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
-        let event = conn
-            .wait(Stage::Confirm, self.confirm_timeout, |f| {
-                matches!(
-                    f.class.as_str(),
-                    "UploadSuccessEvent" | "UploadFailureEvent"
-                ) && f.body_str("attachmentId") == Some(id)
-            })
-            .await?;
+        let conn = guard.as_mut().expect("connected");
+        let event = match conn
+            .wait(Stage::Confirm, self.confirm_timeout, is_event)
+            .await
+        {
+            Err(e) if is_closed(&e) => {
+                // The event may have gone to the dropped socket: ask for the attachment instead
+                // of uploading it again.
+                self.reconnect(&mut guard).await?;
+                let conn = guard.as_mut().expect("connected");
+                let asked = conn
+                    .request(
+                        self.session_token,
+                        json!({"action": "getAttachment", "attachmentId": id}),
+                        Stage::Confirm,
+                    )
+                    .await;
+                match asked {
+                    Ok(f) if f.class == "PresignedUrlResponse" => Frame {
+                        kind: "message".into(),
+                        class: "UploadSuccessEvent".into(),
+                        code: 200,
+                        body: json!({"attachmentId": id, "downloadUrl": f.body["url"]}),
+                        tracing_id: None,
+                    },
+                    _ => {
+                        conn.wait(Stage::Confirm, self.confirm_timeout, is_event)
+                            .await?
+                    }
+                }
+            }
+            other => other?,
+        };
+        let conn = guard.as_mut().expect("connected");
         if event.class == "UploadFailureEvent" {
             return Err(match event.error_code() {
                 Some(4003) => Error::Infected {
@@ -518,20 +597,29 @@ impl Route for Guest {
             .message
             .clone()
             .unwrap_or_else(|| file.file_name.clone());
-        let echo = conn
-            .request(
-                self.session_token,
-                json!({
-                    "action": "onMessage",
-                    "message": {
-                        "type": "Text",
-                        "text": caption,
-                        "content": [{"contentType": "Attachment", "attachment": {"id": id}}],
-                    },
-                }),
-                Stage::Send,
-            )
-            .await?;
+        let message = json!({
+            "action": "onMessage",
+            "message": {
+                "type": "Text",
+                "text": caption,
+                "content": [{"contentType": "Attachment", "attachment": {"id": id}}],
+            },
+        });
+        if conn.is_closed() {
+            self.reconnect(&mut guard).await?;
+        }
+        let conn = guard.as_mut().expect("connected");
+        let echo = match conn.request(self.session_token, message, Stage::Send).await {
+            // Sent but not echoed: sending again could post the file twice.
+            Err(e) if is_closed(&e) => {
+                return Err(Error::Network {
+                    stage: Stage::Send,
+                    host: SOCKET.into(),
+                    message: "the socket closed before the message was echoed; it may have been sent, so it is not sent again".into(),
+                });
+            }
+            other => other?,
+        };
         if echo.class != "StructuredMessage" {
             return Err(Error::protocol(
                 Stage::Send,

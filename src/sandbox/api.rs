@@ -82,6 +82,25 @@ pub(crate) fn platform_error(status: StatusCode, code: &str, message: &str) -> R
     (status, [("inin-correlation-id", id)], Json(body)).into_response()
 }
 
+/// The answer for an injected error on an API endpoint.
+pub(crate) fn injected(st: &State, endpoint: &str) -> Option<Response> {
+    let (status, retry_after) = st.injected(endpoint)?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = match status.as_u16() {
+        429 => "too.many.requests.retry.after",
+        503 => "service.unavailable",
+        _ => "internal.server.error",
+    };
+    let mut r = platform_error(status, code, "Injected by the sandbox.");
+    if let Some(secs) = retry_after {
+        r.headers_mut().insert(
+            "retry-after",
+            HeaderValue::from_str(&secs.to_string()).expect("digits"),
+        );
+    }
+    Some(r)
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body =
         json!({"error": error, "description": description, "error_description": description});
@@ -89,6 +108,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: String) -> Response {
+    if let Some(r) = injected(&st, "token") {
+        return r;
+    }
     let grant = url::form_urlencoded::parse(body.as_bytes())
         .find(|(k, _)| k == "grant_type")
         .map(|(_, v)| v.into_owned());
@@ -168,7 +190,7 @@ async fn request_url(
     headers: HeaderMap,
     body: Option<Json<UrlRequest>>,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers) {
+    if let Some(r) = unauthorized(&st, &headers).or_else(|| injected(&st, "request-url")) {
         return r;
     }
     if contact != st.external_contact_id {
@@ -238,7 +260,7 @@ async fn upload_complete(
     Path((contact, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers) {
+    if let Some(r) = unauthorized(&st, &headers).or_else(|| injected(&st, "confirm")) {
         return r;
     }
     let entry = st.files.lock().expect("files").get(&file).cloned();
@@ -289,6 +311,9 @@ async fn upload_complete(
             s
         }
     };
+    if st.take(|f| &mut f.lose_confirms) {
+        super::drop_connection();
+    }
     Json(json!({"id": file, "status": "completed", "virusScan": scan})).into_response()
 }
 
@@ -297,6 +322,11 @@ async fn webhook(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    if let Some((status, _)) = st.injected("webhook") {
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
     {
         let mut f = st.faults();
         if f.webhook_fail > 0 {

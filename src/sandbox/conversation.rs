@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::State;
-use super::api::{platform_error, unauthorized};
+use super::api::{injected, platform_error, unauthorized};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Media {
@@ -47,7 +47,10 @@ pub(crate) async fn create_upload(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers).or_else(|| refuse_unknown(&st, &conv, &comm)) {
+    if let Some(r) = unauthorized(&st, &headers)
+        .or_else(|| refuse_unknown(&st, &conv, &comm))
+        .or_else(|| injected(&st, "request-url"))
+    {
         return r;
     }
     let body = body.map(|b| b.0).unwrap_or_default();
@@ -125,7 +128,10 @@ pub(crate) async fn get_media(
     Path((conv, comm, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers).or_else(|| refuse_unknown(&st, &conv, &comm)) {
+    if let Some(r) = unauthorized(&st, &headers)
+        .or_else(|| refuse_unknown(&st, &conv, &comm))
+        .or_else(|| injected(&st, "confirm"))
+    {
         return r;
     }
     let Some(m) = st.media.lock().expect("media").get(&id).cloned() else {
@@ -143,6 +149,9 @@ pub(crate) async fn get_media(
     if m.status == "valid" {
         v["url"] = json!(st.store.presign_get(&m.key, Duration::from_secs(600)));
     }
+    if st.take(|f| &mut f.lose_confirms) {
+        super::drop_connection();
+    }
     Json(v).into_response()
 }
 
@@ -157,7 +166,10 @@ pub(crate) async fn send_message(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers).or_else(|| refuse_unknown(&st, &conv, &comm)) {
+    if let Some(r) = unauthorized(&st, &headers)
+        .or_else(|| refuse_unknown(&st, &conv, &comm))
+        .or_else(|| injected(&st, "send"))
+    {
         return r;
     }
     let body = body.map(|b| b.0).unwrap_or_default();
@@ -205,6 +217,9 @@ pub(crate) async fn send_message(
     st.messages.lock().expect("messages").push(json!({
         "route": "conversation", "conversationId": conv, "id": id, "text": text, "mediaIds": media_ids,
     }));
+    if st.take(|f| &mut f.lose_sends) {
+        super::drop_connection();
+    }
     Json(json!({
         "id": id, "conversationId": conv, "textBody": text, "media": media,
         "status": "sent", "direction": "outbound", "timestamp": super::now_rfc3339(),

@@ -56,9 +56,16 @@ fn error(code: u16, text: &str, tracing_id: Option<&str>) -> String {
 async fn connection(st: Arc<State>, socket: WebSocket, deployment: String) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    // Fault: this connection ends (as a load balancer would cut it) after n frames.
+    let close_after = std::mem::take(&mut st.faults().close_guest_after_frames);
     let writer = tokio::spawn(async move {
+        let mut sent = 0;
         while let Some(text) = rx.recv().await {
             if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+            sent += 1;
+            if sent == close_after {
                 break;
             }
         }
@@ -66,6 +73,9 @@ async fn connection(st: Arc<State>, socket: WebSocket, deployment: String) {
     });
     let mut token: Option<String> = None;
     while let Some(Ok(msg)) = stream.next().await {
+        if writer.is_finished() {
+            break;
+        }
         let Message::Text(text) = msg else { continue };
         let answer = match serde_json::from_str::<Value>(&text) {
             Ok(req) => handle(&st, &tx, &deployment, &mut token, &req),

@@ -63,6 +63,53 @@ pub struct Faults {
     pub guest_rate_limit: u32,
     /// How long conversation media stays `uploading` after its object lands.
     pub media_delay_ms: u64,
+    /// Error answers to inject, by endpoint.
+    pub inject: Vec<Inject>,
+    /// The next n PUTs: the store reads half the body, then drops the connection.
+    pub drop_puts: u32,
+    /// The store waits this long before answering a PUT.
+    pub put_delay_ms: u64,
+    /// The next n confirms (upload-complete, media status) are performed, then the connection
+    /// is dropped before the answer.
+    pub lose_confirms: u32,
+    /// The next n conversation message sends are performed, then the answer is lost.
+    pub lose_sends: u32,
+    /// The next guest connection is closed by the server after it sent this many frames.
+    pub close_guest_after_frames: u32,
+}
+
+/// An error answer for the n-th call of an endpoint: `token`, `request-url`, `put`, `confirm`,
+/// `send` or `webhook`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inject {
+    pub endpoint: String,
+    /// 429, 500, 503, ... (a `put` 503 is S3's SlowDown).
+    pub status: u16,
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Let this many calls through first.
+    #[serde(default)]
+    pub after: u32,
+    /// Then answer this many calls with the error.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Inject {
+    pub fn new(endpoint: &str, status: u16, retry_after: Option<u64>) -> Self {
+        Inject {
+            endpoint: endpoint.into(),
+            status,
+            retry_after,
+            after: 0,
+            times: 1,
+        }
+    }
 }
 
 impl Default for Faults {
@@ -85,6 +132,12 @@ impl Default for Faults {
             expire_sessions: 0,
             guest_rate_limit: 0,
             media_delay_ms: 300,
+            inject: Vec::new(),
+            drop_puts: 0,
+            put_delay_ms: 0,
+            lose_confirms: 0,
+            lose_sends: 0,
+            close_guest_after_frames: 0,
         }
     }
 }
@@ -337,10 +390,36 @@ impl State {
 
     /// Whether the next URL is to be issued already expired (fault `expiredUrls`).
     fn take_expired_url(&self) -> bool {
+        self.take(|f| &mut f.expired_urls)
+    }
+
+    /// Uses up one unit of a counted fault; true if it applied.
+    fn take(&self, counter: impl FnOnce(&mut Faults) -> &mut u32) -> bool {
         let mut f = self.faults();
-        let expired = f.expired_urls > 0;
-        f.expired_urls = f.expired_urls.saturating_sub(1);
-        expired
+        let c = counter(&mut f);
+        let hit = *c > 0;
+        *c = c.saturating_sub(1);
+        hit
+    }
+
+    /// The injected error for this call of `endpoint`, if one is due: (status, Retry-After).
+    fn injected(&self, endpoint: &str) -> Option<(u16, Option<u64>)> {
+        let mut f = self.faults();
+        let rule = f
+            .inject
+            .iter_mut()
+            .find(|r| r.endpoint == endpoint && r.times > 0)?;
+        if rule.after > 0 {
+            rule.after -= 1;
+            return None;
+        }
+        rule.times -= 1;
+        tracing::debug!(
+            endpoint,
+            status = rule.status,
+            "sandbox: injecting an error"
+        );
+        Some((rule.status, rule.retry_after))
     }
 
     /// A PUT landed: scan it, then let the routes react (upload events, media status).
@@ -361,6 +440,15 @@ impl State {
         tracing::debug!(surface = r.surface, method = %r.method, path = %r.path, status = r.status, "sandbox request");
         self.requests.lock().expect("requests").push(r);
     }
+}
+
+/// Ends the connection without an answer, as a network failure would. `resume_unwind` skips
+/// the panic hook, so nothing is printed; the server's connection task ends, and its socket
+/// closes.
+fn drop_connection() -> ! {
+    std::panic::resume_unwind(Box::new(
+        "connection dropped by the sandbox (injected fault)",
+    ))
 }
 
 fn now_rfc3339() -> String {

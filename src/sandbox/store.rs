@@ -170,6 +170,24 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
     let existed = put_key
         .as_ref()
         .is_some_and(|k| st.store.object_path(k).exists());
+    let seen = |status: u16| SeenRequest {
+        surface: "store",
+        method: method.to_string(),
+        path: path.clone(),
+        authorization,
+        status,
+    };
+    let req = if method == Method::PUT {
+        match put_fault(&st, req).await {
+            Ok(req) => req,
+            Err(refusal) => {
+                st.seen(seen(refusal.status().as_u16()));
+                return refusal;
+            }
+        }
+    } else {
+        req
+    };
     let resp = match precheck(&st, &req) {
         Some(refusal) => refusal,
         None => match st.store.s3.call(req.map(s3s::Body::http_body_unsync)).await {
@@ -189,14 +207,57 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
             let _ = std::fs::remove_file(st.store.object_path(&key));
         }
     }
-    st.seen(SeenRequest {
-        surface: "store",
-        method: method.to_string(),
-        path,
-        authorization,
-        status: resp.status().as_u16(),
-    });
+    st.seen(seen(resp.status().as_u16()));
     resp
+}
+
+/// Injected PUT faults: a delay, an error answer, or a connection dropped halfway through the body.
+async fn put_fault(st: &State, req: Request) -> Result<Request, Response> {
+    let delay = st.faults().put_delay_ms;
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if let Some((status, retry_after)) = st.injected("put") {
+        let code = match status {
+            503 => "SlowDown",
+            500 => "InternalError",
+            _ => "ServiceUnavailable",
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let mut r = s3_error(status, code, "Please reduce your request rate (injected).");
+        if let Some(secs) = retry_after {
+            r.headers_mut().insert(
+                "retry-after",
+                axum::http::HeaderValue::from_str(&secs.to_string()).expect("digits"),
+            );
+        }
+        return Err(r);
+    }
+    if st.take(|f| &mut f.drop_puts) {
+        let announced = req
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        st.seen(SeenRequest {
+            surface: "store",
+            method: "PUT".into(),
+            path: req.uri().path().to_string(),
+            authorization: req.headers().contains_key("authorization"),
+            status: 0,
+        });
+        let mut body = req.into_body().into_data_stream();
+        let mut read = 0;
+        while read < announced / 2 {
+            match futures_util::StreamExt::next(&mut body).await {
+                Some(Ok(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+        super::drop_connection();
+    }
+    Ok(req)
 }
 
 /// What S3 refuses and s3s lets through: over-long expiry, PUTs without a length, and bodies

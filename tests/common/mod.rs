@@ -78,8 +78,25 @@ impl Env {
         let mut c = Command::cargo_bin("gcupload").unwrap();
         c.env_clear()
             .current_dir(self.dir.path())
+            .env("GCUPLOAD_OUTBOX", self.outbox())
             .timeout(std::time::Duration::from_secs(60));
         c
+    }
+
+    /// The run's webhook outbox (never the developer's own state directory).
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Events waiting in the outbox.
+    pub fn queued(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.outbox().join("webhook-outbox.jsonl")) {
+            Ok(t) => t
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {

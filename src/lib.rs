@@ -256,8 +256,15 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     // Dependencies stay at warn: their traces can carry request details we do not control.
-    let default = format!("warn,gcupload={level}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| format!("warn,gcupload={level}"));
+    // Even with RUST_LOG: the WebSocket crates trace whole frames, and frames carry pre-signed
+    // URLs. These caps come last, so they win over the user's directives for those targets.
+    const CAPS: &str = "tungstenite=info,tokio_tungstenite=info";
+    let filter = EnvFilter::try_new(format!("{base},{CAPS}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,gcupload={level},{CAPS}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -107,7 +107,8 @@ struct SessionRules {
 }
 
 struct Connection {
-    out: mpsc::UnboundedSender<Message>,
+    /// Frames to write, each with a reply saying whether it reached the socket.
+    out: mpsc::UnboundedSender<(Message, Option<tokio::sync::oneshot::Sender<bool>>)>,
     inbox: mpsc::UnboundedReceiver<Frame>,
     /// Frames that arrived while we waited for something else (events for later).
     backlog: VecDeque<Frame>,
@@ -214,18 +215,23 @@ impl Guest {
             .map_err(|_| net("timed out opening the socket".into()))?
             .map_err(|e| net(format!("could not open the socket: {e}")))?;
         let (mut sink, mut stream) = ws.split();
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (out_tx, mut out_rx) =
+            mpsc::unbounded_channel::<(Message, Option<tokio::sync::oneshot::Sender<bool>>)>();
         let (in_tx, in_rx) = mpsc::unbounded_channel::<Frame>();
         let writer = tokio::spawn(async move {
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.tick().await;
             loop {
-                let msg = tokio::select! {
+                let (msg, ack) = tokio::select! {
                     m = out_rx.recv() => match m { Some(m) => m, None => break },
-                    _ = ping.tick() => Message::Ping(Vec::new().into()),
+                    _ = ping.tick() => (Message::Ping(Vec::new().into()), None),
                 };
                 let closing = matches!(msg, Message::Close(_));
-                if sink.send(msg).await.is_err() || closing {
+                let written = sink.send(msg).await.is_ok();
+                if let Some(ack) = ack {
+                    let _ = ack.send(written);
+                }
+                if !written || closing {
                     break;
                 }
             }
@@ -369,10 +375,16 @@ impl Connection {
         self.inbox.is_closed() || self.out.is_closed()
     }
 
-    fn send(&self, value: Value) -> Result<()> {
+    /// Writes one frame; an error means it never reached the socket (safe to send again).
+    async fn send(&self, value: Value, stage: Stage) -> Result<()> {
+        let (ack, written) = tokio::sync::oneshot::channel();
         self.out
-            .send(Message::Text(value.to_string().into()))
-            .map_err(|_| closed(Stage::RequestUrl))
+            .send((Message::Text(value.to_string().into()), Some(ack)))
+            .map_err(|_| unsent(stage))?;
+        match written.await {
+            Ok(true) => Ok(()),
+            _ => Err(unsent(stage)),
+        }
     }
 
     /// Sends one request and returns its answer, waiting out rate limits.
@@ -382,7 +394,7 @@ impl Connection {
             let tracing_id = uuid::Uuid::new_v4().to_string();
             body["token"] = json!(token);
             body["tracingId"] = json!(tracing_id);
-            self.send(body.clone())?;
+            self.send(body.clone(), stage).await?;
             // onAttachment's answers can come as `message` frames without a tracingId
             // (GenerateUrlError in the SDK's fixtures): those match by attachmentId.
             let attachment = body.get("attachmentId").and_then(Value::as_str);
@@ -463,8 +475,23 @@ fn closed(stage: Stage) -> Error {
     }
 }
 
+const UNSENT: &str = "the socket closed before the request was written";
+
+/// The socket was gone before the request reached it: nothing was sent.
+fn unsent(stage: Stage) -> Error {
+    Error::Network {
+        stage,
+        host: SOCKET.into(),
+        message: UNSENT.into(),
+    }
+}
+
 fn is_closed(err: &Error) -> bool {
     matches!(err, Error::Network { host, .. } if host == SOCKET)
+}
+
+fn was_unsent(err: &Error) -> bool {
+    matches!(err, Error::Network { host, message, .. } if host == SOCKET && message == UNSENT)
 }
 
 #[async_trait]
@@ -609,8 +636,17 @@ impl Route for Guest {
             self.reconnect(&mut guard).await?;
         }
         let conn = guard.as_mut().expect("connected");
-        let echo = match conn.request(self.session_token, message, Stage::Send).await {
-            // Sent but not echoed: sending again could post the file twice.
+        let echo = match conn
+            .request(self.session_token, message.clone(), Stage::Send)
+            .await
+        {
+            Err(e) if was_unsent(&e) => {
+                self.reconnect(&mut guard).await?;
+                let conn = guard.as_mut().expect("connected");
+                conn.request(self.session_token, message, Stage::Send)
+                    .await?
+            }
+            // Written but not echoed: sending again could post the file twice.
             Err(e) if is_closed(&e) => {
                 return Err(Error::Network {
                     stage: Stage::Send,
@@ -629,7 +665,8 @@ impl Route for Guest {
         let mut extra = serde_json::Map::new();
         extra.insert("sessionToken".into(), self.session_token.to_string().into());
         extra.insert("deploymentId".into(), self.deployment_id.clone().into());
-        extra.insert("newSession".into(), conn.new_session.into());
+        let new_session = guard.as_ref().is_some_and(|c| c.new_session);
+        extra.insert("newSession".into(), new_session.into());
         if let Some(m) = echo.body_str("id") {
             extra.insert("messageId".into(), m.into());
         }
@@ -648,7 +685,7 @@ impl Route for Guest {
 
     async fn finish(&self) {
         if let Some(conn) = self.conn.lock().await.take() {
-            let _ = conn.out.send(Message::Close(None));
+            let _ = conn.out.send((Message::Close(None), None));
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.writer).await;
         }
     }

@@ -338,14 +338,17 @@ async fn webhook(
                 .into_response();
         }
     }
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    st.webhooks
-        .lock()
-        .expect("webhooks")
-        .push(json!({"idempotencyKey": key, "body": body}));
+    let header = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    st.webhooks.lock().expect("webhooks").push(json!({
+        "idempotencyKey": header("idempotency-key"),
+        "signature": header("x-gcupload-signature"),
+        "body": body,
+    }));
     StatusCode::NO_CONTENT.into_response()
 }
 

@@ -1,0 +1,567 @@
+//! The fault matrix: every fault the sandbox can inject, on every route it applies to, with the
+//! end state checked: stored exactly once and byte-exact, the right record, the webhook event
+//! delivered exactly once (possibly in a later run), the documented exit code.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+use gcupload::error_reporting::exit;
+use gcupload::sandbox::Inject;
+use serde_json::Value;
+
+const ROUTES: [&str; 3] = ["external-contact", "guest", "conversation"];
+const OAUTH_ROUTES: [&str; 2] = ["external-contact", "conversation"];
+
+fn cmd(env: &Env, route: &str) -> assert_cmd::Command {
+    match route {
+        "guest" => env.guest_cmd(),
+        "conversation" => env.conversation_cmd(),
+        _ => env.cmd(),
+    }
+}
+
+fn upload(env: &Env, route: &str, args: &[&str], bytes: &[u8]) -> (Output, Vec<Value>) {
+    let f = env.file(&format!("{}.pdf", uuid::Uuid::new_v4().simple()), bytes);
+    let out = cmd(env, route).args(args).arg(&f).output().unwrap();
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 1, "one record: {}", stderr(&out));
+    (out, recs)
+}
+
+/// The file is stored exactly once, byte-exact, confirmed, and its event delivered once.
+fn assert_uploaded_once(env: &Env, route: &str, out: &Output, r: &Value, bytes: &[u8], what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(exit::OK),
+        "{route} {what}: {}",
+        stderr(out)
+    );
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{route} {what}");
+    let id = r["fileId"].as_str().unwrap();
+    let objects = env.sandbox.objects();
+    let mine: Vec<_> = objects.iter().filter(|o| o.key.contains(id)).collect();
+    assert_eq!(mine.len(), 1, "{route} {what}: {objects:?}");
+    assert_eq!(mine[0].sha256, sha256(bytes), "{route} {what}");
+    assert_eq!(r["integrityHash"], sha256(bytes));
+    let hooks: Vec<_> = env
+        .sandbox
+        .webhooks()
+        .into_iter()
+        .filter(|h| h["idempotencyKey"] == r["eventId"])
+        .collect();
+    assert_eq!(hooks.len(), 1, "{route} {what}: webhook delivered once");
+    if route != "external-contact" {
+        let sent: Vec<_> = env
+            .sandbox
+            .messages()
+            .into_iter()
+            .filter(|m| m["id"] == r["messageId"])
+            .collect();
+        assert_eq!(sent.len(), 1, "{route} {what}: sent once");
+    }
+}
+
+fn recovers(route: &str, what: &str, set: impl FnOnce(&mut gcupload::sandbox::Faults)) {
+    let env = Env::new();
+    set(&mut env.sandbox.faults());
+    let bytes = pdf(200_000);
+    let (out, recs) = upload(&env, route, &[], &bytes);
+    assert_uploaded_once(&env, route, &out, &recs[0], &bytes, what);
+    assert_eq!(
+        env.sandbox.objects().len(),
+        1,
+        "{route} {what}: no second copy"
+    );
+    assert!(
+        stderr(&out).is_empty() || !stderr(&out).contains("error:"),
+        "{route} {what}: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn token_endpoint_429_and_503_are_retried() {
+    for route in OAUTH_ROUTES {
+        recovers(route, "token 429", |f| {
+            f.inject.push(Inject::new("token", 429, Some(1)))
+        });
+        recovers(route, "token 503", |f| {
+            f.inject.push(Inject::new("token", 503, None))
+        });
+    }
+}
+
+#[test]
+fn url_request_429_and_503_are_retried() {
+    for route in OAUTH_ROUTES {
+        recovers(route, "request-url 429", |f| {
+            f.inject.push(Inject::new("request-url", 429, Some(1)))
+        });
+        recovers(route, "request-url 503", |f| {
+            f.inject.push(Inject::new("request-url", 503, None))
+        });
+    }
+}
+
+#[test]
+fn store_slowdown_and_429_are_retried_from_the_start_of_the_file() {
+    for route in ROUTES {
+        recovers(route, "put 503 SlowDown", |f| {
+            f.inject.push(Inject::new("put", 503, None))
+        });
+        recovers(route, "put 429", |f| {
+            f.inject.push(Inject::new("put", 429, Some(1)))
+        });
+    }
+}
+
+#[test]
+fn a_connection_dropped_mid_put_is_retried_from_the_start() {
+    for route in ROUTES {
+        recovers(route, "dropped PUT", |f| f.drop_puts = 2);
+    }
+}
+
+#[test]
+fn an_expired_url_is_replaced() {
+    for route in ROUTES {
+        recovers(route, "expired URL", |f| f.expired_urls = 1);
+    }
+}
+
+#[test]
+fn a_url_that_expires_while_waiting_out_a_rate_limit_is_replaced() {
+    for route in ROUTES {
+        recovers(route, "URL expired during Retry-After", |f| {
+            f.url_ttl_secs = 1;
+            f.inject.push(Inject::new("put", 429, Some(2)));
+        });
+    }
+}
+
+#[test]
+fn confirm_429_and_503_are_retried() {
+    for route in OAUTH_ROUTES {
+        recovers(route, "confirm 429", |f| {
+            f.inject.push(Inject::new("confirm", 429, Some(1)))
+        });
+        recovers(route, "confirm 503", |f| {
+            f.inject.push(Inject::new("confirm", 503, None))
+        });
+    }
+}
+
+#[test]
+fn a_lost_confirm_answer_is_asked_again_and_counts_once() {
+    for route in OAUTH_ROUTES {
+        recovers(route, "lost confirm answer", |f| f.lose_confirms = 1);
+    }
+}
+
+#[test]
+fn send_429_and_503_are_retried() {
+    recovers("conversation", "send 429", |f| {
+        f.inject.push(Inject::new("send", 429, Some(1)))
+    });
+    recovers("conversation", "send 503", |f| {
+        f.inject.push(Inject::new("send", 503, None))
+    });
+}
+
+#[test]
+fn a_revoked_token_is_refreshed() {
+    for route in OAUTH_ROUTES {
+        recovers(route, "revoked token", |f| f.reject_tokens = 1);
+    }
+}
+
+#[test]
+fn an_expiring_token_is_refreshed_before_it_expires() {
+    let env = Env::new();
+    env.sandbox.faults().token_ttl_secs = 1;
+    env.sandbox.faults().put_delay_ms = 700;
+    let a = env.file("a.pdf", &pdf(100));
+    let b = env.file("b.pdf", &pdf(100));
+    let out = env.cmd().arg(&a).arg(&b).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let tokens = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/oauth/token")
+        .count();
+    assert!(tokens >= 2, "the token was renewed ({tokens} requests)");
+    assert!(
+        env.sandbox.requests().iter().all(|r| r.status != 401),
+        "no call was made with an expired token"
+    );
+}
+
+#[test]
+fn a_guest_socket_that_drops_is_resumed_without_uploading_twice() {
+    // Frames: 1 SessionResponse, 2 PresignedUrlResponse.
+    for after in [1, 2] {
+        recovers(
+            "guest",
+            &format!("socket closed after frame {after}"),
+            |f| f.close_guest_after_frames = after,
+        );
+    }
+}
+
+#[test]
+fn a_guest_socket_that_drops_around_the_send_never_sends_twice() {
+    // Frame 3 is the UploadSuccessEvent: the server closes just as the client sends onMessage.
+    // Either the write fails (resent on a new socket) or it went out unanswered (reported).
+    for _ in 0..3 {
+        let env = Env::new();
+        env.sandbox.faults().close_guest_after_frames = 3;
+        let bytes = pdf(5000);
+        let (out, recs) = upload(&env, "guest", &[], &bytes);
+        assert!(env.sandbox.messages().len() <= 1, "never sent twice");
+        assert_eq!(env.sandbox.objects().len(), 1, "uploaded once");
+        match out.status.code() {
+            Some(0) => assert_uploaded_once(&env, "guest", &out, &recs[0], &bytes, "frame 3"),
+            Some(6) => {
+                assert!(
+                    recs[0]["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("may have been sent")
+                );
+                assert!(env.sandbox.webhooks().is_empty());
+            }
+            other => panic!("unexpected exit {other:?}: {}", stderr(&out)),
+        }
+    }
+}
+
+#[test]
+fn a_500_from_the_store_is_not_retried() {
+    for route in ROUTES {
+        let env = Env::new();
+        env.sandbox
+            .faults()
+            .inject
+            .push(Inject::new("put", 500, None));
+        let (out, recs) = upload(&env, route, &[], &pdf(1000));
+        assert_eq!(out.status.code(), Some(exit::REMOTE), "{route}");
+        assert_eq!(recs[0]["error"]["httpStatus"], 500);
+        let puts = env
+            .sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.surface == "store")
+            .count();
+        assert_eq!(puts, 1, "{route}: never retried");
+        assert!(env.sandbox.objects().is_empty());
+        assert!(env.sandbox.webhooks().is_empty());
+    }
+}
+
+#[test]
+fn a_rate_limit_longer_than_the_budget_gives_up_at_once() {
+    let env = Env::new();
+    env.sandbox
+        .faults()
+        .inject
+        .push(Inject::new("request-url", 429, Some(600)));
+    let (out, recs) = upload(
+        &env,
+        "external-contact",
+        &["--retry-budget", "30"],
+        &pdf(1000),
+    );
+    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(recs[0]["error"]["httpStatus"], 429);
+    assert!(
+        recs[0]["latencyMs"].as_u64().unwrap() < 10_000,
+        "it did not wait"
+    );
+    assert!(stderr(&out).contains("rate limited"));
+}
+
+#[test]
+fn a_lost_send_answer_is_reported_not_repeated() {
+    let env = Env::new();
+    env.sandbox.faults().lose_sends = 1;
+    let (out, recs) = upload(&env, "conversation", &[], &pdf(1000));
+    assert_eq!(out.status.code(), Some(exit::NETWORK));
+    let e = &recs[0]["error"];
+    assert_eq!(e["stage"], "send");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("may have been sent")
+    );
+    assert!(
+        e["hint"]
+            .as_str()
+            .unwrap()
+            .contains("check it before sending")
+    );
+    // The platform has exactly one message: it was not posted twice.
+    assert_eq!(env.sandbox.messages().len(), 1);
+}
+
+#[test]
+fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
+    for route in ROUTES {
+        let env = Env::new();
+        env.sandbox.faults().webhook_fail = 3;
+        let first = pdf(1000);
+        let (out, recs) = upload(&env, route, &["--webhook-secret", "s3cret"], &first);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::OK),
+            "{route}: {}",
+            stderr(&out)
+        );
+        let r = &recs[0];
+        assert_eq!(r["webhook"]["delivered"], false);
+        assert_eq!(r["webhook"]["attempts"], 3);
+        assert_eq!(r["webhook"]["queued"], true);
+        assert_eq!(env.queued().len(), 1);
+        assert!(env.sandbox.webhooks().is_empty());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(env.outbox()), 0o700);
+            assert_eq!(mode(env.outbox().join("webhook-outbox.jsonl")), 0o600);
+        }
+
+        // The next run delivers the queued event first, then its own.
+        let second = png(1000);
+        let f = env.file("next.png", &second);
+        let out = cmd(&env, route)
+            .args(["--webhook-secret", "s3cret"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(exit::OK));
+        let r2 = &records(&out.stdout)[0];
+        let hooks = env.sandbox.webhooks();
+        assert_eq!(hooks.len(), 2, "{route}");
+        assert_eq!(hooks[0]["idempotencyKey"], r["eventId"]);
+        assert_eq!(hooks[1]["idempotencyKey"], r2["eventId"]);
+        assert!(env.queued().is_empty(), "delivered entries are removed");
+        // Signed with the secret, over the exact body.
+        for h in &hooks {
+            let body = serde_json::to_vec(&h["body"]).unwrap();
+            let expected =
+                gcupload::webhook::signature(&gcupload::config::Secret::new("s3cret"), &body);
+            assert_eq!(h["signature"], expected.as_str());
+        }
+
+        // Nothing left: `webhook flush` says so and succeeds.
+        let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(exit::OK));
+        assert!(stderr(&out).contains("none pending"));
+    }
+}
+
+#[test]
+fn webhook_flush_delivers_what_is_queued() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 3;
+    let (out, recs) = upload(&env, "external-contact", &[], &pdf(100));
+    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(env.queued().len(), 1);
+    env.sandbox.faults().webhook_fail = 1;
+    let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::NETWORK),
+        "still failing: kept"
+    );
+    assert_eq!(env.queued().len(), 1);
+    let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert!(env.queued().is_empty());
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["idempotencyKey"], recs[0]["eventId"]);
+}
+
+#[test]
+fn a_file_that_changes_during_the_upload_is_not_confirmed() {
+    let env = Env::new();
+    env.sandbox.faults().put_delay_ms = 1500;
+    let bytes = pdf(8 << 20);
+    let path = env.file("growing.pdf", &bytes);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
+        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
+        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
+        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
+        .env("GCUPLOAD_OUTBOX", env.outbox())
+        .args(["--max-size", "20MiB"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the URL is issued the PUT is under way (the store holds it for 1.5 s): rewrite the tail.
+    wait_for(&env, |r| r.path.ends_with("/files") && r.method == "POST");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(6 << 20)).unwrap();
+        f.write_all(&vec![b'x'; 1 << 20]).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FILE_CHANGED),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["kind"], "file-changed");
+    assert_eq!(
+        r["integrityHash"],
+        sha256(&bytes),
+        "the record names what was validated"
+    );
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/upload-complete")),
+        "never confirmed"
+    );
+    assert!(env.sandbox.webhooks().is_empty());
+}
+
+fn wait_for(env: &Env, pred: impl Fn(&gcupload::sandbox::SeenRequest) -> bool) {
+    for _ in 0..500 {
+        if env.sandbox.requests().iter().any(&pred) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the expected request never came");
+}
+
+fn spawn_batch(env: &Env, files: &[std::path::PathBuf]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
+        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
+        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
+        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
+        .env("GCUPLOAD_OUTBOX", env.outbox())
+        .args(files)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_interrupt_finishes_the_file_in_flight_and_reports_the_rest() {
+    let env = Env::new();
+    env.sandbox.faults().put_delay_ms = 1000;
+    let files: Vec<_> = (0..3)
+        .map(|i| env.file(&format!("f{i}.pdf"), &pdf(1000 + i)))
+        .collect();
+    let child = spawn_batch(&env, &files);
+    wait_for(&env, |r| r.path.ends_with("/files"));
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::INTERRUPTED),
+        "{}",
+        stderr(&out)
+    );
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 3, "every file has its record");
+    assert_eq!(recs[0]["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(recs[0]["webhook"]["delivered"], true);
+    for r in &recs[1..] {
+        assert_eq!(r["error"]["kind"], "interrupted");
+    }
+    assert_eq!(env.sandbox.objects().len(), 1);
+    assert_eq!(env.sandbox.webhooks().len(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_interrupt_abandons_the_file_in_flight() {
+    let env = Env::new();
+    env.sandbox.faults().put_delay_ms = 3000;
+    let files: Vec<_> = (0..2)
+        .map(|i| env.file(&format!("f{i}.pdf"), &pdf(1000 + i)))
+        .collect();
+    let child = spawn_batch(&env, &files);
+    wait_for(&env, |r| r.path.ends_with("/files"));
+    sigterm(&child);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::INTERRUPTED));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(text.ends_with('\n'), "no partial line");
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    assert!(recs.iter().all(|r| r["error"]["kind"] == "interrupted"));
+    assert!(env.sandbox.webhooks().is_empty());
+}
+
+#[test]
+fn no_output_or_outbox_holds_a_secret_token_or_signature_on_any_route() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 100;
+    let mut all = String::new();
+    for route in ROUTES {
+        env.sandbox.faults().expired_urls = 1;
+        env.sandbox.faults().reject_tokens = 1;
+        let f = env.file("a.pdf", &pdf(5000));
+        let out = cmd(&env, route)
+            .env("RUST_LOG", "trace")
+            .args(["-vvv", "--webhook-secret", "hook-secret-value"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(exit::OK),
+            "{route}: {}",
+            stderr(&out)
+        );
+        all.push_str(&String::from_utf8_lossy(&out.stdout));
+        all.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(env.queued().len(), 3);
+    all.push_str(&std::fs::read_to_string(env.outbox().join("webhook-outbox.jsonl")).unwrap());
+    assert!(all.contains("retrying"), "trace output was produced");
+    for secret in [env.sandbox.client_secret(), "hook-secret-value"] {
+        assert!(!all.contains(secret));
+    }
+    for t in env.sandbox.issued_tokens() {
+        assert!(!all.contains(&t), "a bearer token leaked");
+    }
+    for s in ["X-Amz-Signature", "X-Amz-Credential", "x-amz-signature"] {
+        assert!(!all.contains(s), "a URL signature leaked");
+    }
+}

@@ -13,7 +13,7 @@ use crate::http;
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
-struct TokenResponse {
+pub struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,

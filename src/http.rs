@@ -120,7 +120,12 @@ fn xml_tag<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
 /// Parses a success answer as JSON.
 pub async fn json<T: DeserializeOwned>(resp: Response, stage: Stage) -> Result<T> {
     let body = read_capped(resp, stage).await?;
-    serde_json::from_slice(&body)
+    parse_json(stage, &body)
+}
+
+/// Any server answer into its typed form, or a typed error: never a panic.
+pub fn parse_json<T: DeserializeOwned>(stage: Stage, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body)
         .map_err(|e| Error::protocol(stage, format!("the answer is not the expected JSON: {e}")))
 }
 

@@ -32,7 +32,7 @@ pub struct Conversation {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UploadResponse {
+pub struct UploadResponse {
     id: Option<String>,
     upload_url: Option<String>,
     #[serde(default)]
@@ -41,7 +41,7 @@ struct UploadResponse {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Media {
+pub struct Media {
     status: Option<String>,
     url: Option<String>,
     media_type: Option<String>,

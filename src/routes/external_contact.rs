@@ -22,7 +22,7 @@ pub struct ExternalContact {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UrlResponse {
+pub struct UrlResponse {
     id: Option<String>,
     upload_url: Option<String>,
     upload_complete_url: Option<String>,
@@ -30,7 +30,7 @@ struct UrlResponse {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CompleteResponse {
+pub struct CompleteResponse {
     id: Option<String>,
     status: Option<String>,
     virus_scan: Option<String>,

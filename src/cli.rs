@@ -48,10 +48,17 @@ pub enum WebhookCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct OutboxArgs {
-    /// Directory of the webhook outbox (default: the user's state directory).
-    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
-    pub outbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 
+    /// More log detail on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// What webhook deliveries need besides the URL, for uploads and `webhook flush` alike.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
     /// Sign each delivery: X-Gcupload-Signature: sha256=<HMAC of the body>.
     #[arg(
         long,
@@ -61,9 +68,9 @@ pub struct OutboxArgs {
     )]
     pub webhook_secret: Option<String>,
 
-    /// More log detail on stderr (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = ArgAction::Count)]
-    pub verbose: u8,
+    /// Directory of the durable webhook outbox (default: the user's state directory).
+    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
+    pub outbox: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -171,18 +178,8 @@ pub struct UploadArgs {
     #[arg(long, env = "WEBHOOK_SYNC_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
 
-    /// Sign each delivery: X-Gcupload-Signature: sha256=<HMAC of the body>.
-    #[arg(
-        long,
-        env = "WEBHOOK_SECRET",
-        hide_env_values = true,
-        value_name = "SECRET"
-    )]
-    pub webhook_secret: Option<String>,
-
-    /// Directory of the durable webhook outbox (default: the user's state directory).
-    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
-    pub outbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
 
     /// Total seconds one file may spend on retries and waits.
     #[arg(long, default_value_t = 300, value_name = "SECS")]

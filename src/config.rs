@@ -255,8 +255,12 @@ impl Config {
                 max_attempts: args.max_attempts,
                 ..crate::retry::Policy::default()
             },
-            webhook_secret: non_empty(&args.webhook_secret).map(Secret::new),
-            outbox_dir: args.outbox.clone().or_else(crate::outbox::default_dir),
+            webhook_secret: non_empty(&args.webhook.webhook_secret).map(Secret::new),
+            outbox_dir: args
+                .webhook
+                .outbox
+                .clone()
+                .or_else(crate::outbox::default_dir),
         })
     }
 }

@@ -57,14 +57,14 @@ pub async fn run(cli: Cli) -> i32 {
 
 /// `gcupload webhook flush`: deliver what earlier runs queued.
 async fn flush_command(args: cli::OutboxArgs) -> i32 {
-    let Some(dir) = args.outbox.or_else(outbox::default_dir) else {
+    let Some(dir) = args.webhook.outbox.or_else(outbox::default_dir) else {
         eprintln!("error: no outbox directory: pass --outbox <DIR> (or set GCUPLOAD_OUTBOX)");
         return error_reporting::exit::USAGE;
     };
     let hook = webhook::Webhook {
         client: http::client(),
         url: None,
-        secret: args.webhook_secret.map(config::Secret::new),
+        secret: args.webhook.webhook_secret.map(config::Secret::new),
         outbox: Some(outbox::Outbox::new(dir.clone())),
     };
     match hook.flush_outbox().await {

@@ -5,10 +5,9 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// A token and a pre-signed URL for `size` bytes of `content_type`, straight from the sandbox API.
-async fn presigned(env: &Env, size: u64, content_type: &str) -> String {
-    let http = reqwest::Client::new();
-    let token: Value = http
+/// An access token from the sandbox's OAuth endpoint.
+async fn token(env: &Env) -> String {
+    let v: Value = reqwest::Client::new()
         .post(env.sandbox.base_url.join("oauth/token").unwrap())
         .basic_auth(env.sandbox.client_id(), Some(env.sandbox.client_secret()))
         .form(&[("grant_type", "client_credentials")])
@@ -18,13 +17,20 @@ async fn presigned(env: &Env, size: u64, content_type: &str) -> String {
         .json()
         .await
         .unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// A token and a pre-signed URL for `size` bytes of `content_type`, straight from the sandbox API.
+async fn presigned(env: &Env, size: u64, content_type: &str) -> String {
+    let http = reqwest::Client::new();
+    let token = token(env).await;
     let url = env.sandbox.base_url.join(&format!(
         "api/v2/externalcontacts/contacts/{}/files",
         env.sandbox.external_contact_id()
     ));
     let r: Value = http
         .post(url.unwrap())
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(&token)
         .json(&json!({"fileName": "x.pdf", "contentType": content_type, "size": size}))
         .send()
         .await
@@ -239,16 +245,7 @@ fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
         use base64::Engine;
         use md5::Digest;
         let http = reqwest::Client::new();
-        let token: Value = http
-            .post(env.sandbox.base_url.join("oauth/token").unwrap())
-            .basic_auth(env.sandbox.client_id(), Some(env.sandbox.client_secret()))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = token(&env).await;
         let body = pdf(3000);
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
         let url = env
@@ -262,7 +259,7 @@ fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
             .unwrap();
         let up: Value = http
             .post(url)
-            .bearer_auth(token["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .json(
                 &json!({"fileName": "x.pdf", "contentLengthBytes": body.len(), "contentMd5": md5}),
             )

@@ -126,32 +126,11 @@ impl Route for Conversation {
             .api
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
-        let invalid = || {
-            Error::protocol(
-                Stage::RequestUrl,
-                "invalid upload response: `id` or `uploadUrl` missing",
-            )
-        };
-        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
-        let upload = r.upload_url.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
-        let upload = url::Url::parse(&upload).map_err(|e| {
-            Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}"))
-        })?;
-        let mut headers: Vec<(String, String)> = r
-            .upload_headers
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect();
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(("content-type".into(), file.content_type.into()));
-        }
+        let (id, upload) = super::upload_url(r.id, r.upload_url, "uploadUrl")?;
         Ok(UploadTarget {
             file_id: id,
             url: upload,
-            headers,
+            headers: super::put_headers(Some(&r.upload_headers), file.content_type),
             confirm_url: None,
             issued_at: Instant::now(),
         })

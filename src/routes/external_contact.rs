@@ -59,17 +59,7 @@ impl Route for ExternalContact {
             .api
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
-        let invalid = || {
-            Error::protocol(
-                Stage::RequestUrl,
-                "invalid upload response: `id` or `uploadUrl` missing",
-            )
-        };
-        let id = r.id.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
-        let upload = r.upload_url.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
-        let upload = url::Url::parse(&upload).map_err(|e| {
-            Error::protocol(Stage::RequestUrl, format!("uploadUrl is not a URL: {e}"))
-        })?;
+        let (id, upload) = super::upload_url(r.id, r.upload_url, "uploadUrl")?;
         let confirm_url = match r.upload_complete_url.filter(|s| !s.is_empty()) {
             Some(c) => {
                 let c = self.api.endpoints.api.join(&c).map_err(|e| {
@@ -91,7 +81,7 @@ impl Route for ExternalContact {
         Ok(UploadTarget {
             file_id: id,
             url: upload,
-            headers: vec![("content-type".into(), file.content_type.into())],
+            headers: super::put_headers(None, file.content_type),
             confirm_url,
             issued_at: Instant::now(),
         })

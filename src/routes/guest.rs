@@ -536,29 +536,13 @@ impl Route for Guest {
                 format!("onAttachment was answered with {}", answer.class),
             ));
         }
-        let url = answer.body_str("url").ok_or_else(|| {
-            Error::protocol(Stage::RequestUrl, "PresignedUrlResponse has no `url`")
-        })?;
-        let url = Url::parse(url)
-            .map_err(|e| Error::protocol(Stage::RequestUrl, format!("`url` is not a URL: {e}")))?;
-        let mut headers: Vec<(String, String)> = answer.body["headers"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(("content-type".into(), file.content_type.into()));
-        }
         let id = answer
             .body_str("attachmentId")
             .unwrap_or(&attachment_id)
             .to_string();
+        let (id, url) =
+            super::upload_url(Some(id), answer.body_str("url").map(str::to_string), "url")?;
+        let headers = super::put_headers(answer.body["headers"].as_object(), file.content_type);
         Ok(UploadTarget {
             file_id: id,
             url,

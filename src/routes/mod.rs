@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use url::Url;
 
-use crate::error::Result;
+use crate::error::{Error, Result, Stage};
 use crate::validate::ValidatedFile;
 
 pub mod conversation;
@@ -31,6 +31,41 @@ pub struct Confirmation {
     pub virus_scan_status: String,
     /// Route-specific fields for the audit record.
     pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The upload URL an answer named, required and parsed (`field` names it in errors).
+pub fn upload_url(id: Option<String>, url: Option<String>, field: &str) -> Result<(String, Url)> {
+    let missing = || {
+        Error::protocol(
+            Stage::RequestUrl,
+            format!("invalid upload response: `id` or `{field}` missing"),
+        )
+    };
+    let id = id.filter(|s| !s.is_empty()).ok_or_else(missing)?;
+    let url = url.filter(|s| !s.is_empty()).ok_or_else(missing)?;
+    let url = Url::parse(&url)
+        .map_err(|e| Error::protocol(Stage::RequestUrl, format!("`{field}` is not a URL: {e}")))?;
+    Ok((id, url))
+}
+
+/// The headers of a PUT: every signed header the platform returned, verbatim, plus the file's
+/// Content-Type unless they set one.
+pub fn put_headers(
+    signed: Option<&serde_json::Map<String, serde_json::Value>>,
+    content_type: &str,
+) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = signed
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("content-type".into(), content_type.into()));
+    }
+    headers
 }
 
 #[async_trait]

@@ -101,6 +101,18 @@ pub(crate) fn injected(st: &State, endpoint: &str) -> Option<Response> {
     Some(r)
 }
 
+/// The tenant's upload limit, as the Platform API refuses it.
+pub(crate) fn too_large(st: &State, size: u64) -> Option<Response> {
+    let limit = st.faults().max_upload_bytes;
+    (size > limit).then(|| {
+        platform_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload.too.large",
+            &format!("The file exceeds the limit of {limit} bytes."),
+        )
+    })
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body =
         json!({"error": error, "description": description, "error_description": description});
@@ -219,26 +231,12 @@ async fn request_url(
             "fileName is invalid.",
         );
     }
-    let (limit, ttl) = {
-        let f = st.faults();
-        (f.max_upload_bytes, f.url_ttl_secs)
-    };
-    if size > limit {
-        return platform_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload.too.large",
-            &format!("The file exceeds the limit of {limit} bytes."),
-        );
+    if let Some(r) = too_large(&st, size) {
+        return r;
     }
     let id = uuid::Uuid::new_v4().to_string();
     let key = format!("external/{contact}/{id}/{name}");
-    let url = st.store.presign_put(
-        &key,
-        &[("content-type", &ct)],
-        Duration::from_secs(ttl),
-        st.take_expired_url(),
-    );
-    st.announce(&key, size);
+    let url = st.issue_put_url(&key, size, &[("content-type", &ct)]);
     st.files.lock().expect("files").insert(
         id.clone(),
         FileEntry {

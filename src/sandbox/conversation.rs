@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::State;
-use super::api::{injected, platform_error, unauthorized};
+use super::api::{injected, platform_error, too_large, unauthorized};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Media {
@@ -31,6 +31,19 @@ impl Media {
 
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
 
+/// What every conversation endpoint checks first: the token, the ids, an injected fault.
+fn refuse(
+    st: &State,
+    headers: &HeaderMap,
+    conv: &str,
+    comm: &str,
+    endpoint: &str,
+) -> Option<Response> {
+    unauthorized(st, headers)
+        .or_else(|| refuse_unknown(st, conv, comm))
+        .or_else(|| injected(st, endpoint))
+}
+
 fn refuse_unknown(st: &State, conv: &str, comm: &str) -> Option<Response> {
     (conv != st.conversation_id || comm != st.communication_id).then(|| {
         platform_error(
@@ -47,10 +60,7 @@ pub(crate) async fn create_upload(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers)
-        .or_else(|| refuse_unknown(&st, &conv, &comm))
-        .or_else(|| injected(&st, "request-url"))
-    {
+    if let Some(r) = refuse(&st, &headers, &conv, &comm, "request-url") {
         return r;
     }
     let body = body.map(|b| b.0).unwrap_or_default();
@@ -75,16 +85,8 @@ pub(crate) async fn create_upload(
             "fileName is invalid.",
         );
     }
-    let (limit, ttl) = {
-        let f = st.faults();
-        (f.max_upload_bytes, f.url_ttl_secs)
-    };
-    if size > limit {
-        return platform_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload.too.large",
-            &format!("The file exceeds the limit of {limit} bytes."),
-        );
+    if let Some(r) = too_large(&st, size) {
+        return r;
     }
     let id = uuid::Uuid::new_v4().to_string();
     let key = format!("conversation/{conv}/{id}/{name}");
@@ -94,13 +96,7 @@ pub(crate) async fn create_upload(
     if let Some(m) = &md5 {
         signed.push(("content-md5", m));
     }
-    let url = st.store.presign_put(
-        &key,
-        &signed,
-        Duration::from_secs(ttl),
-        st.take_expired_url(),
-    );
-    st.announce(&key, size);
+    let url = st.issue_put_url(&key, size, &signed);
     let mut upload_headers = serde_json::Map::new();
     upload_headers.insert("x-amz-tagging".into(), tagging.clone().into());
     if let Some(m) = md5 {
@@ -128,10 +124,7 @@ pub(crate) async fn get_media(
     Path((conv, comm, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers)
-        .or_else(|| refuse_unknown(&st, &conv, &comm))
-        .or_else(|| injected(&st, "confirm"))
-    {
+    if let Some(r) = refuse(&st, &headers, &conv, &comm, "confirm") {
         return r;
     }
     let Some(m) = st.media.lock().expect("media").get(&id).cloned() else {
@@ -166,10 +159,7 @@ pub(crate) async fn send_message(
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
-    if let Some(r) = unauthorized(&st, &headers)
-        .or_else(|| refuse_unknown(&st, &conv, &comm))
-        .or_else(|| injected(&st, "send"))
-    {
+    if let Some(r) = refuse(&st, &headers, &conv, &comm, "send") {
         return r;
     }
     let body = body.map(|b| b.0).unwrap_or_default();

@@ -268,13 +268,11 @@ fn on_attachment(
     }
     let key = format!("guest/{token}/{id}/{name}");
     let tagging = format!("deploymentId={}&attachmentId={id}", st.deployment_id);
-    let url = st.store.presign_put(
+    let url = st.issue_put_url(
         &key,
+        size,
         &[("content-type", ftype), ("x-amz-tagging", &tagging)],
-        Duration::from_secs(f.url_ttl_secs),
-        st.take_expired_url(),
     );
-    st.announce(&key, size);
     session.attachments.insert(
         id.to_string(),
         Attachment {

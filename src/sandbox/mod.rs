@@ -388,6 +388,16 @@ impl State {
             .insert(key.to_string(), size);
     }
 
+    /// A pre-signed PUT for `key` with the URL faults applied, its size announced to the store.
+    fn issue_put_url(&self, key: &str, size: u64, signed: &[(&str, &str)]) -> Url {
+        let ttl = std::time::Duration::from_secs(self.faults().url_ttl_secs);
+        let url = self
+            .store
+            .presign_put(key, signed, ttl, self.take_expired_url());
+        self.announce(key, size);
+        url
+    }
+
     /// Whether the next URL is to be issued already expired (fault `expiredUrls`).
     fn take_expired_url(&self) -> bool {
         self.take(|f| &mut f.expired_urls)

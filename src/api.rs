@@ -42,6 +42,7 @@ impl Api {
         let mut refreshed = false;
         let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
+            retry::gate().await;
             let token = self.tokens.bearer().await?;
             let mut req = self
                 .http

@@ -75,9 +75,25 @@ pub struct WebhookArgs {
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
-    /// Files to upload, one after another.
-    #[arg(value_name = "FILE", required = true)]
+    /// Files, directories (with --recursive) or glob patterns to upload.
+    #[arg(value_name = "FILE", required_unless_present = "from")]
     pub files: Vec<PathBuf>,
+
+    /// Also upload the paths listed in this file, one per line (`-` reads stdin).
+    #[arg(long, value_name = "FILE|-")]
+    pub from: Option<PathBuf>,
+
+    /// Upload the files inside directories, recursively.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Files uploaded at the same time.
+    #[arg(short = 'j', long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+
+    /// Upload only the K-th of N deterministic slices of the inputs (e.g. 2/8).
+    #[arg(long, value_name = "K/N", value_parser = crate::inputs::parse_shard)]
+    pub shard: Option<crate::inputs::Shard>,
 
     /// Pick the route explicitly (otherwise the route-selecting flag or variable decides).
     #[arg(long, value_enum)]

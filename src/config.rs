@@ -192,6 +192,8 @@ pub struct Config {
     pub webhook_url: Option<Url>,
     pub policy: Policy,
     pub pretty: bool,
+    pub quiet: bool,
+    pub jobs: usize,
     pub confirm_timeout: std::time::Duration,
     pub retry: crate::retry::Policy,
     pub webhook_secret: Option<Secret>,
@@ -229,13 +231,16 @@ impl Config {
             }
             None => None,
         };
-        if args.name.is_some() && args.files.len() > 1 {
+        if args.name.is_some() && (args.files.len() > 1 || args.recursive || args.from.is_some()) {
             return Err(Error::config(
                 "--name renames one file; pass a single file with it",
             ));
         }
         if args.confirm_timeout == 0 {
             return Err(Error::config("--confirm-timeout must be at least 1 second"));
+        }
+        if args.jobs == 0 {
+            return Err(Error::config("--jobs must be at least 1"));
         }
         if args.max_attempts == 0 {
             return Err(Error::config("--max-attempts must be at least 1"));
@@ -249,6 +254,8 @@ impl Config {
             webhook_url,
             policy,
             pretty: args.pretty,
+            quiet: args.quiet,
+            jobs: args.jobs,
             confirm_timeout: std::time::Duration::from_secs(args.confirm_timeout),
             retry: crate::retry::Policy {
                 budget: std::time::Duration::from_secs(args.retry_budget),

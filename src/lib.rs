@@ -19,6 +19,7 @@ pub mod webhook;
 pub mod error;
 pub mod error_reporting;
 pub mod http;
+pub mod inputs;
 pub mod redact;
 pub mod retry;
 
@@ -96,11 +97,23 @@ async fn upload(args: UploadArgs) -> i32 {
         Ok(v) => v,
         Err(code) => return code,
     };
+    let files = match inputs::expand(
+        &args.files,
+        args.from.as_deref(),
+        args.recursive,
+        args.shard,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return error_reporting::exit_code(&e);
+        }
+    };
     let config = match Config::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
             // Every file still gets its record.
-            for f in &args.files {
+            for f in &files {
                 let shown = f.display().to_string();
                 eprintln!("{}", error_reporting::human(&shown, &e));
                 let _ = audit::emit(&audit::failed("none", &shown, None, &e, 0), args.pretty);
@@ -116,7 +129,7 @@ async fn upload(args: UploadArgs) -> i32 {
         Ok((d, p)) => tracing::info!(delivered = d, pending = p, "webhook outbox flushed"),
         Err(e) => tracing::warn!("the webhook outbox could not be read: {e}"),
     }
-    pipeline.run(&args.files).await
+    pipeline.run(&files).await
 }
 
 /// Ctrl-C or SIGTERM: stop starting files; a second one abandons the file in flight.
@@ -239,6 +252,8 @@ pub fn build(config: Config) -> pipeline::Pipeline {
         route,
         policy: config.policy,
         pretty: config.pretty,
+        quiet: config.quiet,
+        jobs: config.jobs,
         retry: config.retry,
         stop: Default::default(),
         abandon: Default::default(),

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, Record};
@@ -23,6 +24,9 @@ pub struct Pipeline {
     pub policy: Policy,
     pub webhook: webhook::Webhook,
     pub pretty: bool,
+    pub quiet: bool,
+    /// Files in flight at once.
+    pub jobs: usize,
     pub retry: retry::Policy,
     /// First interrupt: start no new file.
     pub stop: CancellationToken,
@@ -31,38 +35,53 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Uploads every file in order, prints one record each, returns the exit code: 0 when every
-    /// file was uploaded and confirmed, 130 when interrupted, otherwise the first failure's code.
+    /// Uploads the files, `jobs` at a time, printing each record as its file finishes. Returns
+    /// the exit code: 0 when every file was uploaded and confirmed, 130 when interrupted,
+    /// otherwise the code of the failure earliest in the input order.
     pub async fn run(&self, files: &[impl AsRef<Path>]) -> i32 {
-        let mut code = exit::OK;
-        for f in files {
-            let path = f.as_ref();
-            let (record, err) = if self.stop.is_cancelled() {
-                let e = Error::Interrupted;
-                let shown = path.display().to_string();
-                (
-                    audit::failed(self.route.name(), &shown, None, &e, 0),
-                    Some(e),
-                )
-            } else {
-                self.upload_one(path).await
-            };
-            if let Err(e) = audit::emit(&record, self.pretty) {
+        let started = Instant::now();
+        let mut summary = Summary::default();
+        let mut first_failure: Option<(usize, i32)> = None;
+        let mut broken_stdout = false;
+        let mut done = futures_util::stream::iter(files.iter().enumerate())
+            .map(|(i, f)| async move {
+                let path = f.as_ref();
+                let out = if self.stop.is_cancelled() {
+                    let e = Error::Interrupted;
+                    let shown = path.display().to_string();
+                    (
+                        audit::failed(self.route.name(), &shown, None, &e, 0),
+                        Some(e),
+                    )
+                } else {
+                    self.upload_one(path).await
+                };
+                (i, out)
+            })
+            .buffer_unordered(self.jobs.max(1));
+        while let Some((i, (record, err))) = done.next().await {
+            summary.add(&record);
+            if !broken_stdout && let Err(e) = audit::emit(&record, self.pretty) {
                 eprintln!("error: cannot write the record to stdout: {e}");
-                code = exit::USAGE;
-                break;
+                broken_stdout = true;
             }
             if let Some(e) = err
-                && code == exit::OK
+                && first_failure.is_none_or(|(j, _)| i < j)
             {
-                code = error_reporting::exit_code(&e);
+                first_failure = Some((i, error_reporting::exit_code(&e)));
             }
         }
-        if self.stop.is_cancelled() && code == exit::OK {
-            code = exit::INTERRUPTED;
-        }
+        drop(done);
         self.route.finish().await;
-        code
+        if !self.quiet {
+            eprintln!("{}", summary.line(started.elapsed()));
+        }
+        match first_failure {
+            _ if broken_stdout => exit::USAGE,
+            _ if self.stop.is_cancelled() => exit::INTERRUPTED,
+            Some((_, code)) => code,
+            None => exit::OK,
+        }
     }
 
     pub async fn upload_one(&self, path: &Path) -> (Record, Option<Error>) {
@@ -107,6 +126,7 @@ impl Pipeline {
         let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
         let mut target = self.route.request_upload(file).await?;
         loop {
+            retry::gate().await;
             let attempt = if target.issued_at.elapsed() > URL_FRESHNESS {
                 Err(stale_url())
             } else {
@@ -147,5 +167,36 @@ fn stale_url() -> Error {
             message: "Request has expired (URL older than 10 minutes, not used)".into(),
             correlation_id: None,
         },
+    }
+}
+
+/// The run's totals, for the closing line on stderr.
+#[derive(Default)]
+struct Summary {
+    files: usize,
+    completed: usize,
+    bytes: u64,
+}
+
+impl Summary {
+    fn add(&mut self, r: &Record) {
+        self.files += 1;
+        if r.action == audit::COMPLETED {
+            self.completed += 1;
+            self.bytes += r.size.unwrap_or(0);
+        }
+    }
+
+    fn line(&self, wall: Duration) -> String {
+        let secs = wall.as_secs_f64().max(1e-9);
+        format!(
+            "gcupload: {} files, {} uploaded, {} failed, {:.1} MB in {:.2} s ({:.1} MB/s)",
+            self.files,
+            self.completed,
+            self.files - self.completed,
+            self.bytes as f64 / 1e6,
+            secs,
+            self.bytes as f64 / 1e6 / secs
+        )
     }
 }

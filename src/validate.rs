@@ -93,6 +93,8 @@ pub struct ValidatedFile {
     pub sha256: String,
     /// MD5, base64, when the policy asked for it.
     pub md5: Option<String>,
+    /// A fast fingerprint (XXH3) of the same bytes: the PUT checks what it sent against it.
+    pub fingerprint: u64,
 }
 
 /// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
@@ -229,11 +231,13 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
 
     let mut hasher = Sha256::new();
     let mut md5 = policy.md5.then(md5::Md5::new);
+    let mut xxh = xxhash_rust::xxh3::Xxh3::new();
     let mut scanner = policy.local_scan.then(SignatureScanner::eicar);
     let mut total = head_len as u64;
     let mut chunk = &buf[..head_len];
     loop {
         hasher.update(chunk);
+        xxh.update(chunk);
         if let Some(m) = md5.as_mut() {
             m.update(chunk);
         }
@@ -264,6 +268,7 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
         size,
         content_type,
         sha256: hex::encode(hasher.finalize()),
+        fingerprint: xxh.digest(),
         md5: md5.map(|m| {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(m.finalize())

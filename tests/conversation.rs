@@ -24,7 +24,10 @@ fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
     assert_eq!(objects.len(), 2);
     // Per file: the media message, then the caption as its own text message.
     assert_eq!(messages.len(), 4);
-    for (path, r) in [(&pdf, &recs[0]), (&png, &recs[1])] {
+    for (path, r) in [
+        (&pdf, by_name(&recs, "contract.pdf")),
+        (&png, by_name(&recs, "scan.png")),
+    ] {
         assert_eq!(r["route"], "conversation");
         assert_eq!(r["conversationId"], env.sandbox.conversation_id());
         let id = r["fileId"].as_str().unwrap();
@@ -42,7 +45,7 @@ fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
         assert_eq!(t["text"], "Signed copy attached");
         assert!(r["mediaUrl"].as_str().unwrap().contains(id));
     }
-    assert_eq!(recs[1]["mediaType"], "image/png");
+    assert_eq!(by_name(&recs, "scan.png")["mediaType"], "image/png");
     assert!(
         env.sandbox
             .media_statuses()

@@ -459,7 +459,9 @@ fn spawn(env: &Env, args: &[&std::ffi::OsStr]) -> std::process::Child {
 }
 
 fn spawn_batch(env: &Env, files: &[std::path::PathBuf]) -> std::process::Child {
-    let args: Vec<&std::ffi::OsStr> = files.iter().map(|f| f.as_os_str()).collect();
+    // One at a time, so that a file is in flight while the others wait.
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--jobs".as_ref(), "1".as_ref()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
     spawn(env, &args)
 }
 

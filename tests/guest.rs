@@ -25,7 +25,10 @@ fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
     let messages = env.sandbox.messages();
     assert_eq!(objects.len(), 2);
     assert_eq!(messages.len(), 2);
-    for (path, r) in [(&pdf, &recs[0]), (&png, &recs[1])] {
+    for (path, r) in [
+        (&pdf, by_name(&recs, "invoice.pdf")),
+        (&png, by_name(&recs, "photo.png")),
+    ] {
         assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
         assert_eq!(r["route"], "guest");
         assert_eq!(r["sessionToken"], token.as_str(), "one session per run");

@@ -51,6 +51,11 @@ async fn observe(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> 
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let authorization = req.headers().contains_key("authorization");
+    let t0 = std::time::Instant::now();
+    let latency = st.faults().api_latency_ms;
+    if latency > 0 && !path.starts_with("/_sandbox/") {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
     let mut resp = next.run(req).await;
     if !resp.headers().contains_key("inin-correlation-id") {
         let id = uuid::Uuid::new_v4().to_string();
@@ -66,6 +71,7 @@ async fn observe(AxState(st): AxState<Arc<State>>, req: Request, next: Next) -> 
             path,
             authorization,
             status: resp.status().as_u16(),
+            ms: t0.elapsed().as_secs_f64() * 1000.0,
         });
     }
     resp

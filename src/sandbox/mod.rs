@@ -63,6 +63,8 @@ pub struct Faults {
     pub guest_rate_limit: u32,
     /// How long conversation media stays `uploading` after its object lands.
     pub media_delay_ms: u64,
+    /// Emulated network latency added to every API answer (not the store), milliseconds.
+    pub api_latency_ms: u64,
     /// Error answers to inject, by endpoint.
     pub inject: Vec<Inject>,
     /// The next n PUTs: the store reads half the body, then drops the connection.
@@ -132,6 +134,7 @@ impl Default for Faults {
             expire_sessions: 0,
             guest_rate_limit: 0,
             media_delay_ms: 300,
+            api_latency_ms: 0,
             inject: Vec::new(),
             drop_puts: 0,
             put_delay_ms: 0,
@@ -151,6 +154,8 @@ pub struct SeenRequest {
     pub path: String,
     pub authorization: bool,
     pub status: u16,
+    /// From the request's arrival to its answer (for a PUT: the whole body), milliseconds.
+    pub ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

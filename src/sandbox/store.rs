@@ -170,12 +170,14 @@ async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
     let existed = put_key
         .as_ref()
         .is_some_and(|k| st.store.object_path(k).exists());
+    let t0 = std::time::Instant::now();
     let seen = |status: u16| SeenRequest {
         surface: "store",
         method: method.to_string(),
         path: path.clone(),
         authorization,
         status,
+        ms: t0.elapsed().as_secs_f64() * 1000.0,
     };
     let req = if method == Method::PUT {
         match put_fault(&st, req).await {
@@ -246,6 +248,7 @@ async fn put_fault(st: &State, req: Request) -> Result<Request, Response> {
             path: req.uri().path().to_string(),
             authorization: req.headers().contains_key("authorization"),
             status: 0,
+            ms: 0.0,
         });
         let mut body = req.into_body().into_data_stream();
         let mut read = 0;

@@ -12,6 +12,7 @@ use crate::validate::ValidatedFile;
 use crate::webhook::Delivery;
 
 pub const COMPLETED: &str = "FILE_UPLOAD_COMPLETED";
+pub const PLANNED: &str = "FILE_UPLOAD_PLANNED";
 pub const FAILED: &str = "FILE_UPLOAD_FAILED";
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +109,17 @@ pub fn completed(
     }
 }
 
+/// A dry run's record: what would be uploaded, and where.
+pub fn planned(route: &'static str, path: &str, file: &ValidatedFile, latency_ms: u64) -> Record {
+    Record {
+        action: PLANNED,
+        size: Some(file.size),
+        content_type: Some(file.content_type),
+        integrity_hash: Some(file.sha256.clone()),
+        ..base(route, path, file.file_name.clone(), latency_ms)
+    }
+}
+
 /// A failure record; `file` is what validation learned, when it got that far.
 pub fn failed(
     route: &'static str,
@@ -147,17 +159,66 @@ pub fn failed(
     }
 }
 
-/// Writes one record as one line (or one indented document) with a single write, so records
-/// never interleave and a reader never sees half a line.
-pub fn emit(record: &Record, pretty: bool) -> std::io::Result<()> {
-    let mut line = if pretty {
-        serde_json::to_vec_pretty(record)
-    } else {
-        serde_json::to_vec(record)
+/// The same failure for every file (a configuration or credentials problem found before any
+/// file started): one record each, the error on stderr; returns the exit code.
+pub fn fail_all(
+    route: &'static str,
+    files: &[impl AsRef<std::path::Path>],
+    err: &Error,
+    output: Output,
+) -> i32 {
+    for f in files {
+        let shown = f.as_ref().display().to_string();
+        eprintln!("{}", error_reporting::human(&shown, err));
+        let _ = emit(&failed(route, &shown, None, err, 0), output);
     }
-    .map_err(std::io::Error::other)?;
+    error_reporting::exit_code(err)
+}
+
+/// How records are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// One compact JSON object per line (for jq and scripts).
+    Json,
+    /// Indented JSON.
+    Pretty,
+    /// One human line per file.
+    Text,
+}
+
+/// Writes one record with a single write, so records never interleave and a reader never sees
+/// half a line.
+pub fn emit(record: &Record, output: Output) -> std::io::Result<()> {
+    let mut line = match output {
+        Output::Json => serde_json::to_vec(record).map_err(std::io::Error::other)?,
+        Output::Pretty => serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?,
+        Output::Text => text(record).into_bytes(),
+    };
     line.push(b'\n');
     let mut out = std::io::stdout().lock();
     out.write_all(&line)?;
     out.flush()
+}
+
+/// `ok      report.pdf  12.3 kB  external-contact  id 6d1f…` and the like.
+pub fn text(r: &Record) -> String {
+    let size = r
+        .size
+        .map(|s| format!("{:.1} kB", s as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into());
+    match (&r.error, r.action) {
+        (Some(e), _) => format!("failed  {}  {size}  {}  {}", r.path, e.kind, e.message),
+        (None, PLANNED) => format!(
+            "planned {}  {size}  {}  {}",
+            r.path,
+            r.route,
+            r.content_type.unwrap_or("")
+        ),
+        (None, _) => format!(
+            "ok      {}  {size}  {}  id {}",
+            r.path,
+            r.route,
+            r.file_id.as_deref().unwrap_or("-")
+        ),
+    }
 }

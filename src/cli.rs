@@ -217,9 +217,25 @@ pub struct UploadArgs {
     #[arg(long)]
     pub no_local_scan: bool,
 
-    /// Indent each JSON record.
+    /// Indent each JSON record (same as --output pretty).
     #[arg(long)]
     pub pretty: bool,
+
+    /// How records are written to stdout.
+    #[arg(long, value_enum, default_value = "json")]
+    pub output: crate::audit::Output,
+
+    /// Progress bars on stderr: auto (on a terminal), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: crate::progress::When,
+
+    /// Validate everything, resolve the route and hosts, check the credentials; upload nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With --dry-run: make no network call at all (no token request, no guest session).
+    #[arg(long, requires = "dry_run")]
+    pub offline: bool,
 
     /// More log detail on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]

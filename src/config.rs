@@ -191,7 +191,10 @@ pub struct Config {
     pub route: RouteConfig,
     pub webhook_url: Option<Url>,
     pub policy: Policy,
-    pub pretty: bool,
+    pub output: crate::audit::Output,
+    pub progress: crate::progress::When,
+    pub dry_run: bool,
+    pub offline: bool,
     pub quiet: bool,
     pub jobs: usize,
     pub confirm_timeout: std::time::Duration,
@@ -253,7 +256,14 @@ impl Config {
             route,
             webhook_url,
             policy,
-            pretty: args.pretty,
+            output: if args.pretty {
+                crate::audit::Output::Pretty
+            } else {
+                args.output
+            },
+            progress: args.progress,
+            dry_run: args.dry_run,
+            offline: args.offline,
             quiet: args.quiet,
             jobs: args.jobs,
             confirm_timeout: std::time::Duration::from_secs(args.confirm_timeout),

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod outbox;
 pub mod pipeline;
+pub mod progress;
 pub mod routes;
 pub mod transfer;
 pub mod validate;
@@ -112,16 +113,15 @@ async fn upload(args: UploadArgs) -> i32 {
     let config = match Config::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
-            // Every file still gets its record.
-            for f in &files {
-                let shown = f.display().to_string();
-                eprintln!("{}", error_reporting::human(&shown, &e));
-                let _ = audit::emit(&audit::failed("none", &shown, None, &e, 0), args.pretty);
-            }
-            return error_reporting::exit_code(&e);
+            let output = if args.pretty {
+                audit::Output::Pretty
+            } else {
+                args.output
+            };
+            return audit::fail_all("none", &files, &e, output);
         }
     };
-    let pipeline = build(config);
+    let pipeline = build(config, files.len());
     interrupts(pipeline.stop.clone(), pipeline.abandon.clone());
     // What earlier runs could not deliver goes first, so events keep their order.
     match pipeline.webhook.flush_outbox().await {
@@ -183,9 +183,10 @@ async fn with_sandbox(mut args: UploadArgs) -> Result<(UploadArgs, Option<sandbo
     }
 }
 
-/// Wires the stages for a resolved configuration.
-pub fn build(config: Config) -> pipeline::Pipeline {
+/// Wires the stages for a resolved configuration and a run of `files` files.
+pub fn build(config: Config, files: usize) -> pipeline::Pipeline {
     let http = http::client();
+    let plan = plan(&config);
     let endpoints = config.endpoints;
     let api = || {
         let credentials = config
@@ -251,13 +252,51 @@ pub fn build(config: Config) -> pipeline::Pipeline {
         http,
         route,
         policy: config.policy,
-        pretty: config.pretty,
+        output: config.output,
+        progress: progress::Progress::new(config.progress, config.quiet, files),
+        dry_run: config.dry_run,
+        offline: config.offline,
+        plan,
         quiet: config.quiet,
         jobs: config.jobs,
         retry: config.retry,
         stop: Default::default(),
         abandon: Default::default(),
     }
+}
+
+/// What a dry run reports besides the file: where the upload would go.
+fn plan(config: &Config) -> serde_json::Map<String, serde_json::Value> {
+    let e = &config.endpoints;
+    let host = |u: &url::Url| redact::url(u);
+    let mut m = serde_json::Map::new();
+    match &config.route {
+        RouteConfig::ExternalContact { contact_id } => {
+            m.insert("externalContactId".into(), contact_id.clone().into());
+            m.insert("apiHost".into(), host(&e.api).into());
+            m.insert("loginHost".into(), host(&e.login).into());
+        }
+        RouteConfig::Guest {
+            deployment_id,
+            session_token,
+            ..
+        } => {
+            m.insert("deploymentId".into(), deployment_id.clone().into());
+            m.insert("sessionToken".into(), session_token.to_string().into());
+            m.insert("socketUrl".into(), host(&e.socket).into());
+        }
+        RouteConfig::Conversation {
+            conversation_id,
+            communication_id,
+            ..
+        } => {
+            m.insert("conversationId".into(), conversation_id.clone().into());
+            m.insert("communicationId".into(), communication_id.clone().into());
+            m.insert("apiHost".into(), host(&e.api).into());
+            m.insert("loginHost".into(), host(&e.login).into());
+        }
+    }
+    m
 }
 
 /// Logs go to stderr; stdout is reserved for JSON. `RUST_LOG` overrides the flags.

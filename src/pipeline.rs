@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{self, Record};
+use crate::audit::{self, Output, Record};
 use crate::error::{Error, Remote, Result, Stage};
 use crate::error_reporting::{self, exit};
 use crate::routes::{Confirmation, Route, UploadTarget};
@@ -23,8 +23,15 @@ pub struct Pipeline {
     pub route: Box<dyn Route>,
     pub policy: Policy,
     pub webhook: webhook::Webhook,
-    pub pretty: bool,
+    pub output: Output,
     pub quiet: bool,
+    pub progress: crate::progress::Progress,
+    /// Validate and resolve everything, upload nothing.
+    pub dry_run: bool,
+    /// With a dry run: make no network call.
+    pub offline: bool,
+    /// What a dry run reports it would do (hosts, route, target).
+    pub plan: serde_json::Map<String, serde_json::Value>,
     /// Files in flight at once.
     pub jobs: usize,
     pub retry: retry::Policy,
@@ -39,6 +46,13 @@ impl Pipeline {
     /// the exit code: 0 when every file was uploaded and confirmed, 130 when interrupted,
     /// otherwise the code of the failure earliest in the input order.
     pub async fn run(&self, files: &[impl AsRef<Path>]) -> i32 {
+        // A dry run checks the credentials (or opens the guest session) once, up front.
+        if self.dry_run
+            && !self.offline
+            && let Err(e) = self.route.preflight().await
+        {
+            return audit::fail_all(self.route.name(), files, &e, self.output);
+        }
         let started = Instant::now();
         let mut summary = Summary::default();
         let mut first_failure: Option<(usize, i32)> = None;
@@ -61,7 +75,7 @@ impl Pipeline {
             .buffer_unordered(self.jobs.max(1));
         while let Some((i, (record, err))) = done.next().await {
             summary.add(&record);
-            if !broken_stdout && let Err(e) = audit::emit(&record, self.pretty) {
+            if !broken_stdout && let Err(e) = audit::emit(&record, self.output) {
                 eprintln!("error: cannot write the record to stdout: {e}");
                 broken_stdout = true;
             }
@@ -73,6 +87,7 @@ impl Pipeline {
         }
         drop(done);
         self.route.finish().await;
+        self.progress.finish();
         if !self.quiet {
             eprintln!("{}", summary.line(started.elapsed()));
         }
@@ -94,7 +109,13 @@ impl Pipeline {
         };
         let ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok(conf) => {
+            Ok(None) => {
+                let file = validated.expect("a planned upload was validated");
+                let mut record = audit::planned(self.route.name(), &shown, &file, ms);
+                record.extra.extend(self.plan.clone());
+                (record, None)
+            }
+            Ok(Some(conf)) => {
                 let file = validated.expect("a confirmed upload was validated");
                 let mut record = audit::completed(self.route.name(), &shown, &file, conf, ms);
                 tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
@@ -102,7 +123,7 @@ impl Pipeline {
                 (record, None)
             }
             Err(e) => {
-                eprintln!("{}", error_reporting::human(&shown, &e));
+                self.progress.println(&error_reporting::human(&shown, &e));
                 let record = audit::failed(self.route.name(), &shown, validated.as_ref(), &e, ms);
                 (record, Some(e))
             }
@@ -113,16 +134,28 @@ impl Pipeline {
         &self,
         path: &Path,
         validated: &mut Option<ValidatedFile>,
-    ) -> Result<Confirmation> {
+    ) -> Result<Option<Confirmation>> {
         let file = validated.insert(validate::validate(path, &self.policy).await?);
-        self.route.check(file).await?;
-        let target = self.upload(file).await?;
-        self.route.confirm(file, &target).await
+        self.route.check(file, !self.offline).await?;
+        if self.dry_run {
+            return Ok(None);
+        }
+        let bar = BarGuard(
+            &self.progress,
+            self.progress.file(&file.file_name, file.size),
+        );
+        let target = self.upload(file, &bar.1).await?;
+        drop(bar);
+        self.route.confirm(file, &target).await.map(Some)
     }
 
     /// Gets a URL and PUTs the file, re-streaming from the start on every retry; a URL that
     /// expired (or is too old to start on) is replaced by a fresh one.
-    async fn upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
+    async fn upload(
+        &self,
+        file: &ValidatedFile,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<UploadTarget> {
         let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
         let mut target = self.route.request_upload(file).await?;
         loop {
@@ -130,7 +163,7 @@ impl Pipeline {
             let attempt = if target.issued_at.elapsed() > URL_FRESHNESS {
                 Err(stale_url())
             } else {
-                transfer::put(&self.http, &target, file).await
+                transfer::put(&self.http, &target, file, bar).await
             };
             let err = match attempt {
                 Ok(()) => return Ok(target),
@@ -155,6 +188,15 @@ impl Pipeline {
                 None => return Err(err),
             }
         }
+    }
+}
+
+/// Clears a file's progress bar however its upload ends.
+struct BarGuard<'a>(&'a crate::progress::Progress, indicatif::ProgressBar);
+
+impl Drop for BarGuard<'_> {
+    fn drop(&mut self) {
+        self.0.file_done(&self.1);
     }
 }
 

@@ -21,6 +21,7 @@ pub async fn put(
     client: &reqwest::Client,
     target: &UploadTarget,
     file: &ValidatedFile,
+    bar: &indicatif::ProgressBar,
 ) -> Result<()> {
     config::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
@@ -32,9 +33,11 @@ pub async fn put(
     // Never send more than was validated, even if the file grows meanwhile.
     let reader = f.take(file.size);
     let seen = Arc::new(Mutex::new(Tap::default()));
+    bar.set_position(0);
     let stream = Tapped {
         inner: ReaderStream::with_capacity(reader, CHUNK),
         tap: seen.clone(),
+        bar: bar.clone(),
     };
 
     let mut req = client
@@ -121,6 +124,7 @@ struct Tap {
 struct Tapped<S> {
     inner: S,
     tap: Arc<Mutex<Tap>>,
+    bar: indicatif::ProgressBar,
 }
 
 impl<S> Stream for Tapped<S>
@@ -136,6 +140,7 @@ where
             Poll::Ready(Some(Ok(chunk))) => {
                 tap.hasher.update(chunk);
                 tap.count += chunk.len() as u64;
+                self.bar.inc(chunk.len() as u64);
             }
             Poll::Ready(None) => tap.ended = true,
             _ => {}

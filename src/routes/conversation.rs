@@ -101,7 +101,11 @@ impl Route for Conversation {
         "conversation"
     }
 
-    async fn check(&self, file: &ValidatedFile) -> Result<()> {
+    async fn preflight(&self) -> Result<()> {
+        self.api.tokens.bearer().await.map(drop)
+    }
+
+    async fn check(&self, file: &ValidatedFile, _online: bool) -> Result<()> {
         check_file_name(self.upload_name(file)).map_err(|why| {
             Error::invalid(
                 Rule::FileName,

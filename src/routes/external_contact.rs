@@ -48,6 +48,10 @@ impl Route for ExternalContact {
         "external-contact"
     }
 
+    async fn preflight(&self) -> Result<()> {
+        self.api.tokens.bearer().await.map(drop)
+    }
+
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
         let url = self.api.endpoints.api_url(&self.files_path());
         let body = json!({

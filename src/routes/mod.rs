@@ -73,10 +73,14 @@ pub trait Route: Send + Sync {
     /// The record's `route` value.
     fn name(&self) -> &'static str;
 
-    /// Route-specific rules, checked after local validation and before any upload request.
-    async fn check(&self, _file: &ValidatedFile) -> Result<()> {
+    /// Route-specific rules, checked after local validation and before any upload request;
+    /// `online` false forbids network calls (dry run with --offline).
+    async fn check(&self, _file: &ValidatedFile, _online: bool) -> Result<()> {
         Ok(())
     }
+
+    /// A dry run's check that the route can work: credentials, or the guest session.
+    async fn preflight(&self) -> Result<()>;
 
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget>;
 

@@ -4,6 +4,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+/// `--version`: the crate version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GCUPLOAD_COMMIT"),
+    ")"
+);
+
 const EXAMPLES: &str = "\
 Examples:
   gcupload --sandbox ./samples/hello.pdf                      try the whole flow locally, no account
@@ -16,7 +24,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "gcupload",
-    version,
+    version = VERSION,
     about = "Upload files into Genesys Cloud messaging and print one JSON audit record per file",
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -38,6 +46,25 @@ pub enum Command {
     /// Webhook outbox: deliveries that failed and wait for a later run.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Check the configuration, the hosts and the credentials; say what to fix.
+    Doctor(Box<DoctorArgs>),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// More log detail on stderr.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,28 +100,9 @@ pub struct WebhookArgs {
     pub outbox: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-pub struct UploadArgs {
-    /// Files, directories (with --recursive) or glob patterns to upload.
-    #[arg(value_name = "FILE", required_unless_present = "from")]
-    pub files: Vec<PathBuf>,
-
-    /// Also upload the paths listed in this file, one per line (`-` reads stdin).
-    #[arg(long, value_name = "FILE|-")]
-    pub from: Option<PathBuf>,
-
-    /// Upload the files inside directories, recursively.
-    #[arg(short = 'r', long)]
-    pub recursive: bool,
-
-    /// Files uploaded at the same time.
-    #[arg(short = 'j', long, default_value_t = 4, value_name = "N")]
-    pub jobs: usize,
-
-    /// Upload only the K-th of N deterministic slices of the inputs (e.g. 2/8).
-    #[arg(long, value_name = "K/N", value_parser = crate::inputs::parse_shard)]
-    pub shard: Option<crate::inputs::Shard>,
-
+/// Where and as whom to upload: what `gcupload doctor` checks as well.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
     /// Pick the route explicitly (otherwise the route-selecting flag or variable decides).
     #[arg(long, value_enum)]
     pub route: Option<RouteName>,
@@ -153,22 +161,6 @@ pub struct UploadArgs {
     )]
     pub communication: Option<String>,
 
-    /// Upload under this name instead of the file's own (one file only).
-    #[arg(long, value_name = "NAME", help_heading = "Route conversation")]
-    pub name: Option<String>,
-
-    /// Upload the media but do not send it as a message.
-    #[arg(long, help_heading = "Route conversation")]
-    pub no_send: bool,
-
-    /// Text sent with the file (guest: the message caption; conversation: a separate text message).
-    #[arg(long, value_name = "TEXT")]
-    pub message: Option<String>,
-
-    /// Seconds to wait for the platform to accept an upload (scan, media status, socket answers).
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
-    pub confirm_timeout: u64,
-
     /// Region: `us_east_1`, `us-east-1` or its domain `mypurecloud.com`.
     #[arg(long, env = "GENESYS_REGION", default_value = "us_east_1")]
     pub region: String,
@@ -196,6 +188,56 @@ pub struct UploadArgs {
 
     #[command(flatten)]
     pub webhook: WebhookArgs,
+
+    /// Route-selecting settings given as flags (they win over the environment); filled by [`parse`].
+    #[arg(skip)]
+    pub route_flags: Vec<RouteName>,
+
+    /// Where each setting came from (flag, env, .env, default); filled by [`parse`].
+    #[arg(skip)]
+    pub sources: Vec<(String, &'static str)>,
+}
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// Files, directories (with --recursive) or glob patterns to upload.
+    #[arg(value_name = "FILE", required_unless_present = "from")]
+    pub files: Vec<PathBuf>,
+
+    /// Also upload the paths listed in this file, one per line (`-` reads stdin).
+    #[arg(long, value_name = "FILE|-")]
+    pub from: Option<PathBuf>,
+
+    /// Upload the files inside directories, recursively.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Files uploaded at the same time.
+    #[arg(short = 'j', long, default_value_t = 4, value_name = "N")]
+    pub jobs: usize,
+
+    /// Upload only the K-th of N deterministic slices of the inputs (e.g. 2/8).
+    #[arg(long, value_name = "K/N", value_parser = crate::inputs::parse_shard)]
+    pub shard: Option<crate::inputs::Shard>,
+
+    /// Upload under this name instead of the file's own (one file only).
+    #[arg(long, value_name = "NAME", help_heading = "Route conversation")]
+    pub name: Option<String>,
+
+    /// Upload the media but do not send it as a message.
+    #[arg(long, help_heading = "Route conversation")]
+    pub no_send: bool,
+
+    /// Text sent with the file (guest: the message caption; conversation: a separate text message).
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+
+    /// Seconds to wait for the platform to accept an upload (scan, media status, socket answers).
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub confirm_timeout: u64,
 
     /// Total seconds one file may spend on retries and waits.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
@@ -249,10 +291,6 @@ pub struct UploadArgs {
     #[cfg(feature = "sandbox")]
     #[arg(long)]
     pub sandbox: bool,
-
-    /// Route-selecting settings given as flags (they win over the environment); filled by [`parse`].
-    #[arg(skip)]
-    pub route_flags: Vec<RouteName>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -272,25 +310,72 @@ impl RouteName {
     }
 }
 
-/// Parses the process's arguments, remembering which route settings came from flags rather than
-/// the environment (clap merges both into one field).
+/// Parses the process's arguments, remembering where each setting came from (clap merges
+/// flags and environment into one field; `.env` is told apart by `crate::dotenv_keys`).
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let from_flag =
-        |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    for (id, route) in [
-        ("external_contact", RouteName::ExternalContact),
-        ("deployment", RouteName::Guest),
-        ("conversation", RouteName::Conversation),
-        ("communication", RouteName::Conversation),
-    ] {
-        if from_flag(id) && !cli.upload.route_flags.contains(&route) {
-            cli.upload.route_flags.push(route);
+    match &mut cli.command {
+        Some(Command::Doctor(d)) => {
+            let sub = matches
+                .subcommand_matches("doctor")
+                .expect("doctor matched");
+            d.settings.sources = sources(sub);
         }
+        None => {
+            let s = &mut cli.upload.settings;
+            s.sources = sources(&matches);
+            for (id, route) in [
+                ("external_contact", RouteName::ExternalContact),
+                ("deployment", RouteName::Guest),
+                ("conversation", RouteName::Conversation),
+                ("communication", RouteName::Conversation),
+            ] {
+                let flag = s.sources.iter().any(|(i, src)| i == id && *src == "flag");
+                if flag && !s.route_flags.contains(&route) {
+                    s.route_flags.push(route);
+                }
+            }
+        }
+        _ => {}
     }
     cli
+}
+
+/// For each settable argument that has a value: `flag`, `env`, `.env` or `default`.
+fn sources(m: &clap::ArgMatches) -> Vec<(String, &'static str)> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let cmd = Cli::command();
+    let mut all: Vec<&clap::Arg> = cmd.get_arguments().collect();
+    if let Some(d) = cmd.find_subcommand("doctor") {
+        all.extend(d.get_arguments());
+    }
+    let mut out = Vec::new();
+    for id in m.ids() {
+        let id = id.as_str();
+        let Some(arg) = all.iter().find(|a| a.get_id() == id) else {
+            continue;
+        };
+        let source = match m.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) => {
+                let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or("");
+                if crate::dotenv_keys().iter().any(|k| k == env) {
+                    ".env"
+                } else {
+                    "env"
+                }
+            }
+            Some(ValueSource::DefaultValue) => "default",
+            _ => continue,
+        };
+        if arg.get_env().is_some() || source == "flag" {
+            out.push((id.to_string(), source));
+        }
+    }
+    out
 }
 
 #[cfg(feature = "sandbox")]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use url::Url;
 
-use crate::cli::{RouteName, UploadArgs};
+use crate::cli::{RouteName, Settings, UploadArgs};
 use crate::error::{Error, Result};
 use crate::validate::Policy;
 
@@ -205,22 +205,16 @@ pub struct Config {
 
 impl Config {
     pub fn resolve(args: &UploadArgs) -> Result<Self> {
-        let endpoints = Endpoints::resolve(&args.region, args.base_url.as_deref())?;
-        let route = resolve_route(args)?;
-        let credentials = match (non_empty(&args.client_id), non_empty(&args.client_secret)) {
-            (Some(id), Some(secret)) => Some(Credentials {
-                client_id: id.to_string(),
-                client_secret: Secret::new(secret),
-            }),
-            _ if route.name() == RouteName::Guest => None,
-            _ => {
-                return Err(Error::config(format!(
-                    "route {} needs OAuth client credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
-                    route.name().as_str()
-                )));
-            }
-        };
-        let webhook_url = match non_empty(&args.webhook_url) {
+        let endpoints =
+            Endpoints::resolve(&args.settings.region, args.settings.base_url.as_deref())?;
+        let route = resolve_route(
+            &args.settings,
+            non_empty(&args.name),
+            !args.no_send,
+            non_empty(&args.message),
+        )?;
+        let credentials = credentials(&args.settings, route.name())?;
+        let webhook_url = match non_empty(&args.settings.webhook_url) {
             Some(w) => {
                 let u = Url::parse(w)
                     .map_err(|e| Error::config(format!("--webhook-url `{w}` is not a URL: {e}")))?;
@@ -272,8 +266,9 @@ impl Config {
                 max_attempts: args.max_attempts,
                 ..crate::retry::Policy::default()
             },
-            webhook_secret: non_empty(&args.webhook.webhook_secret).map(Secret::new),
+            webhook_secret: non_empty(&args.settings.webhook.webhook_secret).map(Secret::new),
             outbox_dir: args
+                .settings
                 .webhook
                 .outbox
                 .clone()
@@ -283,7 +278,27 @@ impl Config {
 }
 
 /// Exactly one route per run: `--route` first, then route flags, then the environment.
-fn resolve_route(args: &UploadArgs) -> Result<RouteConfig> {
+/// The OAuth client, required by every route but `guest`.
+pub fn credentials(s: &Settings, route: RouteName) -> Result<Option<Credentials>> {
+    match (non_empty(&s.client_id), non_empty(&s.client_secret)) {
+        (Some(id), Some(secret)) => Ok(Some(Credentials {
+            client_id: id.to_string(),
+            client_secret: Secret::new(secret),
+        })),
+        _ if route == RouteName::Guest => Ok(None),
+        _ => Err(Error::config(format!(
+            "route {} needs OAuth client credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
+            route.as_str()
+        ))),
+    }
+}
+
+pub fn resolve_route(
+    args: &Settings,
+    name: Option<&str>,
+    send: bool,
+    message: Option<&str>,
+) -> Result<RouteConfig> {
     let conversation_set =
         non_empty(&args.conversation).is_some() || non_empty(&args.communication).is_some();
     let configured: Vec<RouteName> = [
@@ -332,7 +347,7 @@ fn resolve_route(args: &UploadArgs) -> Result<RouteConfig> {
             ))),
         }
     };
-    let message = non_empty(&args.message).map(str::to_string);
+    let message = message.map(str::to_string);
     Ok(match chosen {
         RouteName::ExternalContact => RouteConfig::ExternalContact {
             contact_id: need(
@@ -358,8 +373,8 @@ fn resolve_route(args: &UploadArgs) -> Result<RouteConfig> {
                 &args.communication,
                 "--communication <ID> (GENESYS_COMMUNICATION_ID)",
             )?,
-            name: non_empty(&args.name).map(str::to_string),
-            send: !args.no_send,
+            name: name.map(str::to_string),
+            send,
             message,
         },
     })

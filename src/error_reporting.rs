@@ -146,7 +146,11 @@ fn guest_hint(code: Option<&str>) -> Option<&'static str> {
 
 /// The one-line human message for stderr: file, stage, what happened, next step.
 pub fn human(path: &str, err: &Error) -> String {
-    let mut s = format!("error: {path}: [{}] {err}", err.stage());
+    let mut s = format!(
+        "{} {path}: [{}] {err}",
+        crate::colour::red("error:"),
+        err.stage()
+    );
     if let Some(h) = hint(err) {
         s.push_str("\n  hint: ");
         s.push_str(&h);

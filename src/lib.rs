@@ -8,7 +8,9 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod colour;
 pub mod config;
+pub mod doctor;
 pub mod outbox;
 pub mod pipeline;
 pub mod progress;
@@ -38,7 +40,24 @@ use config::{Config, RouteConfig};
 /// Loads `.env` from the working directory without overriding the environment. Call it before
 /// any thread exists: setting variables in a running multi-threaded program is unsound.
 pub fn load_dotenv() {
+    // Which keys `.env` provides that the environment lacks: `doctor` says where settings came from.
+    let keys: Vec<String> = dotenvy::dotenv_iter()
+        .map(|it| {
+            it.flatten()
+                .filter(|(k, _)| std::env::var_os(k).is_none())
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = DOTENV_KEYS.set(keys);
     let _ = dotenvy::dotenv();
+}
+
+static DOTENV_KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// The variables that came from `.env` rather than the environment.
+pub fn dotenv_keys() -> &'static [String] {
+    DOTENV_KEYS.get().map(Vec::as_slice).unwrap_or(&[])
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -52,6 +71,30 @@ pub async fn run(cli: Cli) -> i32 {
         Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
             init_logging(args.verbose, false);
             flush_command(args).await
+        }
+        Some(Command::Doctor(args)) => {
+            init_logging(args.verbose, false);
+            doctor::run(args.settings).await
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gcupload",
+                &mut std::io::stdout(),
+            );
+            error_reporting::exit::OK
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => error_reporting::exit::OK,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    error_reporting::exit::USAGE
+                }
+            }
         }
         None => upload(cli.upload).await,
     }
@@ -322,6 +365,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour::stderr())
         .with_target(false)
         .try_init();
 }

@@ -139,6 +139,29 @@ impl Guest {
         }
     }
 
+    /// What the deployment accepts, as the open session reported it (for `doctor`).
+    pub async fn rules(&self) -> Option<String> {
+        let guard = self.conn.lock().await;
+        let r = &guard.as_ref()?.rules;
+        let limit = r
+            .max_file_size_kb
+            .map(|kb| format!("{kb} KB"))
+            .unwrap_or_else(|| "none".into());
+        Some(format!(
+            "allowed types: {}; size limit: {limit}; blocked extensions: {}",
+            if r.file_types.is_empty() {
+                "none (uploads disabled)".to_string()
+            } else {
+                r.file_types.join(", ")
+            },
+            if r.blocked_extensions.is_empty() {
+                "none".to_string()
+            } else {
+                r.blocked_extensions.join(", ")
+            },
+        ))
+    }
+
     fn url(&self) -> Url {
         let mut u = self.socket_url.clone();
         u.query_pairs_mut()

@@ -290,25 +290,26 @@ impl Sandbox {
     /// picked with `--route` (external-contact by default) unless the user gave their own.
     pub fn apply_to(&self, args: &mut crate::cli::UploadArgs) {
         use crate::cli::RouteName;
-        args.base_url = Some(self.base_url.to_string());
-        args.client_id = Some(self.client_id().into());
-        args.client_secret = Some(self.client_secret().into());
+        args.settings.base_url = Some(self.base_url.to_string());
+        args.settings.client_id = Some(self.client_id().into());
+        args.settings.client_secret = Some(self.client_secret().into());
         let fill = |v: &mut Option<String>, id: &str| {
             v.get_or_insert_with(|| id.to_string());
         };
-        match args.route.unwrap_or(RouteName::ExternalContact) {
-            RouteName::ExternalContact => {
-                fill(&mut args.external_contact, self.external_contact_id())
-            }
-            RouteName::Guest => fill(&mut args.deployment, self.deployment_id()),
+        match args.settings.route.unwrap_or(RouteName::ExternalContact) {
+            RouteName::ExternalContact => fill(
+                &mut args.settings.external_contact,
+                self.external_contact_id(),
+            ),
+            RouteName::Guest => fill(&mut args.settings.deployment, self.deployment_id()),
             RouteName::Conversation => {
-                fill(&mut args.conversation, self.conversation_id());
-                fill(&mut args.communication, self.communication_id());
+                fill(&mut args.settings.conversation, self.conversation_id());
+                fill(&mut args.settings.communication, self.communication_id());
             }
         }
-        args.route = args.route.or(Some(RouteName::ExternalContact));
-        if args.webhook_url.is_none() {
-            args.webhook_url = Some(self.webhook_url().into());
+        args.settings.route = args.settings.route.or(Some(RouteName::ExternalContact));
+        if args.settings.webhook_url.is_none() {
+            args.settings.webhook_url = Some(self.webhook_url().into());
         }
     }
 

@@ -89,6 +89,9 @@ impl Pipeline {
         self.route.finish().await;
         self.progress.finish();
         if !self.quiet {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
+                eprintln!("{}", summary.table());
+            }
             eprintln!("{}", summary.line(started.elapsed()));
         }
         match first_failure {
@@ -217,8 +220,14 @@ fn stale_url() -> Error {
 struct Summary {
     files: usize,
     completed: usize,
+    failed: usize,
     bytes: u64,
+    /// One human line per file, for the table shown when stdout is a terminal.
+    rows: Vec<String>,
 }
+
+/// Rows of the closing table; a longer run is summed up in its last line.
+const TABLE_ROWS: usize = 40;
 
 impl Summary {
     fn add(&mut self, r: &Record) {
@@ -227,6 +236,21 @@ impl Summary {
             self.completed += 1;
             self.bytes += r.size.unwrap_or(0);
         }
+        if r.error.is_some() {
+            self.failed += 1;
+        }
+        if self.rows.len() < TABLE_ROWS {
+            self.rows.push(audit::text(r));
+        }
+    }
+
+    /// The per-file table, for a person reading stdout on a terminal.
+    fn table(&self) -> String {
+        let mut t = self.rows.join("\n");
+        if self.files > self.rows.len() {
+            t.push_str(&format!("\n… and {} more", self.files - self.rows.len()));
+        }
+        t
     }
 
     fn line(&self, wall: Duration) -> String {
@@ -235,7 +259,7 @@ impl Summary {
             "gcupload: {} files, {} uploaded, {} failed, {:.1} MB in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
-            self.files - self.completed,
+            self.failed,
             self.bytes as f64 / 1e6,
             secs,
             self.bytes as f64 / 1e6 / secs

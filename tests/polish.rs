@@ -183,11 +183,20 @@ fn progress_bars_appear_on_a_terminal_and_never_on_a_pipe() {
     );
     assert!(tty.contains("files"), "the overall bar");
     assert!(tty.contains("FILE_UPLOAD_COMPLETED"));
+    // stdout is a terminal: a short human table closes the run.
+    assert!(
+        tty.contains("ok      a.pdf") && tty.contains("ok      b.pdf"),
+        "{tty}"
+    );
 
     // On a pipe: no bar, and stdout is only JSON.
     let out = env.cmd().args(["a.pdf", "b.pdf"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("ETA"));
+    assert!(
+        !stderr(&out).contains("ok      a.pdf"),
+        "no table when stdout is a pipe"
+    );
     assert_eq!(records(&out.stdout).len(), 2);
     // --progress always draws even on a pipe, on stderr only; --quiet and never stay silent.
     let out = env

@@ -173,19 +173,9 @@ fn records_stream_out_as_files_finish() {
     let files: Vec<_> = (0..3)
         .map(|i| env.file(&format!("f{i}.pdf"), &pdf(100 + i)))
         .collect();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
-        .env_clear()
-        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
-        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
-        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
-        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
-        .env("GCUPLOAD_OUTBOX", env.outbox())
-        .args(["--jobs", "1"])
-        .args(&files)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--jobs".as_ref(), "1".as_ref()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    let mut child = env.spawn(&args);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     // The first record is out while the other files are still uploading.

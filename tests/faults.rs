@@ -394,10 +394,7 @@ fn a_file_that_changes_during_the_upload_is_not_confirmed() {
     env.sandbox.faults().put_delay_ms = 1500;
     let bytes = pdf(8 << 20);
     let path = env.file("growing.pdf", &bytes);
-    let child = spawn(
-        &env,
-        &["--max-size".as_ref(), "20MiB".as_ref(), path.as_os_str()],
-    );
+    let child = env.spawn(&["--max-size".as_ref(), "20MiB".as_ref(), path.as_os_str()]);
     // Once the URL is issued the PUT is under way (the store holds it for 1.5 s): rewrite the tail.
     wait_for(&env, |r| r.path.ends_with("/files") && r.method == "POST");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -441,28 +438,11 @@ fn wait_for(env: &Env, pred: impl Fn(&gcupload::sandbox::SeenRequest) -> bool) {
     panic!("the expected request never came");
 }
 
-/// The binary on the external-contact route, running in the background.
-fn spawn(env: &Env, args: &[&std::ffi::OsStr]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
-        .env_clear()
-        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
-        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
-        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
-        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
-        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
-        .env("GCUPLOAD_OUTBOX", env.outbox())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn spawn_batch(env: &Env, files: &[std::path::PathBuf]) -> std::process::Child {
     // One at a time, so that a file is in flight while the others wait.
     let mut args: Vec<&std::ffi::OsStr> = vec!["--jobs".as_ref(), "1".as_ref()];
     args.extend(files.iter().map(|f| f.as_os_str()));
-    spawn(env, &args)
+    env.spawn(&args)
 }
 
 fn sigterm(child: &std::process::Child) {

@@ -73,6 +73,23 @@ impl Env {
         c
     }
 
+    /// The binary on the external-contact route, running in the background.
+    pub fn spawn(&self, args: &[&std::ffi::OsStr]) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+            .env_clear()
+            .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
+            .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
+            .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
+            .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
+            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str())
+            .env("GCUPLOAD_OUTBOX", self.outbox())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// The binary with an empty environment, run in the test's own directory.
     pub fn bare_cmd(&self) -> Command {
         let mut c = Command::cargo_bin("gcupload").unwrap();

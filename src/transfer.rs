@@ -7,10 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result, Stage};
 use crate::routes::UploadTarget;
@@ -25,17 +23,13 @@ pub async fn put(
 ) -> Result<()> {
     config::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
-    let f = tokio::fs::File::open(&file.path)
-        .await
-        .map_err(|e| Error::FileChanged {
-            message: format!("it could not be reopened for sending: {e}"),
-        })?;
-    // Never send more than was validated, even if the file grows meanwhile.
-    let reader = f.take(file.size);
+    let f = std::fs::File::open(&file.path).map_err(|e| Error::FileChanged {
+        message: format!("it could not be reopened for sending: {e}"),
+    })?;
     let seen = Arc::new(Mutex::new(Tap::default()));
     bar.set_position(0);
     let stream = Tapped {
-        inner: ReaderStream::with_capacity(reader, CHUNK),
+        inner: read_ahead(f, file.size),
         tap: seen.clone(),
         bar: bar.clone(),
     };
@@ -101,6 +95,38 @@ pub async fn put(
         });
     }
     Ok(())
+}
+
+/// Reads `len` bytes of `file` on a blocking thread, a few chunks ahead of the socket: each chunk
+/// is read straight into the buffer that is sent (no second copy, no per-chunk task hop).
+fn read_ahead(
+    mut file: std::fs::File,
+    len: u64,
+) -> impl Stream<Item = std::io::Result<bytes::Bytes>> + Unpin {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        // Never send more than was validated, even if the file grows meanwhile.
+        let mut left = len;
+        while left > 0 {
+            let want = CHUNK.min(left as usize);
+            let mut buf = Vec::with_capacity(want);
+            let n = match (&mut file).take(want as u64).read_to_end(&mut buf) {
+                Ok(0) => return, // the file shrank: the stream ends short
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            left -= n as u64;
+            if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                return; // the request was dropped
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+        .boxed()
 }
 
 /// The store said the pre-signed URL is past its expiry: a fresh URL will do.

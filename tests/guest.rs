@@ -86,24 +86,30 @@ fn a_guest_session_is_resumed_with_the_same_token() {
     assert_eq!(msgs[1]["text"], "b.png");
 }
 
-#[test]
-fn the_deployment_rules_reject_files_before_any_upload() {
-    let env = Env::new();
+/// A deployment that takes up to 2 KB, blocks `.txt` and (by default) no ZIP, and three files
+/// that each break one of those rules; `hidden` makes the session advertise no rules at all.
+fn against_deployment_rules(env: &Env, hidden: bool) -> std::process::Output {
     {
         let mut f = env.sandbox.faults();
+        f.guest_hidden_rules = hidden;
         f.guest_max_file_size_kb = 2;
         f.guest_blocked_extensions = vec![".txt".into()];
     }
     let zip = env.file("bundle.zip", &zip(100));
     let big = env.file("big.pdf", &pdf(5000));
     let txt = env.file("notes.txt", b"hello");
-    let out = env
-        .guest_cmd()
+    env.guest_cmd()
         .arg(&zip)
         .arg(&big)
         .arg(&txt)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_deployment_rules_reject_files_before_any_upload() {
+    let env = Env::new();
+    let out = against_deployment_rules(&env, false);
     assert_eq!(out.status.code(), Some(exit::VALIDATION));
     let recs = records(&out.stdout);
     let rule = |n: &str| {
@@ -128,23 +134,8 @@ fn the_deployment_rules_reject_files_before_any_upload() {
 #[test]
 fn generate_url_errors_from_the_platform_are_reported_with_their_codes() {
     let env = Env::new();
-    {
-        let mut f = env.sandbox.faults();
-        // The session advertises everything; onAttachment enforces the real rules.
-        f.guest_hidden_rules = true;
-        f.guest_max_file_size_kb = 2;
-        f.guest_blocked_extensions = vec![".txt".into()];
-    }
-    let zip = env.file("bundle.zip", &zip(100));
-    let big = env.file("big.pdf", &pdf(5000));
-    let txt = env.file("notes.txt", b"hello");
-    let out = env
-        .guest_cmd()
-        .arg(&zip)
-        .arg(&big)
-        .arg(&txt)
-        .output()
-        .unwrap();
+    // The session advertises everything; onAttachment enforces the real rules.
+    let out = against_deployment_rules(&env, true);
     assert_eq!(out.status.code(), Some(exit::REMOTE));
     let recs = records(&out.stdout);
     for (name, code, hint) in [

@@ -41,6 +41,15 @@ async fn presigned(env: &Env, size: u64, content_type: &str) -> String {
     r["uploadUrl"].as_str().unwrap().to_string()
 }
 
+/// PUTs `body` to `url` (with a Content-Type when given) and returns the S3 status and code.
+async fn put(url: &str, content_type: Option<&str>, body: &[u8]) -> (u16, String) {
+    let mut r = reqwest::Client::new().put(url).body(body.to_vec());
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    s3_code(r.send().await.unwrap()).await
+}
+
 async fn s3_code(resp: reqwest::Response) -> (u16, String) {
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap();
@@ -63,18 +72,16 @@ fn the_store_enforces_signatures_lengths_and_sizes() {
 
         // Without the signed content-type header: refused by the signature check.
         let url = presigned(&env, size, "application/pdf").await;
-        let r = http.put(&url).body(body.clone()).send().await.unwrap();
-        assert_eq!(s3_code(r).await, (403, "SignatureDoesNotMatch".into()));
+        assert_eq!(
+            put(&url, None, &body).await,
+            (403, "SignatureDoesNotMatch".into())
+        );
 
         // With a different value for it: refused too.
-        let r = http
-            .put(&url)
-            .header("content-type", "image/png")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(s3_code(r).await, (403, "SignatureDoesNotMatch".into()));
+        assert_eq!(
+            put(&url, Some("image/png"), &body).await,
+            (403, "SignatureDoesNotMatch".into())
+        );
 
         // Chunked, without a length: refused as S3 does.
         let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(
@@ -91,39 +98,27 @@ fn the_store_enforces_signatures_lengths_and_sizes() {
 
         // Larger than announced.
         let small = presigned(&env, 10, "application/pdf").await;
-        let r = http
-            .put(&small)
-            .header("content-type", "application/pdf")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(s3_code(r).await, (400, "EntityTooLarge".into()));
+        assert_eq!(
+            put(&small, Some("application/pdf"), &body).await,
+            (400, "EntityTooLarge".into())
+        );
 
         // A tampered signature.
         let (head, sig) = url.split_once("X-Amz-Signature=").unwrap();
         let flipped = if sig.starts_with('0') { "1" } else { "0" };
         let tampered = format!("{head}X-Amz-Signature={flipped}{}", &sig[1..]);
-        let r = http
-            .put(&tampered)
-            .header("content-type", "application/pdf")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(s3_code(r).await, (403, "SignatureDoesNotMatch".into()));
+        assert_eq!(
+            put(&tampered, Some("application/pdf"), &body).await,
+            (403, "SignatureDoesNotMatch".into())
+        );
 
         // An expired URL.
         env.sandbox.faults().expired_urls = 1;
         let old = presigned(&env, size, "application/pdf").await;
-        let r = http
-            .put(&old)
-            .header("content-type", "application/pdf")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(s3_code(r).await, (403, "AccessDenied".into()));
+        assert_eq!(
+            put(&old, Some("application/pdf"), &body).await,
+            (403, "AccessDenied".into())
+        );
 
         assert!(
             env.sandbox.objects().is_empty(),
@@ -216,8 +211,7 @@ fn a_guest_put_without_the_signed_tagging_header_is_refused() {
         let tagging = a["body"]["headers"]["x-amz-tagging"].as_str().unwrap();
         let http = reqwest::Client::new();
 
-        let r = http.put(put_url).header("content-type", "application/pdf").body(body.clone()).send().await.unwrap();
-        assert_eq!(s3_code(r).await, (403, "SignatureDoesNotMatch".into()));
+        assert_eq!(put(put_url, Some("application/pdf"), &body).await, (403, "SignatureDoesNotMatch".into()));
 
         let r = http.put(put_url).header("content-type", "application/pdf").header("x-amz-tagging", tagging)
             .body(body.clone()).send().await.unwrap();

@@ -74,6 +74,10 @@ fn recovers(route: &str, what: &str, set: impl FnOnce(&mut gcupload::sandbox::Fa
         1,
         "{route} {what}: no second copy"
     );
+    if route == "guest" {
+        // A reconnect finds the session this run created: the record still says it is new.
+        assert_eq!(recs[0]["newSession"], true, "{what}");
+    }
     assert!(
         stderr(&out).is_empty() || !stderr(&out).contains("error:"),
         "{route} {what}: {}",

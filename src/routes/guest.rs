@@ -36,6 +36,8 @@ pub struct Guest {
     pub confirm_timeout: Duration,
     retry: crate::retry::Policy,
     conn: Mutex<Option<Connection>>,
+    /// Whether this run's first connection created the session (reconnects find it existing).
+    created: std::sync::OnceLock<bool>,
 }
 
 /// One server frame: `{"type", "class", "code", "body", "tracingId"}`.
@@ -113,7 +115,6 @@ struct Connection {
     /// Frames that arrived while we waited for something else (events for later).
     backlog: VecDeque<Frame>,
     rules: SessionRules,
-    new_session: bool,
     writer: tokio::task::JoinHandle<()>,
 }
 
@@ -136,6 +137,7 @@ impl Guest {
             confirm_timeout,
             retry,
             conn: Mutex::new(None),
+            created: std::sync::OnceLock::new(),
         }
     }
 
@@ -280,7 +282,6 @@ impl Guest {
             inbox: in_rx,
             backlog: VecDeque::new(),
             rules: SessionRules::default(),
-            new_session: true,
             writer,
         };
         let answer = conn
@@ -297,7 +298,7 @@ impl Guest {
             ));
         }
         conn.rules = parse_rules(&answer.body);
-        conn.new_session = answer
+        let new_session = answer
             .body
             .get("newSession")
             .and_then(Value::as_bool)
@@ -308,7 +309,8 @@ impl Guest {
                 "the guest session is read-only (its conversation ended); run without --session-token",
             ));
         }
-        tracing::info!(new_session = conn.new_session, "guest session configured");
+        tracing::info!(new_session, "guest session configured");
+        let _ = self.created.set(new_session);
         Ok(conn)
     }
 }
@@ -679,8 +681,8 @@ impl Route for Guest {
         let mut extra = serde_json::Map::new();
         extra.insert("sessionToken".into(), self.session_token.to_string().into());
         extra.insert("deploymentId".into(), self.deployment_id.clone().into());
-        let new_session = guard.as_ref().is_some_and(|c| c.new_session);
-        extra.insert("newSession".into(), new_session.into());
+        let created = self.created.get().copied().unwrap_or(false);
+        extra.insert("newSession".into(), created.into());
         if let Some(m) = echo.body_str("id") {
             extra.insert("messageId".into(), m.into());
         }

@@ -57,6 +57,32 @@ fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
 }
 
 #[test]
+fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let token = records(&out.stdout)[0]["sessionToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    env.sandbox.faults().read_only_sessions = 1;
+    let out = env
+        .guest_cmd()
+        .args(["-v", "--session-token", &token])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sessionToken"], token.as_str(), "the same token");
+    assert_eq!(r["newSession"], true, "a new conversation");
+    assert!(stderr(&out).contains("read-only"));
+    assert_eq!(env.sandbox.messages().len(), 2);
+}
+
+#[test]
 fn a_guest_session_is_resumed_with_the_same_token() {
     let env = Env::new();
     let a = env.file("a.pdf", &pdf(1000));

@@ -235,7 +235,12 @@ impl Guest {
         })?;
         req.headers_mut().insert("Origin", v);
         tracing::info!(url = %shown, "opening the guest session socket");
-        let (ws, _) = tokio::time::timeout(ANSWER_WAIT, tokio_tungstenite::connect_async(req))
+        // Frames are small JSON; a hostile or broken server cannot make us buffer more.
+        let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(crate::http::BODY_CAP))
+            .max_frame_size(Some(crate::http::BODY_CAP));
+        let connecting = tokio_tungstenite::connect_async_with_config(req, Some(limits), false);
+        let (ws, _) = tokio::time::timeout(ANSWER_WAIT, connecting)
             .await
             .map_err(|_| net("timed out opening the socket".into()))?
             .map_err(|e| net(format!("could not open the socket: {e}")))?;
@@ -284,7 +289,7 @@ impl Guest {
             rules: SessionRules::default(),
             writer,
         };
-        let answer = conn
+        let mut answer = conn
             .request(
                 self.session_token,
                 json!({"action": "configureSession", "deploymentId": self.deployment_id, "startNew": false}),
@@ -297,18 +302,38 @@ impl Guest {
                 format!("configureSession was answered with {}", answer.class),
             ));
         }
+        if answer.body.get("readOnly").and_then(Value::as_bool) == Some(true) {
+            // The session's conversation ended. Start a new one on the same token, as the
+            // Messenger does for "start a new chat": closeSession, then configureSession anew.
+            tracing::info!(
+                "the guest session is read-only (its conversation ended); starting a new conversation"
+            );
+            conn.request(
+                self.session_token,
+                json!({"action": "closeSession", "closeAllConnections": false}),
+                Stage::RequestUrl,
+            )
+            .await?;
+            answer = conn
+                .request(
+                    self.session_token,
+                    json!({"action": "configureSession", "deploymentId": self.deployment_id, "startNew": true}),
+                    Stage::RequestUrl,
+                )
+                .await?;
+            if answer.body.get("readOnly").and_then(Value::as_bool) == Some(true) {
+                return Err(Error::protocol(
+                    Stage::RequestUrl,
+                    "the guest session stays read-only after starting a new conversation; run without --session-token",
+                ));
+            }
+        }
         conn.rules = parse_rules(&answer.body);
         let new_session = answer
             .body
             .get("newSession")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        if answer.body.get("readOnly").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::protocol(
-                Stage::RequestUrl,
-                "the guest session is read-only (its conversation ended); run without --session-token",
-            ));
-        }
         tracing::info!(new_session, "guest session configured");
         let _ = self.created.set(new_session);
         Ok(conn)

@@ -19,6 +19,8 @@ pub(crate) struct Session {
     attachments: HashMap<String, Attachment>,
     sockets: Vec<mpsc::UnboundedSender<String>>,
     expired: bool,
+    /// The session's conversation ended: it only reads until a new one is started.
+    read_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,8 +125,17 @@ fn handle(
         if deployment != st.deployment_id || s("deploymentId") != Some(st.deployment_id.as_str()) {
             return Some(error(400, "Deployment not found or inactive", tid));
         }
-        let new = !sessions.contains_key(token);
+        let start_new = req.get("startNew").and_then(Value::as_bool) == Some(true);
+        let mut new = !sessions.contains_key(token);
         let session = sessions.entry(token.to_string()).or_default();
+        if start_new && session.read_only {
+            // A new conversation on the same token: what was attached before is gone.
+            session.read_only = false;
+            session.attachments.clear();
+            new = true;
+        } else if !new && st.take(|f| &mut f.read_only_sessions) {
+            session.read_only = true;
+        }
         {
             let mut f = st.faults();
             if f.expire_sessions > 0 {
@@ -141,8 +152,10 @@ fn handle(
                 tid,
             ));
         }
-        session.sockets.push(tx.clone());
-        *bound = Some(token.to_string());
+        if bound.as_deref() != Some(token) {
+            session.sockets.push(tx.clone());
+            *bound = Some(token.to_string());
+        }
         let f = st.faults();
         let (types, max_kb, blocked): (Vec<Value>, u64, Vec<String>) = if f.guest_hidden_rules {
             (vec![json!({"type": "*/*"})], 1 << 30, vec![])
@@ -157,7 +170,7 @@ fn handle(
             )
         };
         let body = json!({
-            "connected": true, "newSession": new, "readOnly": false,
+            "connected": true, "newSession": new, "readOnly": session.read_only,
             "allowedMedia": {"inbound": {"fileTypes": types, "maxFileSizeKB": max_kb}},
             "blockedExtensions": blocked,
             "durationSeconds": 259200,
@@ -176,6 +189,13 @@ fn handle(
     let session = sessions.get_mut(token).expect("bound sessions exist");
     if session.expired {
         return Some(error(4006, "Session expired", tid));
+    }
+    if session.read_only && matches!(action, "onAttachment" | "onMessage") {
+        return Some(error(
+            400,
+            "Session is read-only: start a new conversation",
+            tid,
+        ));
     }
     match action {
         "onAttachment" => Some(on_attachment(st, token, session, req, tid)),

@@ -57,6 +57,9 @@ pub struct Faults {
     /// Advertise `*/*` with no limits in SessionResponse but enforce the real rules in
     /// onAttachment, as a deployment with a stricter Supported Content profile can.
     pub guest_hidden_rules: bool,
+    /// The next n guest configureSession calls (without startNew) of an existing session find
+    /// its conversation ended: the session answers `readOnly: true`.
+    pub read_only_sessions: u32,
     /// The next n guest configureSession calls find their session expired (4006).
     pub expire_sessions: u32,
     /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
@@ -131,6 +134,7 @@ impl Default for Faults {
             guest_max_file_size_kb: 10240,
             guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
             guest_hidden_rules: false,
+            read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,
             media_delay_ms: 300,

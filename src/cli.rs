@@ -293,6 +293,17 @@ pub struct UploadArgs {
     pub sandbox: bool,
 }
 
+impl UploadArgs {
+    /// The record format: `--pretty` is `--output pretty`.
+    pub fn output(&self) -> crate::audit::Output {
+        if self.pretty {
+            crate::audit::Output::Pretty
+        } else {
+            self.output
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RouteName {
     ExternalContact,

@@ -250,11 +250,7 @@ impl Config {
             route,
             webhook_url,
             policy,
-            output: if args.pretty {
-                crate::audit::Output::Pretty
-            } else {
-                args.output
-            },
+            output: args.output(),
             progress: args.progress,
             dry_run: args.dry_run,
             offline: args.offline,

@@ -156,12 +156,7 @@ async fn upload(args: UploadArgs) -> i32 {
     let config = match Config::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
-            let output = if args.pretty {
-                audit::Output::Pretty
-            } else {
-                args.output
-            };
-            return audit::fail_all("none", &files, &e, output);
+            return audit::fail_all("none", &files, &e, args.output());
         }
     };
     let pipeline = build(config, files.len());

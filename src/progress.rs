@@ -55,13 +55,6 @@ impl Progress {
         }
     }
 
-    pub fn disabled() -> Self {
-        Progress {
-            multi: None,
-            overall: None,
-        }
-    }
-
     /// A bar for one file's bytes; a no-op bar when progress is off.
     pub fn file(&self, name: &str, size: u64) -> ProgressBar {
         let Some(multi) = &self.multi else {

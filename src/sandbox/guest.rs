@@ -341,10 +341,9 @@ fn on_message(
             return error(4010, "Attachment has not been successfully uploaded", tid);
         }
         a.sent = true;
-        let sha = std::fs::read(st.store.object_path(&a.key)).ok().map(|b| {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&b))
-        });
+        let sha = super::store::digest(&st.store.object_path(&a.key))
+            .ok()
+            .map(|(_, sha)| sha);
         let media_type = if a.file_type.starts_with("image/") {
             "Image"
         } else {

@@ -187,6 +187,8 @@ pub(crate) struct State {
     communication_id: String,
     /// Size announced for each object key when its URL was issued.
     announced: Mutex<HashMap<String, u64>>,
+    /// The virus-scan verdict (infected?) of each object, taken once when its PUT lands.
+    scans: Mutex<HashMap<String, bool>>,
     guest: Mutex<HashMap<String, guest::Session>>,
     media: Mutex<HashMap<String, conversation::Media>>,
     messages: Mutex<Vec<Value>>,
@@ -229,6 +231,7 @@ impl Sandbox {
             conversation_id: uuid::Uuid::new_v4().to_string(),
             communication_id: uuid::Uuid::new_v4().to_string(),
             announced: Mutex::default(),
+            scans: Mutex::default(),
             guest: Mutex::default(),
             media: Mutex::default(),
             messages: Mutex::default(),
@@ -452,8 +455,17 @@ impl State {
         .ok()
         .and_then(Result::ok)
         .unwrap_or(false);
+        self.scans
+            .lock()
+            .expect("scans")
+            .insert(key.clone(), infected);
         guest::object_stored(self, &key, infected);
         conversation::object_stored(self, &key, infected);
+    }
+
+    /// The scan verdict of a stored object: `None` when no PUT of it landed.
+    fn infected(&self, key: &str) -> Option<bool> {
+        self.scans.lock().expect("scans").get(key).copied()
     }
 
     fn seen(&self, r: SeenRequest) {

@@ -132,7 +132,7 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
-fn digest(p: &Path) -> std::io::Result<(u64, String)> {
+pub(crate) fn digest(p: &Path) -> std::io::Result<(u64, String)> {
     let mut f = std::fs::File::open(p)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];

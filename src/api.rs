@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use crate::auth::TokenSource;
 use crate::config::Endpoints;
 use crate::error::{Error, Result, Stage};
-use crate::{http, retry};
+use crate::http::{self, same_origin};
+use crate::retry;
 
 pub struct Api {
     pub http: reqwest::Client,
@@ -93,10 +94,4 @@ impl Api {
             }
         }
     }
-}
-
-pub fn same_origin(a: &url::Url, b: &url::Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
 }

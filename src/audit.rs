@@ -9,18 +9,42 @@ use crate::error::{Error, Stage};
 use crate::error_reporting;
 use crate::routes::Confirmation;
 use crate::validate::ValidatedFile;
-use crate::webhook::Delivery;
 
-pub const COMPLETED: &str = "FILE_UPLOAD_COMPLETED";
-pub const PLANNED: &str = "FILE_UPLOAD_PLANNED";
-pub const FAILED: &str = "FILE_UPLOAD_FAILED";
+/// What happened to the file; serialised as the schema's `action` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    #[serde(rename = "FILE_UPLOAD_COMPLETED")]
+    Completed,
+    #[serde(rename = "FILE_UPLOAD_PLANNED")]
+    Planned,
+    #[serde(rename = "FILE_UPLOAD_FAILED")]
+    Failed,
+}
+
+/// The record's `route` when no route could be resolved.
+pub const NO_ROUTE: &str = "none";
+
+/// How the webhook delivery of a record went (the record's `webhook` field).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub attempts: usize,
+    /// Written to the outbox for a later run (or `gcupload webhook flush`) to deliver.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
+}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     pub timestamp: String,
     pub event_id: uuid::Uuid,
-    pub action: &'static str,
+    pub action: Action,
     pub route: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_id: Option<String>,
@@ -73,7 +97,7 @@ fn base(route: &'static str, path: &str, file_name: String, latency_ms: u64) -> 
     Record {
         timestamp: now(),
         event_id: uuid::Uuid::new_v4(),
-        action: FAILED,
+        action: Action::Failed,
         route,
         file_id: None,
         file_name,
@@ -98,7 +122,7 @@ pub fn completed(
     latency_ms: u64,
 ) -> Record {
     Record {
-        action: COMPLETED,
+        action: Action::Completed,
         file_id: Some(confirmation.file_id),
         size: Some(file.size),
         content_type: Some(file.content_type),
@@ -112,7 +136,7 @@ pub fn completed(
 /// A dry run's record: what would be uploaded, and where.
 pub fn planned(route: &'static str, path: &str, file: &ValidatedFile, latency_ms: u64) -> Record {
     Record {
-        action: PLANNED,
+        action: Action::Planned,
         size: Some(file.size),
         content_type: Some(file.content_type),
         integrity_hash: Some(file.sha256.clone()),
@@ -153,30 +177,29 @@ pub fn failed(
             code: remote.and_then(|r| r.code.clone()),
             correlation_id: remote.and_then(|r| r.correlation_id.clone()),
             hint: error_reporting::hint(err),
-            exit_code: error_reporting::exit_code(err),
+            exit_code: error_reporting::exit_status(err).code(),
         }),
         ..base(route, path, file_name, latency_ms)
     }
 }
 
 /// The same failure for every file (a configuration or credentials problem found before any
-/// file started): one record each, the error on stderr; returns the exit code.
+/// file started): one record each, the error on stderr.
 pub fn fail_all(
     route: &'static str,
     files: &[impl AsRef<std::path::Path>],
     err: &Error,
     output: Output,
-) -> i32 {
+) {
     for f in files {
         let shown = f.as_ref().display().to_string();
         eprintln!("{}", error_reporting::human(&shown, err));
         let _ = emit(&failed(route, &shown, None, err, 0), output);
     }
-    error_reporting::exit_code(err)
 }
 
 /// How records are written to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
     /// One compact JSON object per line (for jq and scripts).
     Json,
@@ -208,7 +231,7 @@ pub fn text(r: &Record) -> String {
         .unwrap_or_else(|| "-".into());
     match (&r.error, r.action) {
         (Some(e), _) => format!("failed  {}  {size}  {}  {}", r.path, e.kind, e.message),
-        (None, PLANNED) => format!(
+        (None, Action::Planned) => format!(
             "planned {}  {size}  {}  {}",
             r.path,
             r.route,

@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::{Credentials, Secret};
+use crate::config::Credentials;
 use crate::error::{Error, Remote, Result, Stage};
 use crate::http;
+use crate::secret::Secret;
 
 /// Refresh this long before the platform says the token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);

@@ -68,6 +68,15 @@ pub struct Remote {
     pub correlation_id: Option<String>,
 }
 
+impl Remote {
+    /// S3 answers a pre-signed URL past its expiry with 403 AccessDenied "Request has expired".
+    pub fn is_expired_url(&self) -> bool {
+        self.status == Some(403)
+            && self.code.as_deref() == Some("AccessDenied")
+            && self.message.to_ascii_lowercase().contains("expired")
+    }
+}
+
 impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = self.status {

@@ -2,29 +2,45 @@
 
 use crate::error::{Error, Rule, Stage};
 
-/// Exit codes, documented in the README's table.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const USAGE: i32 = 2;
-    pub const AUTH: i32 = 3;
-    pub const VALIDATION: i32 = 4;
-    pub const REMOTE: i32 = 5;
-    pub const NETWORK: i32 = 6;
-    pub const INFECTED: i32 = 7;
-    pub const FILE_CHANGED: i32 = 8;
-    pub const INTERRUPTED: i32 = 130;
+/// The process's exit status, documented in the README's table. `app` is the only place that
+/// picks one for the process; records carry the status of their own failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success = 0,
+    /// Bad flags or settings, or an input that cannot be read as a list of files.
+    Usage = 2,
+    Auth = 3,
+    Validation = 4,
+    /// The platform refused, or answered with something that is not its protocol.
+    Remote = 5,
+    Network = 6,
+    Infected = 7,
+    FileChanged = 8,
+    Interrupted = 130,
 }
 
-pub fn exit_code(err: &Error) -> i32 {
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        std::process::ExitCode::from(s as u8)
+    }
+}
+
+pub fn exit_status(err: &Error) -> ExitStatus {
     match err {
-        Error::Config { .. } => exit::USAGE,
-        Error::Auth { .. } => exit::AUTH,
-        Error::Validation { .. } => exit::VALIDATION,
-        Error::Remote { .. } | Error::Protocol { .. } => exit::REMOTE,
-        Error::Network { .. } => exit::NETWORK,
-        Error::Infected { .. } => exit::INFECTED,
-        Error::FileChanged { .. } => exit::FILE_CHANGED,
-        Error::Interrupted => exit::INTERRUPTED,
+        Error::Config { .. } => ExitStatus::Usage,
+        Error::Auth { .. } => ExitStatus::Auth,
+        Error::Validation { .. } => ExitStatus::Validation,
+        Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
+        Error::Network { .. } => ExitStatus::Network,
+        Error::Infected { .. } => ExitStatus::Infected,
+        Error::FileChanged { .. } => ExitStatus::FileChanged,
+        Error::Interrupted => ExitStatus::Interrupted,
     }
 }
 
@@ -84,7 +100,7 @@ pub fn hint(err: &Error) -> Option<String> {
                 "the OAuth client lacks a scope or permission this route needs"
             }
             (Some(401), _) => "the token was refused: check the credentials and the region",
-            (_, Some("AccessDenied")) if remote.message.contains("expired") => {
+            _ if remote.is_expired_url() => {
                 "the pre-signed URL expired before the upload; run again (a fresh URL is requested each time)"
             }
             (Some(403), _) if *stage == Stage::Transfer => {

@@ -14,6 +14,34 @@ pub const BODY_CAP: usize = 1 << 20;
 
 pub const USER_AGENT: &str = concat!("gcupload/", env!("CARGO_PKG_VERSION"));
 
+/// `http` is only acceptable to a loopback host; everything else must be `https`.
+pub fn check_transport(url: &url::Url, what: &str) -> Result<()> {
+    match url.scheme() {
+        "https" | "wss" => Ok(()),
+        "http" | "ws" if is_loopback(url) => Ok(()),
+        s => Err(Error::config(format!(
+            "{what} must use https (plain {s} is only accepted for a loopback host): {}",
+            crate::redact::url(url)
+        ))),
+    }
+}
+
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Same scheme, host and port: where a bearer token may go.
+pub fn same_origin(a: &url::Url, b: &url::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 /// One client per run (one connection pool). Redirects are never followed: a redirect could carry
 /// a bearer token or a signed request to a host that must not see it.
 pub fn client() -> reqwest::Client {

@@ -6,8 +6,10 @@ use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// When to draw progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
+    /// On a terminal, unless --quiet.
     Auto,
     Always,
     Never,

@@ -13,7 +13,7 @@ use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use crate::error::{Error, Result, Stage};
 use crate::routes::UploadTarget;
 use crate::validate::{CHUNK, ValidatedFile};
-use crate::{config, http, redact};
+use crate::{http, redact};
 
 pub async fn put(
     client: &reqwest::Client,
@@ -21,7 +21,7 @@ pub async fn put(
     file: &ValidatedFile,
     bar: &indicatif::ProgressBar,
 ) -> Result<()> {
-    config::check_transport(&target.url, "the upload URL")
+    http::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
     let f = std::fs::File::open(&file.path).map_err(|e| Error::FileChanged {
         message: format!("it could not be reopened for sending: {e}"),
@@ -129,12 +129,29 @@ fn read_ahead(
         .boxed()
 }
 
-/// The store said the pre-signed URL is past its expiry: a fresh URL will do.
-pub fn url_expired(err: &Error) -> bool {
-    matches!(err, Error::Remote { stage: Stage::Transfer, remote }
-        if remote.status == Some(403)
-            && remote.code.as_deref() == Some("AccessDenied")
-            && remote.message.to_ascii_lowercase().contains("expired"))
+/// What to do after a failed PUT.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The store refused the URL as past its expiry: a fresh URL will do.
+    UrlExpired,
+    /// Worth another try on the same URL, after the wait the store asked for (if any).
+    Retry(Option<std::time::Duration>, String),
+    Final,
+}
+
+pub fn verdict(err: &Error) -> Verdict {
+    match err {
+        Error::Remote {
+            stage: Stage::Transfer,
+            remote,
+        } if remote.is_expired_url() => Verdict::UrlExpired,
+        Error::Network { .. } => Verdict::Retry(None, "connection error during the PUT".into()),
+        Error::Remote { remote, .. } => match crate::retry::verdict(remote, None) {
+            Some((after, reason)) => Verdict::Retry(after, reason),
+            None => Verdict::Final,
+        },
+        _ => Verdict::Final,
+    }
 }
 
 /// What the body stream saw: the fingerprint and length of the bytes handed to the connection,

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::UploadArgs;
 use crate::error::{Error, Result, Rule};
 
 /// The brief's extension map. The extension decides the declared type; the bytes must agree.
@@ -38,11 +37,13 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_args(args: &UploadArgs) -> Result<Self> {
-        let mut allowed_types: Vec<String> = if args.allow_type.is_empty() {
+    /// The policy for `max_size` and the allowed types (empty: every type in [`TYPES`]).
+    /// Refuses a type gcupload cannot verify by its magic bytes.
+    pub fn new(max_size: u64, allow_types: &[String], local_scan: bool) -> Result<Self> {
+        let mut allowed_types: Vec<String> = if allow_types.is_empty() {
             TYPES.iter().map(|(_, t)| t.to_string()).collect()
         } else {
-            args.allow_type
+            allow_types
                 .iter()
                 .map(|t| t.trim().to_ascii_lowercase())
                 .filter(|t| !t.is_empty())
@@ -59,13 +60,13 @@ impl Policy {
                 dedup_join(&known)
             )));
         }
-        if args.max_size == 0 {
+        if max_size == 0 {
             return Err(Error::config("--max-size must be greater than zero"));
         }
         Ok(Policy {
-            max_size: args.max_size,
+            max_size,
             allowed_types,
-            local_scan: !args.no_local_scan,
+            local_scan,
             md5: false,
         })
     }
@@ -169,6 +170,25 @@ pub async fn validate(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
 }
 
 fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
+    let size = check_metadata(path, policy)?;
+    let file_name = file_name_of(path)?;
+    let content_type = check_type(&file_name, policy)?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
+    let digest = read_and_digest(file, size, content_type, policy)?;
+    Ok(ValidatedFile {
+        path: path.to_path_buf(),
+        file_name,
+        size,
+        content_type,
+        sha256: digest.sha256,
+        fingerprint: digest.fingerprint,
+        md5: digest.md5,
+    })
+}
+
+/// A regular, non-empty file within the size limit; returns its size.
+fn check_metadata(path: &Path, policy: &Policy) -> Result<u64> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
         _ => Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")),
@@ -192,8 +212,12 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
             ),
         ));
     }
-    let file_name = file_name_of(path)?;
-    let content_type = content_type_for(&file_name).ok_or_else(|| {
+    Ok(size)
+}
+
+/// The content type the extension declares, if it is known and allowed.
+fn check_type(file_name: &str, policy: &Policy) -> Result<&'static str> {
+    let content_type = content_type_for(file_name).ok_or_else(|| {
         let exts: Vec<&str> = TYPES.iter().map(|(e, _)| *e).collect();
         Error::invalid(
             Rule::UnknownType,
@@ -212,9 +236,23 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
             ),
         ));
     }
+    Ok(content_type)
+}
 
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
+/// What one pass over the bytes learns.
+struct Digests {
+    sha256: String,
+    md5: Option<String>,
+    fingerprint: u64,
+}
+
+/// Checks the magic bytes, then hashes and scans the whole file in one pass.
+fn read_and_digest(
+    mut file: std::fs::File,
+    size: u64,
+    content_type: &str,
+    policy: &Policy,
+) -> Result<Digests> {
     let read_err =
         |e: std::io::Error| Error::invalid(Rule::Unreadable, format!("read failed: {e}"));
     // Small files get a small buffer: a fresh 256 KiB allocation per file shows up in profiles.
@@ -263,11 +301,7 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
             "the file contains the EICAR anti-virus test signature",
         ));
     }
-    Ok(ValidatedFile {
-        path: path.to_path_buf(),
-        file_name,
-        size,
-        content_type,
+    Ok(Digests {
         sha256: hex::encode(hasher.finalize()),
         fingerprint: xxh.digest(),
         md5: md5.map(|m| {

@@ -6,12 +6,11 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::Record;
-use crate::config::Secret;
+use crate::audit::{Delivery, Record};
 use crate::outbox::{Entry, Outbox};
+use crate::secret::Secret;
 use crate::{redact, retry};
 
 pub const EVENT: &str = "genesys.file.uploaded";
@@ -24,20 +23,6 @@ const POLICY: retry::Policy = retry::Policy {
     min_delay: Duration::from_millis(200),
     max_delay: Duration::from_secs(2),
 };
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub delivered: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub attempts: usize,
-    /// Written to the outbox for a later run (or `gcupload webhook flush`) to deliver.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub queued: bool,
-}
 
 pub struct Webhook {
     pub client: reqwest::Client,

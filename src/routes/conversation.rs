@@ -10,8 +10,9 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Confirmation, Route, UploadTarget};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
 use crate::api::Api;
+use crate::config::Endpoints;
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
@@ -19,15 +20,43 @@ use crate::validate::ValidatedFile;
 /// Characters the API refuses in `fileName`, besides whitespace.
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
 
-pub struct Conversation {
-    pub api: Arc<Api>,
+/// The route's configuration: where the media goes and what is sent with it.
+#[derive(Debug, Clone)]
+pub struct Config {
     pub conversation_id: String,
     pub communication_id: String,
     /// `--name`: upload under this name.
     pub name: Option<String>,
+    /// Send the media as a message (`--no-send` turns it off).
     pub send: bool,
     pub message: Option<String>,
-    pub confirm_timeout: Duration,
+}
+
+impl Config {
+    pub fn build(self, api: Arc<Api>, confirm_timeout: Duration) -> Conversation {
+        Conversation {
+            api,
+            config: self,
+            confirm_timeout,
+        }
+    }
+
+    pub fn plan(&self, e: &Endpoints) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("conversationId".into(), self.conversation_id.clone().into());
+        m.insert(
+            "communicationId".into(),
+            self.communication_id.clone().into(),
+        );
+        route::rest_hosts(&mut m, e);
+        m
+    }
+}
+
+pub struct Conversation {
+    api: Arc<Api>,
+    config: Config,
+    confirm_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -74,12 +103,12 @@ impl Conversation {
     fn base(&self) -> String {
         format!(
             "api/v2/conversations/messages/{}/communications/{}/messages",
-            self.conversation_id, self.communication_id
+            self.config.conversation_id, self.config.communication_id
         )
     }
 
     fn upload_name<'a>(&'a self, file: &'a ValidatedFile) -> &'a str {
-        self.name.as_deref().unwrap_or(&file.file_name)
+        self.config.name.as_deref().unwrap_or(&file.file_name)
     }
 
     async fn send_message(&self, body: Value) -> Result<String> {
@@ -97,8 +126,8 @@ impl Conversation {
 
 #[async_trait]
 impl Route for Conversation {
-    fn name(&self) -> &'static str {
-        "conversation"
+    fn name(&self) -> RouteName {
+        RouteName::Conversation
     }
 
     async fn preflight(&self) -> Result<()> {
@@ -130,11 +159,11 @@ impl Route for Conversation {
             .api
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
-        let (id, upload) = super::upload_url(r.id, r.upload_url, "uploadUrl")?;
+        let (id, upload) = route::upload_url(r.id, r.upload_url, "uploadUrl")?;
         Ok(UploadTarget {
             file_id: id,
             url: upload,
-            headers: super::put_headers(Some(&r.upload_headers), file.content_type),
+            headers: route::put_headers(Some(&r.upload_headers), file.content_type),
             confirm_url: None,
             issued_at: Instant::now(),
         })
@@ -181,12 +210,15 @@ impl Route for Conversation {
             delay = (delay * 2).min(Duration::from_secs(2));
         };
         let mut extra = serde_json::Map::new();
-        extra.insert("conversationId".into(), self.conversation_id.clone().into());
+        extra.insert(
+            "conversationId".into(),
+            self.config.conversation_id.clone().into(),
+        );
         extra.insert(
             "communicationId".into(),
-            self.communication_id.clone().into(),
+            self.config.communication_id.clone().into(),
         );
-        if let Some(n) = &self.name {
+        if let Some(n) = &self.config.name {
             extra.insert("uploadedAs".into(), n.clone().into());
         }
         if let Some(u) = media.url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
@@ -195,13 +227,13 @@ impl Route for Conversation {
         if let Some(t) = media.media_type {
             extra.insert("mediaType".into(), t.into());
         }
-        if self.send {
+        if self.config.send {
             // One body field per request: the media first, then the caption as its own message.
             let id = self
                 .send_message(json!({"mediaIds": [target.file_id]}))
                 .await?;
             extra.insert("messageId".into(), id.into());
-            if let Some(text) = &self.message {
+            if let Some(text) = &self.config.message {
                 let id = self.send_message(json!({"textBody": text})).await?;
                 extra.insert("textMessageId".into(), id.into());
             }

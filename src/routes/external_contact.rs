@@ -10,14 +10,38 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Confirmation, Route, UploadTarget};
-use crate::api::{Api, same_origin};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
+use crate::api::Api;
+use crate::config::Endpoints;
 use crate::error::{Error, Result, Stage};
+use crate::http::same_origin;
 use crate::validate::ValidatedFile;
 
-pub struct ExternalContact {
-    pub api: Arc<Api>,
+/// The route's configuration: the contact the files are attached to.
+#[derive(Debug, Clone)]
+pub struct Config {
     pub contact_id: String,
+}
+
+impl Config {
+    pub fn build(self, api: Arc<Api>) -> ExternalContact {
+        ExternalContact {
+            api,
+            contact_id: self.contact_id,
+        }
+    }
+
+    pub fn plan(&self, e: &Endpoints) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("externalContactId".into(), self.contact_id.clone().into());
+        route::rest_hosts(&mut m, e);
+        m
+    }
+}
+
+pub struct ExternalContact {
+    api: Arc<Api>,
+    contact_id: String,
 }
 
 #[derive(Deserialize)]
@@ -44,8 +68,8 @@ impl ExternalContact {
 
 #[async_trait]
 impl Route for ExternalContact {
-    fn name(&self) -> &'static str {
-        "external-contact"
+    fn name(&self) -> RouteName {
+        RouteName::ExternalContact
     }
 
     async fn preflight(&self) -> Result<()> {
@@ -63,7 +87,7 @@ impl Route for ExternalContact {
             .api
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
-        let (id, upload) = super::upload_url(r.id, r.upload_url, "uploadUrl")?;
+        let (id, upload) = route::upload_url(r.id, r.upload_url, "uploadUrl")?;
         let confirm_url = match r.upload_complete_url.filter(|s| !s.is_empty()) {
             Some(c) => {
                 let c = self.api.endpoints.api.join(&c).map_err(|e| {
@@ -85,7 +109,7 @@ impl Route for ExternalContact {
         Ok(UploadTarget {
             file_id: id,
             url: upload,
-            headers: super::put_headers(None, file.content_type),
+            headers: route::put_headers(None, file.content_type),
             confirm_url,
             issued_at: Instant::now(),
         })

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use url::Url;
 
-use super::{Confirmation, Route, UploadTarget};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
@@ -26,6 +26,25 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// Longest `retryAfter` we honour inside one file's budget.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The route's configuration: the deployment, and the session the files go into.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub deployment_id: String,
+    pub origin: Option<String>,
+    pub session_token: uuid::Uuid,
+    pub message: Option<String>,
+}
+
+impl Config {
+    pub fn plan(&self, e: &crate::config::Endpoints) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("deploymentId".into(), self.deployment_id.clone().into());
+        m.insert("sessionToken".into(), self.session_token.to_string().into());
+        m.insert("socketUrl".into(), redact::url(&e.socket).into());
+        m
+    }
+}
 
 pub struct Guest {
     pub socket_url: Url,
@@ -121,19 +140,16 @@ struct Connection {
 impl Guest {
     pub fn new(
         socket_url: Url,
-        deployment_id: String,
-        origin: Option<String>,
-        session_token: uuid::Uuid,
-        message: Option<String>,
+        config: Config,
         confirm_timeout: Duration,
         retry: crate::retry::Policy,
     ) -> Self {
         Guest {
             socket_url,
-            deployment_id,
-            origin,
-            session_token,
-            message,
+            deployment_id: config.deployment_id,
+            origin: config.origin,
+            session_token: config.session_token,
+            message: config.message,
             confirm_timeout,
             retry,
             conn: Mutex::new(None),
@@ -215,7 +231,7 @@ impl Guest {
             host: url.host_str().unwrap_or("").to_string(),
             message,
         };
-        crate::config::check_transport(&url, "the guest socket")?;
+        crate::http::check_transport(&url, "the guest socket")?;
         let mut req = url
             .as_str()
             .into_client_request()
@@ -546,8 +562,8 @@ fn was_unsent(err: &Error) -> bool {
 
 #[async_trait]
 impl Route for Guest {
-    fn name(&self) -> &'static str {
-        "guest"
+    fn name(&self) -> RouteName {
+        RouteName::Guest
     }
 
     async fn preflight(&self) -> Result<()> {
@@ -598,8 +614,8 @@ impl Route for Guest {
             .unwrap_or(&attachment_id)
             .to_string();
         let (id, url) =
-            super::upload_url(Some(id), answer.body_str("url").map(str::to_string), "url")?;
-        let headers = super::put_headers(answer.body["headers"].as_object(), file.content_type);
+            route::upload_url(Some(id), answer.body_str("url").map(str::to_string), "url")?;
+        let headers = route::put_headers(answer.body["headers"].as_object(), file.content_type);
         Ok(UploadTarget {
             file_id: id,
             url,

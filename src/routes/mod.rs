@@ -1,91 +1,57 @@
 //! What differs between routes: how to get an upload URL, and how to confirm the upload.
 //! Everything else (validation, the PUT, the record, the webhook) is shared by the pipeline.
-
-use std::time::Instant;
-
-use async_trait::async_trait;
-use url::Url;
-
-use crate::error::{Error, Result, Stage};
-use crate::validate::ValidatedFile;
+//!
+//! This module is the one table of routes: [`RouteName`] (names, what each needs),
+//! [`RouteConfig`] (each route's own configuration, defined in its module) and
+//! [`RouteConfig::build`]. A new route is a new module plus one arm in each.
 
 pub mod conversation;
 pub mod external_contact;
 pub mod guest;
+mod route;
 
-/// Where and how to PUT the bytes.
+pub use route::{Confirmation, Context, Route, RouteName, UploadTarget, put_headers, upload_url};
+
+use crate::config::Endpoints;
+use crate::error::Result;
+
+/// The route of a run, with its own configuration.
 #[derive(Debug, Clone)]
-pub struct UploadTarget {
-    pub file_id: String,
-    pub url: Url,
-    /// Headers the URL was signed with; sent verbatim.
-    pub headers: Vec<(String, String)>,
-    pub confirm_url: Option<Url>,
-    pub issued_at: Instant,
+pub enum RouteConfig {
+    ExternalContact(external_contact::Config),
+    Guest(guest::Config),
+    Conversation(conversation::Config),
 }
 
-/// The platform's word that the upload is complete.
-#[derive(Debug, Clone)]
-pub struct Confirmation {
-    pub file_id: String,
-    pub virus_scan_status: String,
-    /// Route-specific fields for the audit record.
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The upload URL an answer named, required and parsed (`field` names it in errors).
-pub fn upload_url(id: Option<String>, url: Option<String>, field: &str) -> Result<(String, Url)> {
-    let missing = || {
-        Error::protocol(
-            Stage::RequestUrl,
-            format!("invalid upload response: `id` or `{field}` missing"),
-        )
-    };
-    let id = id.filter(|s| !s.is_empty()).ok_or_else(missing)?;
-    let url = url.filter(|s| !s.is_empty()).ok_or_else(missing)?;
-    let url = Url::parse(&url)
-        .map_err(|e| Error::protocol(Stage::RequestUrl, format!("`{field}` is not a URL: {e}")))?;
-    Ok((id, url))
-}
-
-/// The headers of a PUT: every signed header the platform returned, verbatim, plus the file's
-/// Content-Type unless they set one.
-pub fn put_headers(
-    signed: Option<&serde_json::Map<String, serde_json::Value>>,
-    content_type: &str,
-) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = signed
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-        .collect();
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        headers.push(("content-type".into(), content_type.into()));
-    }
-    headers
-}
-
-#[async_trait]
-pub trait Route: Send + Sync {
-    /// The record's `route` value.
-    fn name(&self) -> &'static str;
-
-    /// Route-specific rules, checked after local validation and before any upload request;
-    /// `online` false forbids network calls (dry run with --offline).
-    async fn check(&self, _file: &ValidatedFile, _online: bool) -> Result<()> {
-        Ok(())
+impl RouteConfig {
+    pub fn name(&self) -> RouteName {
+        match self {
+            RouteConfig::ExternalContact(_) => RouteName::ExternalContact,
+            RouteConfig::Guest(_) => RouteName::Guest,
+            RouteConfig::Conversation(_) => RouteName::Conversation,
+        }
     }
 
-    /// A dry run's check that the route can work: credentials, or the guest session.
-    async fn preflight(&self) -> Result<()>;
+    pub fn build(self, ctx: &Context) -> Result<Box<dyn Route>> {
+        let name = self.name();
+        Ok(match self {
+            RouteConfig::ExternalContact(c) => Box::new(c.build(ctx.api(name)?)),
+            RouteConfig::Guest(c) => Box::new(guest::Guest::new(
+                ctx.endpoints.socket.clone(),
+                c,
+                ctx.confirm_timeout,
+                ctx.retry,
+            )),
+            RouteConfig::Conversation(c) => Box::new(c.build(ctx.api(name)?, ctx.confirm_timeout)),
+        })
+    }
 
-    async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget>;
-
-    async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation>;
-
-    /// End of the run: release connections.
-    async fn finish(&self) {}
+    /// What a dry run reports besides the file: where the upload would go.
+    pub fn plan(&self, e: &Endpoints) -> serde_json::Map<String, serde_json::Value> {
+        match self {
+            RouteConfig::ExternalContact(c) => c.plan(e),
+            RouteConfig::Guest(c) => c.plan(e),
+            RouteConfig::Conversation(c) => c.plan(e),
+        }
+    }
 }

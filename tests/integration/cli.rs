@@ -1,9 +1,7 @@
 //! The real binary against the in-process sandbox over loopback: end states, not just exit codes.
 
-mod common;
-
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 use serde_json::Value;
 
 #[test]
@@ -16,7 +14,7 @@ fn pdf_png_zip_are_stored_byte_exact_with_records_and_webhooks() {
     let out = env.cmd().arg(&pdf).arg(&png).arg(&zip).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -121,7 +119,7 @@ fn every_validation_rule_rejects_before_any_request() {
         cmd.arg(name);
     }
     let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), cases.len(), "one record per file");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -157,7 +155,7 @@ fn wrong_credentials_give_the_auth_exit_code_and_hint() {
         .arg(&b)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::AUTH));
+    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     for r in &recs {
@@ -190,7 +188,7 @@ fn a_revoked_token_is_refreshed_once_then_reported() {
     let out = env.cmd().arg(&f).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -200,7 +198,7 @@ fn a_revoked_token_is_refreshed_once_then_reported() {
 
     env.sandbox.faults().reject_tokens = 10;
     let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::AUTH));
+    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "request-url");
     assert_eq!(r["error"]["httpStatus"], 401);
@@ -215,7 +213,7 @@ fn an_expired_url_is_replaced_then_reported_when_attempts_run_out() {
     let out = env.cmd().arg(&f).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -233,7 +231,7 @@ fn an_expired_url_is_replaced_then_reported_when_attempts_run_out() {
 
     env.sandbox.faults().expired_urls = 100;
     let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "transfer");
     assert_eq!(r["error"]["httpStatus"], 403);
@@ -257,7 +255,7 @@ fn an_infected_file_fails_after_the_platform_scan() {
     bytes.extend_from_slice(gcupload::validate::EICAR);
     let f = env.file("eicar.txt", &bytes);
     let out = env.cmd().arg("--no-local-scan").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::INFECTED));
+    assert_eq!(out.status.code(), Some(ExitStatus::Infected.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_FAILED");
     assert_eq!(r["virusScanStatus"], "infected");
@@ -283,7 +281,7 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
     assert_eq!(r["webhook"]["delivered"], false);
@@ -303,7 +301,7 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
     // A receiver that fails once gets the event on the next attempt, once.
     env.sandbox.faults().webhook_fail = 1;
     let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["webhook"]["delivered"], true);
     assert_eq!(r["webhook"]["attempts"], 2);
@@ -323,7 +321,7 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 404);
     assert!(r["error"]["correlationId"].is_string());
@@ -336,7 +334,7 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
 
     env.sandbox.faults().max_upload_bytes = 50;
     let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 413);
     assert!(r["error"]["hint"].as_str().unwrap().contains("limit"));
@@ -354,7 +352,7 @@ fn configuration_errors_still_give_one_record_per_file() {
         .arg("b.pdf")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     assert!(recs.iter().all(|r| r["error"]["kind"] == "config"));
@@ -366,7 +364,7 @@ fn configuration_errors_still_give_one_record_per_file() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
 
     let out = env
@@ -376,12 +374,12 @@ fn configuration_errors_still_give_one_record_per_file() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("eu_west_1"));
 
     // A usage error from the parser itself.
     let out = env.cmd().output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert!(out.stdout.is_empty());
     assert!(env.sandbox.requests().is_empty());
 }
@@ -401,7 +399,7 @@ fn settings_come_from_flags_then_env_then_dotenv() {
     let out = env.bare_cmd().arg(&f).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -413,7 +411,7 @@ fn settings_come_from_flags_then_env_then_dotenv() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::AUTH));
+    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     // ... and a flag beats the environment.
     let out = env
         .bare_cmd()
@@ -422,7 +420,7 @@ fn settings_come_from_flags_then_env_then_dotenv() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
 }
 
 #[test]
@@ -440,7 +438,7 @@ fn no_output_contains_the_secret_token_or_signature_even_at_trace() {
         .arg(&bad)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::INFECTED));
+    assert_eq!(out.status.code(), Some(ExitStatus::Infected.code()));
     let wrong = env
         .cmd()
         .env("RUST_LOG", "trace")
@@ -470,7 +468,7 @@ fn pretty_prints_indented_records() {
     let env = Env::new();
     let f = env.file("a.pdf", &pdf(100));
     let out = env.cmd().arg("--pretty").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("{\n  \""));
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -484,7 +482,7 @@ fn sandbox_flag_runs_the_whole_flow_with_no_account() {
     let out = env.bare_cmd().arg("--sandbox").arg(&f).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -532,7 +530,7 @@ fn sandbox_command_prints_its_settings_as_one_json_line() {
     let _ = child.wait();
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -2,12 +2,10 @@
 //! end state checked: stored exactly once and byte-exact, the right record, the webhook event
 //! delivered exactly once (possibly in a later run), the documented exit code.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 use gcupload::sandbox::Inject;
 use serde_json::Value;
 
@@ -34,7 +32,7 @@ fn upload(env: &Env, route: &str, args: &[&str], bytes: &[u8]) -> (Output, Vec<V
 fn assert_uploaded_once(env: &Env, route: &str, out: &Output, r: &Value, bytes: &[u8], what: &str) {
     assert_eq!(
         out.status.code(),
-        Some(exit::OK),
+        Some(ExitStatus::Success.code()),
         "{route} {what}: {}",
         stderr(out)
     );
@@ -189,7 +187,12 @@ fn an_expiring_token_is_refreshed_before_it_expires() {
     let a = env.file("a.pdf", &pdf(100));
     let b = env.file("b.pdf", &pdf(100));
     let out = env.cmd().arg(&a).arg(&b).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let tokens = env
         .sandbox
         .requests()
@@ -251,7 +254,11 @@ fn a_500_from_the_store_is_not_retried() {
             .inject
             .push(Inject::new("put", 500, None));
         let (out, recs) = upload(&env, route, &[], &pdf(1000));
-        assert_eq!(out.status.code(), Some(exit::REMOTE), "{route}");
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Remote.code()),
+            "{route}"
+        );
         assert_eq!(recs[0]["error"]["httpStatus"], 500);
         let puts = env
             .sandbox
@@ -278,7 +285,7 @@ fn a_rate_limit_longer_than_the_budget_gives_up_at_once() {
         &["--retry-budget", "30"],
         &pdf(1000),
     );
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     assert_eq!(recs[0]["error"]["httpStatus"], 429);
     assert!(
         recs[0]["latencyMs"].as_u64().unwrap() < 10_000,
@@ -292,7 +299,7 @@ fn a_lost_send_answer_is_reported_not_repeated() {
     let env = Env::new();
     env.sandbox.faults().lose_sends = 1;
     let (out, recs) = upload(&env, "conversation", &[], &pdf(1000));
-    assert_eq!(out.status.code(), Some(exit::NETWORK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Network.code()));
     let e = &recs[0]["error"];
     assert_eq!(e["stage"], "send");
     assert!(
@@ -320,7 +327,7 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
         let (out, recs) = upload(&env, route, &["--webhook-secret", "s3cret"], &first);
         assert_eq!(
             out.status.code(),
-            Some(exit::OK),
+            Some(ExitStatus::Success.code()),
             "{route}: {}",
             stderr(&out)
         );
@@ -347,7 +354,7 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
             .arg(&f)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(exit::OK));
+        assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
         let r2 = &records(&out.stdout)[0];
         let hooks = env.sandbox.webhooks();
         assert_eq!(hooks.len(), 2, "{route}");
@@ -358,13 +365,13 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
         for h in &hooks {
             let body = serde_json::to_vec(&h["body"]).unwrap();
             let expected =
-                gcupload::webhook::signature(&gcupload::config::Secret::new("s3cret"), &body);
+                gcupload::webhook::signature(&gcupload::secret::Secret::new("s3cret"), &body);
             assert_eq!(h["signature"], expected.as_str());
         }
 
         // Nothing left: `webhook flush` says so and succeeds.
         let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(exit::OK));
+        assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
         assert!(stderr(&out).contains("none pending"));
     }
 }
@@ -374,18 +381,23 @@ fn webhook_flush_delivers_what_is_queued() {
     let env = Env::new();
     env.sandbox.faults().webhook_fail = 3;
     let (out, recs) = upload(&env, "external-contact", &[], &pdf(100));
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     assert_eq!(env.queued().len(), 1);
     env.sandbox.faults().webhook_fail = 1;
     let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::NETWORK),
+        Some(ExitStatus::Network.code()),
         "still failing: kept"
     );
     assert_eq!(env.queued().len(), 1);
     let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     assert!(env.queued().is_empty());
     let hooks = env.sandbox.webhooks();
     assert_eq!(hooks.len(), 1);
@@ -411,7 +423,7 @@ fn a_file_that_changes_during_the_upload_is_not_confirmed() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::FILE_CHANGED),
+        Some(ExitStatus::FileChanged.code()),
         "{}",
         stderr(&out)
     );
@@ -472,7 +484,7 @@ fn an_interrupt_finishes_the_file_in_flight_and_reports_the_rest() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(exit::INTERRUPTED),
+        Some(ExitStatus::Interrupted.code()),
         "{}",
         stderr(&out)
     );
@@ -501,7 +513,7 @@ fn a_second_interrupt_abandons_the_file_in_flight() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::INTERRUPTED));
+    assert_eq!(out.status.code(), Some(ExitStatus::Interrupted.code()));
     let text = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(text.ends_with('\n'), "no partial line");
     let recs = records(&out.stdout);
@@ -527,7 +539,7 @@ fn no_output_or_outbox_holds_a_secret_token_or_signature_on_any_route() {
             .unwrap();
         assert_eq!(
             out.status.code(),
-            Some(exit::OK),
+            Some(ExitStatus::Success.code()),
             "{route}: {}",
             stderr(&out)
         );

@@ -1,8 +1,15 @@
-//! Command-line surface. Names here are a contract with scripts and tests.
+//! The command line as typed: clap structs, help and value parsers only. `settings` resolves
+//! them into the library's configuration; nothing below `app` sees these types. Names here are
+//! a contract with scripts and tests.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::builder::PossibleValue;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::audit::Output;
+use crate::progress::When;
+use crate::routes::RouteName;
 
 /// `--version`: the crate version and the git commit it was built from.
 pub const VERSION: &str = concat!(
@@ -188,14 +195,6 @@ pub struct Settings {
 
     #[command(flatten)]
     pub webhook: WebhookArgs,
-
-    /// Route-selecting settings given as flags (they win over the environment); filled by [`parse`].
-    #[arg(skip)]
-    pub route_flags: Vec<RouteName>,
-
-    /// Where each setting came from (flag, env, .env, default); filled by [`parse`].
-    #[arg(skip)]
-    pub sources: Vec<(String, &'static str)>,
 }
 
 #[derive(Debug, Args)]
@@ -265,11 +264,11 @@ pub struct UploadArgs {
 
     /// How records are written to stdout.
     #[arg(long, value_enum, default_value = "json")]
-    pub output: crate::audit::Output,
+    pub output: Output,
 
     /// Progress bars on stderr: auto (on a terminal), always, never.
     #[arg(long, value_enum, default_value = "auto")]
-    pub progress: crate::progress::When,
+    pub progress: When,
 
     /// Validate everything, resolve the route and hosts, check the credentials; upload nothing.
     #[arg(long)]
@@ -295,98 +294,54 @@ pub struct UploadArgs {
 
 impl UploadArgs {
     /// The record format: `--pretty` is `--output pretty`.
-    pub fn output(&self) -> crate::audit::Output {
+    pub fn output(&self) -> Output {
         if self.pretty {
-            crate::audit::Output::Pretty
+            Output::Pretty
         } else {
             self.output
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RouteName {
-    ExternalContact,
-    Guest,
-    Conversation,
-}
+// The library's enums are plain; their command-line spellings live here.
 
-impl RouteName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteName::ExternalContact => "external-contact",
-            RouteName::Guest => "guest",
-            RouteName::Conversation => "conversation",
-        }
+impl ValueEnum for RouteName {
+    fn value_variants<'a>() -> &'a [Self] {
+        &RouteName::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()).help(self.about()))
     }
 }
 
-/// Parses the process's arguments, remembering where each setting came from (clap merges
-/// flags and environment into one field; `.env` is told apart by `crate::dotenv_keys`).
-pub fn parse() -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match &mut cli.command {
-        Some(Command::Doctor(d)) => {
-            let sub = matches
-                .subcommand_matches("doctor")
-                .expect("doctor matched");
-            d.settings.sources = sources(sub);
-        }
-        None => {
-            let s = &mut cli.upload.settings;
-            s.sources = sources(&matches);
-            for (id, route) in [
-                ("external_contact", RouteName::ExternalContact),
-                ("deployment", RouteName::Guest),
-                ("conversation", RouteName::Conversation),
-                ("communication", RouteName::Conversation),
-            ] {
-                let flag = s.sources.iter().any(|(i, src)| i == id && *src == "flag");
-                if flag && !s.route_flags.contains(&route) {
-                    s.route_flags.push(route);
-                }
-            }
-        }
-        _ => {}
+impl ValueEnum for Output {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Output::Json, Output::Pretty, Output::Text]
     }
-    cli
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Output::Json => PossibleValue::new("json")
+                .help("One compact JSON object per line (for jq and scripts)"),
+            Output::Pretty => PossibleValue::new("pretty").help("Indented JSON"),
+            Output::Text => PossibleValue::new("text").help("One human line per file"),
+        })
+    }
 }
 
-/// For each settable argument that has a value: `flag`, `env`, `.env` or `default`.
-fn sources(m: &clap::ArgMatches) -> Vec<(String, &'static str)> {
-    use clap::CommandFactory;
-    use clap::parser::ValueSource;
-    let cmd = Cli::command();
-    let mut all: Vec<&clap::Arg> = cmd.get_arguments().collect();
-    if let Some(d) = cmd.find_subcommand("doctor") {
-        all.extend(d.get_arguments());
+impl ValueEnum for When {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[When::Auto, When::Always, When::Never]
     }
-    let mut out = Vec::new();
-    for id in m.ids() {
-        let id = id.as_str();
-        let Some(arg) = all.iter().find(|a| a.get_id() == id) else {
-            continue;
-        };
-        let source = match m.value_source(id) {
-            Some(ValueSource::CommandLine) => "flag",
-            Some(ValueSource::EnvVariable) => {
-                let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or("");
-                if crate::dotenv_keys().iter().any(|k| k == env) {
-                    ".env"
-                } else {
-                    "env"
-                }
-            }
-            Some(ValueSource::DefaultValue) => "default",
-            _ => continue,
-        };
-        if arg.get_env().is_some() || source == "flag" {
-            out.push((id.to_string(), source));
-        }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            When::Auto => "auto",
+            When::Always => "always",
+            When::Never => "never",
+        }))
     }
-    out
 }
 
 #[cfg(feature = "sandbox")]

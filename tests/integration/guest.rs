@@ -1,9 +1,7 @@
 //! Route `guest` (Web Messaging Guest API over a WebSocket) against the sandbox.
 
-mod common;
-
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 
 #[test]
 fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
@@ -17,7 +15,12 @@ fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
         .arg(&png)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     let token = recs[0]["sessionToken"].as_str().unwrap().to_string();
@@ -61,7 +64,12 @@ fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
     let env = Env::new();
     let a = env.file("a.pdf", &pdf(1000));
     let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let token = records(&out.stdout)[0]["sessionToken"]
         .as_str()
         .unwrap()
@@ -74,7 +82,12 @@ fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
         .arg(&a)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let r = &records(&out.stdout)[0];
     assert_eq!(r["sessionToken"], token.as_str(), "the same token");
     assert_eq!(r["newSession"], true, "a new conversation");
@@ -87,7 +100,12 @@ fn a_guest_session_is_resumed_with_the_same_token() {
     let env = Env::new();
     let a = env.file("a.pdf", &pdf(1000));
     let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let first = &records(&out.stdout)[0];
     let token = first["sessionToken"].as_str().unwrap();
 
@@ -98,7 +116,12 @@ fn a_guest_session_is_resumed_with_the_same_token() {
         .arg(&b)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let second = &records(&out.stdout)[0];
     assert_eq!(second["sessionToken"], token);
     assert_eq!(
@@ -136,7 +159,7 @@ fn against_deployment_rules(env: &Env, hidden: bool) -> std::process::Output {
 fn the_deployment_rules_reject_files_before_any_upload() {
     let env = Env::new();
     let out = against_deployment_rules(&env, false);
-    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
     let recs = records(&out.stdout);
     let rule = |n: &str| {
         by_name(&recs, n)["error"]["rule"]
@@ -162,7 +185,7 @@ fn generate_url_errors_from_the_platform_are_reported_with_their_codes() {
     let env = Env::new();
     // The session advertises everything; onAttachment enforces the real rules.
     let out = against_deployment_rules(&env, true);
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let recs = records(&out.stdout);
     for (name, code, hint) in [
         ("bundle.zip", "4001", "type"),
@@ -188,7 +211,12 @@ fn an_upload_failure_event_fails_the_file_and_sends_nothing() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::INFECTED), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Infected.code()),
+        "{}",
+        stderr(&out)
+    );
     let r = &records(&out.stdout)[0];
     assert_eq!(r["virusScanStatus"], "infected");
     assert!(r["error"]["message"].as_str().unwrap().contains("4003"));
@@ -205,7 +233,7 @@ fn an_expired_session_is_reported_as_such() {
     env.sandbox.faults().expire_sessions = 1;
     let f = env.file("a.pdf", &pdf(100));
     let out = env.guest_cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["code"], "4006");
     assert!(
@@ -223,7 +251,12 @@ fn a_rate_limited_guest_waits_retry_after_and_succeeds() {
     env.sandbox.faults().guest_rate_limit = 2;
     let f = env.file("a.pdf", &pdf(100));
     let out = env.guest_cmd().arg("-v").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     assert_eq!(stderr(&out).matches("rate-limited").count(), 2);
     assert_eq!(env.sandbox.objects().len(), 1);
@@ -239,7 +272,7 @@ fn an_unknown_deployment_is_refused() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let e = &records(&out.stdout)[0]["error"];
     assert!(
         e["message"]

@@ -90,7 +90,7 @@ proptest! {
 
     #[test]
     fn sizes(s in "\\PC{0,20}") {
-        let _ = gcupload::cli::parse_size(&s);
+        let _ = gcupload::app::cli::parse_size(&s);
     }
 }
 

@@ -1,6 +1,5 @@
 //! Shared test harness: an in-process sandbox on loopback, the real binary run against it with
 //! an isolated environment, and a schema check of every record it prints.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -2,11 +2,9 @@
 //! either uploaded exactly once or reported failed; no duplicates, no missing records or events.
 //! Ignored by default: `cargo test --test soak -- --ignored` (CI runs it).
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 
-use common::*;
+use crate::common::*;
 use gcupload::sandbox::Inject;
 
 struct Rng(u64);

@@ -1,9 +1,7 @@
 //! Route `conversation` (Platform API media upload) against the sandbox, and route selection.
 
-mod common;
-
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 
 #[test]
 fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
@@ -17,7 +15,12 @@ fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
         .arg(&png)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let recs = records(&out.stdout);
     let objects = env.sandbox.objects();
     let messages = env.sandbox.messages();
@@ -72,7 +75,12 @@ fn no_send_uploads_without_a_message() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let r = &records(&out.stdout)[0];
     assert!(r.get("messageId").is_none());
     assert!(env.sandbox.messages().is_empty());
@@ -84,7 +92,7 @@ fn forbidden_file_names_are_refused_or_renamed() {
     let env = Env::new();
     let f = env.file("my report#1.pdf", &pdf(100));
     let out = env.conversation_cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["rule"], "file-name");
     assert!(e["hint"].as_str().unwrap().contains("--name"));
@@ -101,7 +109,12 @@ fn forbidden_file_names_are_refused_or_renamed() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let r = &records(&out.stdout)[0];
     assert_eq!(r["uploadedAs"], "my-report-1.pdf");
     assert!(env.sandbox.objects()[0].key.ends_with("/my-report-1.pdf"));
@@ -114,7 +127,7 @@ fn forbidden_file_names_are_refused_or_renamed() {
         .arg(&g)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
 }
 
 #[test]
@@ -127,7 +140,7 @@ fn invalid_media_fails_and_is_not_sent() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["code"], "media.invalid");
     assert_eq!(e["stage"], "confirm");
@@ -145,7 +158,7 @@ fn media_that_stays_uploading_times_out() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["stage"], "confirm");
     assert!(e["message"].as_str().unwrap().contains("uploading"));
@@ -162,7 +175,7 @@ fn an_unknown_conversation_is_a_404_and_a_missing_communication_a_usage_error() 
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::REMOTE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     assert_eq!(records(&out.stdout)[0]["error"]["httpStatus"], 404);
 
     let out = env
@@ -171,7 +184,7 @@ fn an_unknown_conversation_is_a_404_and_a_missing_communication_a_usage_error() 
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert!(stderr(&out).contains("--communication"));
 }
 
@@ -186,7 +199,7 @@ fn exactly_one_route_per_run() {
         c
     };
     let out = both().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     let err = stderr(&out);
     assert!(
         err.contains("external-contact") && err.contains("guest"),
@@ -200,7 +213,12 @@ fn exactly_one_route_per_run() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(records(&out.stdout)[0]["route"], "guest");
     // ... and so does --route.
     let out = both()
@@ -208,7 +226,12 @@ fn exactly_one_route_per_run() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(records(&out.stdout)[0]["route"], "external-contact");
     // Flags for two routes at once are refused.
     let out = env
@@ -217,7 +240,7 @@ fn exactly_one_route_per_run() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
 }
 
 #[test]
@@ -233,7 +256,7 @@ fn sandbox_flag_serves_every_route() {
             .unwrap();
         assert_eq!(
             out.status.code(),
-            Some(exit::OK),
+            Some(ExitStatus::Success.code()),
             "{route}: {}",
             stderr(&out)
         );

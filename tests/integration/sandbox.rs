@@ -1,8 +1,6 @@
 //! The sandbox's store refuses what real S3 refuses, so the client tests against it mean something.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// An access token from the sandbox's OAuth endpoint.

@@ -1,12 +1,10 @@
 //! Batches: directories, globs, `--from`, `--jobs`, `--shard`, records streamed as files finish.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 
 fn tree(env: &Env) -> Vec<std::path::PathBuf> {
     let root = env.dir.path().join("in");
@@ -39,7 +37,12 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
     let env = Env::new();
     let files = tree(&env);
     let out = env.cmd().args(["--recursive", "in"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 5);
     assert_eq!(env.sandbox.objects().len(), 5);
@@ -60,7 +63,7 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
 
     // A directory without --recursive is one file that is not a regular file.
     let out = env.cmd().arg("in").output().unwrap();
-    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
     assert_eq!(records(&out.stdout)[0]["error"]["rule"], "not-regular-file");
 
     // A quoted glob is expanded by gcupload; one that matches nothing is reported as not found.
@@ -85,7 +88,12 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
         .write_stdin(list)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(records(&out.stdout).len(), 2);
 }
 
@@ -101,7 +109,12 @@ fn many_files_with_many_jobs_are_each_stored_once() {
         .args(&files)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 40);
     let objects = env.sandbox.objects();
@@ -140,7 +153,12 @@ fn shards_split_the_inputs_without_overlap() {
             .args(&files)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(exit::OK), "{}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Success.code()),
+            "{}",
+            stderr(&out)
+        );
         let recs = records(&out.stdout);
         assert!(
             !recs.is_empty() && recs.len() < 30,
@@ -163,7 +181,7 @@ fn shards_split_the_inputs_without_overlap() {
         .args(&files)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
 }
 
 #[test]
@@ -186,6 +204,9 @@ fn records_stream_out_as_files_finish() {
     check_schema(&serde_json::from_str(&first).unwrap());
     let rest: Vec<_> = lines.map(|l| l.unwrap()).collect();
     assert_eq!(rest.len(), 2);
-    assert_eq!(child.wait().unwrap().code(), Some(exit::OK));
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(ExitStatus::Success.code())
+    );
     let _ = std::io::stderr().flush();
 }

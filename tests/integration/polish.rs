@@ -1,9 +1,7 @@
 //! The CLI around the uploads: completions, man page, dry runs, progress, doctor, output modes.
 
-mod common;
-
-use common::*;
-use gcupload::error_reporting::exit;
+use crate::common::*;
+use gcupload::ExitStatus;
 use serde_json::Value;
 
 #[test]
@@ -54,7 +52,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .arg(&bad)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::VALIDATION));
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
     let recs = records(&out.stdout);
     let r = by_name(&recs, "a.pdf");
     assert_eq!(r["action"], "FILE_UPLOAD_PLANNED");
@@ -80,7 +78,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .arg(&a)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::AUTH));
+    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     assert_eq!(records(&out.stdout)[0]["error"]["kind"], "auth");
 
     // --offline makes no call at all.
@@ -91,7 +89,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .arg(&a)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::OK));
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_PLANNED");
     assert_eq!(env.sandbox.requests().len(), before);
 
@@ -247,7 +245,7 @@ fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
         .arg("doctor")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::AUTH));
+    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cred = report["checks"]
         .as_array()
@@ -273,7 +271,7 @@ fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
         .args(["doctor", "--region", "atlantis-1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(exit::USAGE));
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert!(stderr(&out).contains("unknown region") && stderr(&out).contains("from flag"));
 
     // The guest route: what the deployment accepts.

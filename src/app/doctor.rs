@@ -1,0 +1,208 @@
+//! `gcupload doctor`: which route and settings (and where each came from, secrets masked),
+//! whether the login, API and socket hosts answer, whether the credentials get a token, and for
+//! the guest route what the deployment accepts. Says what is wrong and how to fix it.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::settings::Source;
+use crate::auth::TokenSource;
+use crate::config::{Credentials, Endpoints};
+use crate::error::{Error, Result, Stage};
+use crate::error_reporting::{self, ExitStatus};
+use crate::routes::{Route, RouteConfig, guest};
+use crate::{http, redact, retry};
+
+/// What `doctor` checks, resolved from the command line by `settings`.
+pub struct Inputs {
+    /// Each set setting: its id, its value and where it came from.
+    pub settings: Vec<(String, String, Source)>,
+    pub route: Result<RouteConfig>,
+    pub endpoints: Result<Endpoints>,
+    /// The OAuth client the route needs (`None` for a route without one); only with a route.
+    pub credentials: Option<Result<Option<Credentials>>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+    #[serde(skip)]
+    status: ExitStatus,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.checks.push(Check {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+            status: ExitStatus::Success,
+        });
+    }
+
+    fn fail(&mut self, name: &str, err: &Error) {
+        self.checks.push(Check {
+            name: name.into(),
+            ok: false,
+            detail: err.to_string(),
+            fix: error_reporting::hint(err),
+            status: error_reporting::exit_status(err),
+        });
+    }
+
+    /// The checks on stderr, the JSON report on stdout; the status of the first failed check.
+    fn print(&self) -> ExitStatus {
+        let colour = crate::colour::stderr();
+        for c in &self.checks {
+            let mark = match (c.ok, colour) {
+                (true, true) => "\x1b[32m✓\x1b[0m",
+                (true, false) => "✓",
+                (false, true) => "\x1b[31m✗\x1b[0m",
+                (false, false) => "✗",
+            };
+            eprintln!("{mark} {:<14} {}", c.name, c.detail);
+            if let Some(f) = &c.fix {
+                eprintln!("  fix: {f}");
+            }
+        }
+        let ok = self.checks.iter().all(|c| c.ok);
+        println!("{}", serde_json::json!({"ok": ok, "checks": self.checks}));
+        self.checks
+            .iter()
+            .find(|c| !c.ok)
+            .map(|c| c.status)
+            .unwrap_or(ExitStatus::Success)
+    }
+}
+
+/// A value for display: secrets never, only their length.
+fn shown(id: &str, value: &str) -> String {
+    if id.contains("secret") {
+        format!("•••••• ({} characters, hidden)", value.chars().count())
+    } else {
+        value.to_string()
+    }
+}
+
+/// A few quick attempts: doctor reports, it does not wait out an outage.
+const PROBE_RETRY: retry::Policy = retry::Policy {
+    budget: Duration::from_secs(300),
+    max_attempts: 2,
+    min_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(20),
+};
+
+pub async fn run(inputs: Inputs) -> ExitStatus {
+    let mut report = Report::default();
+    for (id, value, source) in &inputs.settings {
+        eprintln!(
+            "  {id:<16} {:<40} from {}",
+            shown(id, value),
+            source.as_str()
+        );
+    }
+    match (&inputs.route, &inputs.endpoints) {
+        (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
+        (Err(e), _) | (_, Err(e)) => report.fail("configuration", e),
+    }
+    if let Ok(e) = &inputs.endpoints {
+        let client = http::client();
+        probe_hosts(&mut report, &client, e).await;
+        if let Some(credentials) = inputs.credentials {
+            check_credentials(&mut report, &client, e, credentials).await;
+        }
+        if let Ok(RouteConfig::Guest(g)) = &inputs.route {
+            guest_check(&mut report, e, g.clone()).await;
+        }
+    }
+    report.print()
+}
+
+/// Whether each host answers at all (any HTTP status).
+async fn probe_hosts(report: &mut Report, client: &reqwest::Client, e: &Endpoints) {
+    for (name, url) in [
+        ("login host", &e.login),
+        ("API host", &e.api),
+        ("socket host", &e.socket),
+    ] {
+        let mut probe = url.clone();
+        let scheme = match url.scheme() {
+            "wss" => "https",
+            "ws" => "http",
+            other => other,
+        }
+        .to_string();
+        let _ = probe.set_scheme(&scheme);
+        probe.set_path("/");
+        let started = Instant::now();
+        match client
+            .get(probe.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(r) => report.pass(
+                name,
+                format!(
+                    "{} answered HTTP {} in {} ms",
+                    redact::url(&probe),
+                    r.status().as_u16(),
+                    started.elapsed().as_millis()
+                ),
+            ),
+            Err(err) => report.fail(name, &Error::network(Stage::Config, &err)),
+        }
+    }
+}
+
+async fn check_credentials(
+    report: &mut Report,
+    client: &reqwest::Client,
+    e: &Endpoints,
+    credentials: Result<Option<Credentials>>,
+) {
+    match credentials {
+        Ok(Some(c)) => {
+            let tokens = TokenSource::new(client.clone(), e.token_url(), c, PROBE_RETRY);
+            match tokens.bearer().await {
+                Ok(_) => report.pass("credentials", "a token was issued"),
+                Err(err) => report.fail("credentials", &err),
+            }
+        }
+        Ok(None) => report.pass("credentials", "none needed for the guest route"),
+        Err(err) => report.fail("credentials", &err),
+    }
+}
+
+/// Opens a guest session and reports what the deployment accepts.
+async fn guest_check(report: &mut Report, e: &Endpoints, config: guest::Config) {
+    let guest = guest::Guest::new(
+        e.socket.clone(),
+        guest::Config {
+            message: None,
+            ..config
+        },
+        Duration::from_secs(10),
+        PROBE_RETRY,
+    );
+    match guest.preflight().await {
+        Ok(()) => {
+            let rules = guest.rules().await.unwrap_or_default();
+            report.pass("guest session", rules);
+        }
+        Err(err) => report.fail("guest session", &err),
+    }
+    guest.finish().await;
+}

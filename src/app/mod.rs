@@ -1,0 +1,216 @@
+//! The edge: the command line, the environment, logging and signals, dispatch to the library,
+//! and the only place the process's exit status is chosen.
+
+pub mod cli;
+mod doctor;
+#[cfg(feature = "sandbox")]
+mod sandbox;
+pub mod settings;
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+use tokio_util::sync::CancellationToken;
+
+use crate::error_reporting::{self, ExitStatus};
+use crate::pipeline::{Pipeline, Report};
+use crate::{audit, colour, http, inputs, outbox, webhook};
+use cli::{Cli, Command, UploadArgs};
+use settings::Sources;
+
+/// The whole program: `fn main() -> ExitCode { gcupload::app::main() }`.
+pub fn main() -> ExitCode {
+    // .env first, while the process has one thread (see `load_dotenv`).
+    settings::load_dotenv();
+    let (cli, sources) = settings::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let status = runtime.block_on(run(cli, sources));
+    // Drop the runtime before exiting so no task outlives its output.
+    drop(runtime);
+    status.into()
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
+    match cli.command {
+        #[cfg(feature = "sandbox")]
+        Some(Command::Sandbox(args)) => {
+            init_logging(args.verbose, false);
+            sandbox::standalone(args).await
+        }
+        Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
+            init_logging(args.verbose, false);
+            flush(args).await
+        }
+        Some(Command::Doctor(args)) => {
+            init_logging(args.verbose, false);
+            doctor::run(doctor_inputs(&args.settings, &sources)).await
+        }
+        Some(Command::Completions { shell }) => {
+            let mut out = std::io::stdout();
+            clap_complete::generate(shell, &mut Cli::command(), "gcupload", &mut out);
+            ExitStatus::Success
+        }
+        Some(Command::Man) => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitStatus::Success,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    ExitStatus::Usage
+                }
+            }
+        }
+        None => upload(cli.upload, &sources).await,
+    }
+}
+
+fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
+    let route = settings::resolve_route(s, &[], settings::RouteExtras::default());
+    let credentials = route
+        .as_ref()
+        .ok()
+        .map(|r| settings::credentials(s, r.name()));
+    doctor::Inputs {
+        settings: sources
+            .iter()
+            .map(|(id, src)| {
+                let value = settings::setting_value(s, id).unwrap_or_default();
+                (id.clone(), value, *src)
+            })
+            .collect(),
+        endpoints: crate::config::Endpoints::resolve(&s.region, s.base_url.as_deref()),
+        route,
+        credentials,
+    }
+}
+
+/// `gcupload webhook flush`: deliver what earlier runs queued.
+async fn flush(args: cli::OutboxArgs) -> ExitStatus {
+    let Some(dir) = settings::outbox_dir(&args.webhook) else {
+        eprintln!("error: no outbox directory: pass --outbox <DIR> (or set GCUPLOAD_OUTBOX)");
+        return ExitStatus::Usage;
+    };
+    let hook = webhook::Webhook {
+        client: http::client(),
+        url: None,
+        secret: args.webhook.webhook_secret.map(crate::secret::Secret::new),
+        outbox: Some(outbox::Outbox::new(dir.clone())),
+    };
+    let shown = dir.display();
+    match hook.flush_outbox().await {
+        Ok((delivered, 0)) => {
+            eprintln!("webhook outbox {shown}: {delivered} delivered, none pending");
+            ExitStatus::Success
+        }
+        Ok((delivered, pending)) => {
+            eprintln!(
+                "webhook outbox {shown}: {delivered} delivered, {pending} still pending (run again later)"
+            );
+            ExitStatus::Network
+        }
+        Err(e) => {
+            eprintln!("error: webhook outbox {shown}: {e}");
+            ExitStatus::Usage
+        }
+    }
+}
+
+async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
+    init_logging(args.verbose, args.quiet);
+    #[cfg(feature = "sandbox")]
+    let (args, _sandbox) = match sandbox::embedded(args).await {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    let files = match inputs::expand(
+        &args.files,
+        args.from.as_deref(),
+        args.recursive,
+        args.shard,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return error_reporting::exit_status(&e);
+        }
+    };
+    let pipeline = match settings::resolve(&args, sources)
+        .and_then(|config| Pipeline::new(config, files.len()))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            audit::fail_all(audit::NO_ROUTE, &files, &e, args.output());
+            return error_reporting::exit_status(&e);
+        }
+    };
+    let (stop, abandon) = pipeline.interrupts();
+    interrupts(stop, abandon);
+    status_of(pipeline.run(&files).await)
+}
+
+/// A run's exit status: a broken stdout first (records were lost), then an interrupt, then the
+/// failure earliest in the input order.
+fn status_of(report: Report) -> ExitStatus {
+    match report.first_failure {
+        _ if report.stdout_broken => ExitStatus::Usage,
+        _ if report.interrupted => ExitStatus::Interrupted,
+        Some(status) => status,
+        None => ExitStatus::Success,
+    }
+}
+
+/// Ctrl-C or SIGTERM: stop starting files; a second one abandons the file in flight.
+fn interrupts(stop: CancellationToken, abandon: CancellationToken) {
+    tokio::spawn(async move {
+        signal().await;
+        eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
+        stop.cancel();
+        signal().await;
+        abandon.cancel();
+    });
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Logs go to stderr; stdout is reserved for JSON. `RUST_LOG` overrides the flags.
+fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    // Dependencies stay at warn: their traces can carry request details we do not control.
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| format!("warn,gcupload={level}"));
+    // Even with RUST_LOG: the WebSocket crates trace whole frames, and frames carry pre-signed
+    // URLs. These caps come last, so they win over the user's directives for those targets.
+    const CAPS: &str = "tungstenite=info,tokio_tungstenite=info";
+    let filter = EnvFilter::try_new(format!("{base},{CAPS}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,gcupload={level},{CAPS}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour::stderr())
+        .with_target(false)
+        .try_init();
+}

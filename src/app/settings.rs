@@ -1,0 +1,358 @@
+//! Raw flags resolved once into the library's configuration: clap merges flags, environment and
+//! `.env` into [`cli`] structs; this module checks them and builds [`pipeline::Config`], keeping
+//! where each setting came from for `doctor`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use url::Url;
+
+use super::cli::{Cli, Command, Settings, UploadArgs};
+use crate::config::{Credentials, Endpoints};
+use crate::error::{Error, Result};
+use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
+use crate::secret::Secret;
+use crate::validate::Policy;
+use crate::{outbox, pipeline, retry};
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    DotEnv,
+    Default,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Flag => "flag",
+            Source::Env => "env",
+            Source::DotEnv => ".env",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// Each set setting (by its clap id) with where its value came from.
+pub type Sources = Vec<(String, Source)>;
+
+/// The settings that select a route, by clap id.
+const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
+    ("external_contact", RouteName::ExternalContact),
+    ("deployment", RouteName::Guest),
+    ("conversation", RouteName::Conversation),
+    ("communication", RouteName::Conversation),
+];
+
+static DOTENV_KEYS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Loads `.env` from the working directory without overriding the environment. Call it before
+/// any thread exists: setting variables in a running multi-threaded program is unsound.
+pub fn load_dotenv() {
+    // Which keys `.env` provides that the environment lacks: `doctor` says where settings came from.
+    let keys: Vec<String> = dotenvy::dotenv_iter()
+        .map(|it| {
+            it.flatten()
+                .filter(|(k, _)| std::env::var_os(k).is_none())
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = DOTENV_KEYS.set(keys);
+    let _ = dotenvy::dotenv();
+}
+
+/// Parses the process's arguments, with where each setting of the command came from (clap
+/// merges flags and environment into one field; `.env` is told apart by the keys it loaded).
+pub fn parse() -> (Cli, Sources) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sources = match &cli.command {
+        Some(Command::Doctor(_)) => sources(
+            matches
+                .subcommand_matches("doctor")
+                .expect("doctor matched"),
+        ),
+        None => sources(&matches),
+        _ => Vec::new(),
+    };
+    (cli, sources)
+}
+
+/// For each settable argument that has a value: flag, env, .env or default.
+fn sources(m: &ArgMatches) -> Sources {
+    let cmd = Cli::command();
+    let mut all: Vec<&clap::Arg> = cmd.get_arguments().collect();
+    if let Some(d) = cmd.find_subcommand("doctor") {
+        all.extend(d.get_arguments());
+    }
+    let dotenv = DOTENV_KEYS.get().map(Vec::as_slice).unwrap_or(&[]);
+    let mut out = Vec::new();
+    for id in m.ids() {
+        let id = id.as_str();
+        let Some(arg) = all.iter().find(|a| a.get_id() == id) else {
+            continue;
+        };
+        let source = match m.value_source(id) {
+            Some(ValueSource::CommandLine) => Source::Flag,
+            Some(ValueSource::EnvVariable) => {
+                let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or("");
+                if dotenv.iter().any(|k| k == env) {
+                    Source::DotEnv
+                } else {
+                    Source::Env
+                }
+            }
+            Some(ValueSource::DefaultValue) => Source::Default,
+            _ => continue,
+        };
+        if arg.get_env().is_some() || source == Source::Flag {
+            out.push((id.to_string(), source));
+        }
+    }
+    out
+}
+
+/// The routes whose selecting settings were given as flags (they win over the environment).
+fn route_flags(sources: &Sources) -> Vec<RouteName> {
+    let mut out = Vec::new();
+    for (id, route) in ROUTE_SELECTORS {
+        let flag = sources.iter().any(|(i, s)| i == id && *s == Source::Flag);
+        if flag && !out.contains(route) {
+            out.push(*route);
+        }
+    }
+    out
+}
+
+/// An upload's command line as the pipeline's configuration.
+pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config> {
+    let s = &args.settings;
+    let endpoints = Endpoints::resolve(&s.region, s.base_url.as_deref())?;
+    let route = resolve_route(
+        s,
+        &route_flags(sources),
+        RouteExtras {
+            name: non_empty(&args.name),
+            send: !args.no_send,
+            message: non_empty(&args.message),
+        },
+    )?;
+    let credentials = credentials(s, route.name())?;
+    let webhook_url = webhook_url(s)?;
+    check_limits(args)?;
+    Ok(pipeline::Config {
+        endpoints,
+        credentials,
+        route,
+        policy: Policy::new(args.max_size, &args.allow_type, !args.no_local_scan)?,
+        webhook_url,
+        webhook_secret: non_empty(&s.webhook.webhook_secret).map(Secret::new),
+        outbox_dir: outbox_dir(&s.webhook),
+        output: args.output(),
+        progress: args.progress,
+        dry_run: args.dry_run,
+        offline: args.offline,
+        quiet: args.quiet,
+        jobs: args.jobs,
+        confirm_timeout: Duration::from_secs(args.confirm_timeout),
+        retry: retry::Policy {
+            budget: Duration::from_secs(args.retry_budget),
+            max_attempts: args.max_attempts,
+            ..retry::Policy::default()
+        },
+    })
+}
+
+/// `--outbox`, or the user's state directory.
+pub fn outbox_dir(w: &super::cli::WebhookArgs) -> Option<std::path::PathBuf> {
+    w.outbox.clone().or_else(outbox::default_dir)
+}
+
+fn webhook_url(s: &Settings) -> Result<Option<Url>> {
+    let Some(w) = non_empty(&s.webhook_url) else {
+        return Ok(None);
+    };
+    let u = Url::parse(w)
+        .map_err(|e| Error::config(format!("--webhook-url `{w}` is not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(Error::config(format!(
+            "--webhook-url must be http(s), got `{}`",
+            u.scheme()
+        )));
+    }
+    Ok(Some(u))
+}
+
+/// The numeric flags that have a floor, and `--name`'s one-file rule.
+fn check_limits(args: &UploadArgs) -> Result<()> {
+    if args.name.is_some() && (args.files.len() > 1 || args.recursive || args.from.is_some()) {
+        return Err(Error::config(
+            "--name renames one file; pass a single file with it",
+        ));
+    }
+    for (value, what) in [
+        (
+            args.confirm_timeout,
+            "--confirm-timeout must be at least 1 second",
+        ),
+        (args.jobs as u64, "--jobs must be at least 1"),
+        (
+            args.max_attempts as u64,
+            "--max-attempts must be at least 1",
+        ),
+    ] {
+        if value == 0 {
+            return Err(Error::config(what));
+        }
+    }
+    Ok(())
+}
+
+/// The OAuth client, required by every route that calls the Platform API.
+pub fn credentials(s: &Settings, route: RouteName) -> Result<Option<Credentials>> {
+    match (non_empty(&s.client_id), non_empty(&s.client_secret)) {
+        (Some(id), Some(secret)) => Ok(Some(Credentials {
+            client_id: id.to_string(),
+            client_secret: Secret::new(secret),
+        })),
+        _ if !route.needs_credentials() => Ok(None),
+        _ => Err(Error::config(format!(
+            "route {} needs OAuth client credentials: set GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (or --client-id/--client-secret)",
+            route.as_str()
+        ))),
+    }
+}
+
+/// What the upload flags add to a route's settings.
+#[derive(Default)]
+pub struct RouteExtras<'a> {
+    pub name: Option<&'a str>,
+    pub send: bool,
+    pub message: Option<&'a str>,
+}
+
+/// Exactly one route per run: `--route` first, then route flags, then the environment.
+pub fn resolve_route(
+    s: &Settings,
+    flags: &[RouteName],
+    extras: RouteExtras<'_>,
+) -> Result<RouteConfig> {
+    let chosen = choose_route(s, flags)?;
+    let need = |v: &Option<String>, what: &str| -> Result<String> {
+        match non_empty(v) {
+            Some(id) => path_segment(what, id),
+            None => Err(Error::config(format!(
+                "route {} needs {what}",
+                chosen.as_str()
+            ))),
+        }
+    };
+    let message = extras.message.map(str::to_string);
+    Ok(match chosen {
+        RouteName::ExternalContact => RouteConfig::ExternalContact(external_contact::Config {
+            contact_id: need(
+                &s.external_contact,
+                "--external-contact <ID> (EXTERNAL_CONTACT_ID)",
+            )?,
+        }),
+        RouteName::Guest => RouteConfig::Guest(guest::Config {
+            deployment_id: need(&s.deployment, "--deployment <ID> (GENESYS_DEPLOYMENT_ID)")?,
+            origin: non_empty(&s.origin).map(str::to_string),
+            session_token: s.session_token.unwrap_or_else(uuid::Uuid::new_v4),
+            message,
+        }),
+        RouteName::Conversation => RouteConfig::Conversation(conversation::Config {
+            conversation_id: need(
+                &s.conversation,
+                "--conversation <ID> (GENESYS_CONVERSATION_ID)",
+            )?,
+            communication_id: need(
+                &s.communication,
+                "--communication <ID> (GENESYS_COMMUNICATION_ID)",
+            )?,
+            name: extras.name.map(str::to_string),
+            send: extras.send,
+            message,
+        }),
+    })
+}
+
+fn choose_route(s: &Settings, flags: &[RouteName]) -> Result<RouteName> {
+    let list = |v: &[RouteName]| v.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(r) = s.route {
+        return Ok(r);
+    }
+    match flags {
+        [r] => return Ok(*r),
+        [] => {}
+        several => {
+            return Err(Error::config(format!(
+                "the flags name several routes ({}); pass the settings of one route, or pick one with --route",
+                list(several)
+            )));
+        }
+    }
+    let configured: Vec<RouteName> = RouteName::ALL
+        .into_iter()
+        .filter(|r| {
+            ROUTE_SELECTORS
+                .iter()
+                .any(|(id, sel)| sel == r && setting_value(s, id).is_some())
+        })
+        .collect();
+    match configured.as_slice() {
+        [r] => Ok(*r),
+        [] => Err(Error::config(
+            "no route selected: pass --external-contact <ID>, --deployment <ID> (guest), or --conversation <ID> --communication <ID>",
+        )),
+        several => Err(Error::config(format!(
+            "the environment names several routes ({}); pick one with --route or a route flag",
+            list(several)
+        ))),
+    }
+}
+
+/// The current value of a setting, by its clap id; blank values count as unset.
+pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
+    let text = |v: &Option<String>| non_empty(v).map(str::to_string);
+    match id {
+        "route" => s.route.map(|r| r.as_str().to_string()),
+        "external_contact" => text(&s.external_contact),
+        "deployment" => text(&s.deployment),
+        "origin" => text(&s.origin),
+        "session_token" => s.session_token.map(|t| t.to_string()),
+        "conversation" => text(&s.conversation),
+        "communication" => text(&s.communication),
+        "region" => Some(s.region.clone()),
+        "base_url" => text(&s.base_url),
+        "client_id" => text(&s.client_id),
+        "client_secret" => text(&s.client_secret),
+        "webhook_url" => text(&s.webhook_url),
+        "webhook_secret" => text(&s.webhook.webhook_secret),
+        "outbox" => s.webhook.outbox.as_ref().map(|p| p.display().to_string()),
+        _ => None,
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Ids go into URL paths: refuse anything that could change the path.
+fn path_segment(what: &str, id: &str) -> Result<String> {
+    if id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(id.to_string())
+    } else {
+        Err(Error::config(format!(
+            "{what} `{id}` must contain only letters, digits, `-` and `_`"
+        )))
+    }
+}

@@ -1,0 +1,15 @@
+//! The integration tests, one binary (the harness links once): the real `gcupload` binary
+//! against the in-process sandbox over loopback, plus property tests and the architecture guard.
+
+mod common;
+
+mod architecture;
+mod batch;
+mod cli;
+mod conversation;
+mod faults;
+mod guest;
+mod polish;
+mod props;
+mod sandbox;
+mod soak;

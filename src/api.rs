@@ -29,30 +29,18 @@ impl Api {
         url: url::Url,
         body: Option<&serde_json::Value>,
     ) -> Result<T> {
-        if !same_origin(&url, &self.endpoints.api) {
-            // The bearer token only ever goes to the API origin.
-            return Err(Error::protocol(
-                stage,
-                format!(
-                    "refusing to send the token to {} (not the API host)",
-                    crate::redact::url(&url)
-                ),
-            ));
-        }
+        self.check_origin(stage, &url)?;
         let replay_safe = !(method == Method::POST && stage == Stage::Send);
         let mut refreshed = false;
         let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
             retry::gate().await;
             let token = self.tokens.bearer().await?;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token.expose());
+            let mut req = self.http.request(method.clone(), url.clone());
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = match req.send().await {
+            let resp = match req.bearer_auth(token.expose()).send().await {
                 Ok(r) => r,
                 Err(e) if retry::retryable_transport(&e) && (replay_safe || e.is_connect()) => {
                     retrier
@@ -93,5 +81,19 @@ impl Api {
                 None => return Err(err),
             }
         }
+    }
+
+    /// The bearer token only ever goes to the API origin.
+    fn check_origin(&self, stage: Stage, url: &url::Url) -> Result<()> {
+        if same_origin(url, &self.endpoints.api) {
+            return Ok(());
+        }
+        Err(Error::protocol(
+            stage,
+            format!(
+                "refusing to send the token to {} (not the API host)",
+                crate::redact::url(url)
+            ),
+        ))
     }
 }

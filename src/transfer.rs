@@ -38,25 +38,7 @@ pub async fn put(
         .put(target.url.clone())
         .header(CONTENT_LENGTH, file.size)
         .body(reqwest::Body::wrap_stream(stream));
-    for (k, v) in &target.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-            Error::protocol(
-                Stage::Transfer,
-                format!("upload header `{k}` is not a valid name"),
-            )
-        })?;
-        if name == reqwest::header::AUTHORIZATION {
-            return Err(Error::protocol(
-                Stage::Transfer,
-                "the upload headers ask for an Authorization header; refusing",
-            ));
-        }
-        let value = HeaderValue::from_str(v).map_err(|_| {
-            Error::protocol(
-                Stage::Transfer,
-                format!("upload header `{k}` has an invalid value"),
-            )
-        })?;
+    for (name, value) in signed_headers(target)? {
         req = req.header(name, value);
     }
     tracing::info!(url = %redact::url(&target.url), size = file.size, "uploading");
@@ -95,6 +77,27 @@ pub async fn put(
         });
     }
     Ok(())
+}
+
+/// The headers the URL was signed with, checked: valid, and never an Authorization header.
+fn signed_headers(target: &UploadTarget) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    let refuse = |why: String| Error::protocol(Stage::Transfer, why);
+    target
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| refuse(format!("upload header `{k}` is not a valid name")))?;
+            if name == reqwest::header::AUTHORIZATION {
+                return Err(refuse(
+                    "the upload headers ask for an Authorization header; refusing".into(),
+                ));
+            }
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| refuse(format!("upload header `{k}` has an invalid value")))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// Reads `len` bytes of `file` on a blocking thread, a few chunks ahead of the socket: each chunk

@@ -111,6 +111,73 @@ impl Conversation {
         self.config.name.as_deref().unwrap_or(&file.file_name)
     }
 
+    /// Polls the media until the platform's checks mark it `valid` (or refuse it), with backoff,
+    /// within `--confirm-timeout`.
+    async fn wait_until_valid(&self, id: &str) -> Result<Media> {
+        let url = self
+            .api
+            .endpoints
+            .api_url(&format!("{}/media/{id}", self.base()));
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let m: Media = self
+                .api
+                .call(Stage::Confirm, Method::GET, url.clone(), None)
+                .await?;
+            match m.status.as_deref() {
+                Some("valid") => return Ok(m),
+                Some("invalid") => {
+                    return Err(Error::Remote {
+                        stage: Stage::Confirm,
+                        remote: Remote {
+                            status: None,
+                            code: Some("media.invalid".into()),
+                            message: "the platform marked the media invalid (it failed its content checks)".into(),
+                            correlation_id: None,
+                        },
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() + delay > self.confirm_timeout {
+                return Err(Error::protocol(
+                    Stage::Confirm,
+                    format!(
+                        "the media was still `{}` after {} s (--confirm-timeout)",
+                        m.status.as_deref().unwrap_or("unknown"),
+                        self.confirm_timeout.as_secs()
+                    ),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The record's route fields: where the media went and what the platform made of it.
+    fn record_fields(&self, media: Media) -> serde_json::Map<String, Value> {
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "conversationId".into(),
+            self.config.conversation_id.clone().into(),
+        );
+        extra.insert(
+            "communicationId".into(),
+            self.config.communication_id.clone().into(),
+        );
+        if let Some(n) = &self.config.name {
+            extra.insert("uploadedAs".into(), n.clone().into());
+        }
+        if let Some(u) = media.url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
+            extra.insert("mediaUrl".into(), redact::public_url(&u).into());
+        }
+        if let Some(t) = media.media_type {
+            extra.insert("mediaType".into(), t.into());
+        }
+        extra
+    }
+
     async fn send_message(&self, body: Value) -> Result<String> {
         let url = self.api.endpoints.api_url(&self.base());
         let r: Value = self
@@ -170,63 +237,8 @@ impl Route for Conversation {
     }
 
     async fn confirm(&self, _file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
-        let url = self
-            .api
-            .endpoints
-            .api_url(&format!("{}/media/{}", self.base(), target.file_id));
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(100);
-        let media = loop {
-            let m: Media = self
-                .api
-                .call(Stage::Confirm, Method::GET, url.clone(), None)
-                .await?;
-            match m.status.as_deref() {
-                Some("valid") => break m,
-                Some("invalid") => {
-                    return Err(Error::Remote {
-                        stage: Stage::Confirm,
-                        remote: Remote {
-                            status: None,
-                            code: Some("media.invalid".into()),
-                            message: "the platform marked the media invalid (it failed its content checks)".into(),
-                            correlation_id: None,
-                        },
-                    });
-                }
-                _ => {}
-            }
-            if started.elapsed() + delay > self.confirm_timeout {
-                return Err(Error::protocol(
-                    Stage::Confirm,
-                    format!(
-                        "the media was still `{}` after {} s (--confirm-timeout)",
-                        m.status.as_deref().unwrap_or("unknown"),
-                        self.confirm_timeout.as_secs()
-                    ),
-                ));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        };
-        let mut extra = serde_json::Map::new();
-        extra.insert(
-            "conversationId".into(),
-            self.config.conversation_id.clone().into(),
-        );
-        extra.insert(
-            "communicationId".into(),
-            self.config.communication_id.clone().into(),
-        );
-        if let Some(n) = &self.config.name {
-            extra.insert("uploadedAs".into(), n.clone().into());
-        }
-        if let Some(u) = media.url.as_deref().and_then(|u| url::Url::parse(u).ok()) {
-            extra.insert("mediaUrl".into(), redact::public_url(&u).into());
-        }
-        if let Some(t) = media.media_type {
-            extra.insert("mediaType".into(), t.into());
-        }
+        let media = self.wait_until_valid(&target.file_id).await?;
+        let mut extra = self.record_fields(media);
         if self.config.send {
             // One body field per request: the media first, then the caption as its own message.
             let id = self

@@ -45,10 +45,10 @@ fn modules(src: &Path) -> Vec<Module> {
             let p = entry.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                if let Some(m) = module(src, &p) {
-                    out.push(m);
-                }
+            } else if p.extension().is_some_and(|e| e == "rs")
+                && let Some(m) = module(src, &p)
+            {
+                out.push(m);
             }
         }
     }
@@ -103,13 +103,11 @@ fn referenced_paths(m: &Module, children: &BTreeSet<String>) -> Vec<Vec<String>>
             || !(bytes[i - 1].is_ascii_alphanumeric()
                 || bytes[i - 1] == b'_'
                 || bytes[i - 1] == b':');
-        if starts_word {
-            if let Some((base, rest)) = anchor(m, children, &code[i..]) {
-                for tail in segments(rest) {
-                    let mut full = base.clone();
-                    full.extend(tail);
-                    out.push(full);
-                }
+        if starts_word && let Some((base, rest)) = anchor(m, children, &code[i..]) {
+            for tail in segments(rest) {
+                let mut full = base.clone();
+                full.extend(tail);
+                out.push(full);
             }
         }
         i += code[i..].chars().next().map_or(1, char::len_utf8);
@@ -192,7 +190,10 @@ fn ident_path(item: &str) -> Vec<String> {
 }
 
 /// The import graph between module files: each module to the modules it names.
-fn graph(src: &Path) -> (BTreeMap<Vec<String>, BTreeSet<Vec<String>>>, Vec<Module>) {
+/// Each module (as its path) with the modules it imports.
+type Edges = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
+
+fn graph(src: &Path) -> (Edges, Vec<Module>) {
     let mods = modules(src);
     let known: BTreeSet<Vec<String>> = mods.iter().map(|m| m.path.clone()).collect();
     let mut edges = BTreeMap::new();
@@ -259,7 +260,7 @@ fn violations(src: &Path) -> Vec<String> {
 }
 
 /// Modules that reach themselves through their imports.
-fn cycles(edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Vec<String> {
+fn cycles(edges: &Edges) -> Vec<String> {
     let mut out = Vec::new();
     for start in edges.keys() {
         let mut seen = BTreeSet::new();

@@ -22,7 +22,19 @@ use settings::Sources;
 pub fn main() -> ExitCode {
     // .env first, while the process has one thread (see `load_dotenv`).
     settings::load_dotenv();
-    let (cli, sources) = settings::parse();
+    let (cli, sources) = match settings::parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            // `--help` and `--version` are answers, not errors.
+            return if e.use_stderr() {
+                ExitStatus::Usage
+            } else {
+                ExitStatus::Success
+            }
+            .into();
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

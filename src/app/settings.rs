@@ -68,9 +68,10 @@ pub fn load_dotenv() {
 
 /// Parses the process's arguments, with where each setting of the command came from (clap
 /// merges flags and environment into one field; `.env` is told apart by the keys it loaded).
-pub fn parse() -> (Cli, Sources) {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+/// `Err` is clap's answer to print: a usage error, or `--help`/`--version`.
+pub fn parse() -> std::result::Result<(Cli, Sources), clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let cli = Cli::from_arg_matches(&matches)?;
     let sources = match &cli.command {
         Some(Command::Doctor(_)) => sources(
             matches
@@ -80,7 +81,7 @@ pub fn parse() -> (Cli, Sources) {
         None => sources(&matches),
         _ => Vec::new(),
     };
-    (cli, sources)
+    Ok((cli, sources))
 }
 
 /// For each settable argument that has a value: flag, env, .env or default.

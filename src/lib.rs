@@ -66,7 +66,7 @@ pub async fn run(cli: Cli) -> i32 {
         #[cfg(feature = "sandbox")]
         Some(Command::Sandbox(args)) => {
             init_logging(args.verbose, false);
-            sandbox::serve_cli(args).await
+            serve_sandbox(args).await
         }
         Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
             init_logging(args.verbose, false);
@@ -207,7 +207,7 @@ async fn with_sandbox(mut args: UploadArgs) -> Result<(UploadArgs, Option<sandbo
     }
     match sandbox::Sandbox::start(sandbox::SandboxConfig::default()).await {
         Ok(s) => {
-            s.apply_to(&mut args);
+            point_at_sandbox(&s, &mut args);
             eprintln!(
                 "sandbox: serving {} (embedded, no account needed)",
                 s.base_url
@@ -219,6 +219,63 @@ async fn with_sandbox(mut args: UploadArgs) -> Result<(UploadArgs, Option<sandbo
             Err(error_reporting::exit::USAGE)
         }
     }
+}
+
+/// Points an upload at a sandbox: its origin and credentials, and the ids of the route picked
+/// with `--route` (external-contact by default) unless the user gave their own.
+#[cfg(feature = "sandbox")]
+fn point_at_sandbox(s: &sandbox::Sandbox, args: &mut UploadArgs) {
+    use cli::RouteName;
+    args.settings.base_url = Some(s.base_url.to_string());
+    args.settings.client_id = Some(s.client_id().into());
+    args.settings.client_secret = Some(s.client_secret().into());
+    let fill = |v: &mut Option<String>, id: &str| {
+        v.get_or_insert_with(|| id.to_string());
+    };
+    match args.settings.route.unwrap_or(RouteName::ExternalContact) {
+        RouteName::ExternalContact => {
+            fill(&mut args.settings.external_contact, s.external_contact_id())
+        }
+        RouteName::Guest => fill(&mut args.settings.deployment, s.deployment_id()),
+        RouteName::Conversation => {
+            fill(&mut args.settings.conversation, s.conversation_id());
+            fill(&mut args.settings.communication, s.communication_id());
+        }
+    }
+    args.settings.route = args.settings.route.or(Some(RouteName::ExternalContact));
+    if args.settings.webhook_url.is_none() {
+        args.settings.webhook_url = Some(s.webhook_url().into());
+    }
+}
+
+/// `gcupload sandbox`: run until interrupted, after printing the settings as one JSON line.
+#[cfg(feature = "sandbox")]
+async fn serve_sandbox(args: cli::SandboxArgs) -> i32 {
+    let config = sandbox::SandboxConfig {
+        listen: args.listen,
+        store_dir: args.store_dir.clone(),
+        faults: sandbox::Faults {
+            token_ttl_secs: args.token_ttl,
+            url_ttl_secs: args.url_ttl,
+            webhook_fail: args.webhook_fail,
+            ..sandbox::Faults::default()
+        },
+    };
+    let sandbox = match sandbox::Sandbox::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the sandbox could not start on {}: {e}", args.listen);
+            return error_reporting::exit::USAGE;
+        }
+    };
+    println!("{}", sandbox.info());
+    eprintln!(
+        "sandbox: serving {} (store {}); Ctrl-C to stop",
+        sandbox.base_url, sandbox.store_url
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    drop(sandbox);
+    error_reporting::exit::OK
 }
 
 /// Wires the stages for a resolved configuration and a run of `files` files.

@@ -1,6 +1,7 @@
 //! A local emulator of the Genesys Cloud surfaces gcupload talks to: OAuth, the routes, an S3
 //! object store (served by `s3s`, so pre-signed URLs are verified by a real S3 implementation),
-//! a virus scan, a webhook receiver and fault injection. Client modules never import this tree.
+//! a virus scan, a webhook receiver and fault injection. Client code reaches it only through
+//! the public items here; `lib.rs` owns the CLI glue (`gcupload sandbox`, `--sandbox`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -293,33 +294,6 @@ impl Sandbox {
         })
     }
 
-    /// Points an upload at this sandbox: its origin and credentials, and the ids of the route
-    /// picked with `--route` (external-contact by default) unless the user gave their own.
-    pub fn apply_to(&self, args: &mut crate::cli::UploadArgs) {
-        use crate::cli::RouteName;
-        args.settings.base_url = Some(self.base_url.to_string());
-        args.settings.client_id = Some(self.client_id().into());
-        args.settings.client_secret = Some(self.client_secret().into());
-        let fill = |v: &mut Option<String>, id: &str| {
-            v.get_or_insert_with(|| id.to_string());
-        };
-        match args.settings.route.unwrap_or(RouteName::ExternalContact) {
-            RouteName::ExternalContact => fill(
-                &mut args.settings.external_contact,
-                self.external_contact_id(),
-            ),
-            RouteName::Guest => fill(&mut args.settings.deployment, self.deployment_id()),
-            RouteName::Conversation => {
-                fill(&mut args.settings.conversation, self.conversation_id());
-                fill(&mut args.settings.communication, self.communication_id());
-            }
-        }
-        args.settings.route = args.settings.route.or(Some(RouteName::ExternalContact));
-        if args.settings.webhook_url.is_none() {
-            args.settings.webhook_url = Some(self.webhook_url().into());
-        }
-    }
-
     pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
         self.state.faults()
     }
@@ -501,33 +475,4 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!("sandbox server stopped: {e}");
     }
-}
-
-/// `gcupload sandbox`: run until interrupted, after printing the settings as one JSON line.
-pub async fn serve_cli(args: crate::cli::SandboxArgs) -> i32 {
-    let config = SandboxConfig {
-        listen: args.listen,
-        store_dir: args.store_dir.clone(),
-        faults: Faults {
-            token_ttl_secs: args.token_ttl,
-            url_ttl_secs: args.url_ttl,
-            webhook_fail: args.webhook_fail,
-            ..Faults::default()
-        },
-    };
-    let sandbox = match Sandbox::start(config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: the sandbox could not start on {}: {e}", args.listen);
-            return crate::error_reporting::exit::USAGE;
-        }
-    };
-    println!("{}", sandbox.info());
-    eprintln!(
-        "sandbox: serving {} (store {}); Ctrl-C to stop",
-        sandbox.base_url, sandbox.store_url
-    );
-    let _ = tokio::signal::ctrl_c().await;
-    drop(sandbox);
-    0
 }

@@ -1,6 +1,7 @@
 //! The conversation media endpoints: media uploads with signed upload headers, a media status
 //! that moves `uploading` → `valid`/`invalid` after the object lands and is scanned, messages.
 
+use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +29,6 @@ impl Media {
         self.status
     }
 }
-
-const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
 
 /// What every conversation endpoint checks first: the token, the ids, an injected fault.
 fn refuse(
@@ -72,13 +71,7 @@ pub(crate) async fn create_upload(
             "contentLengthBytes is required.",
         );
     };
-    if name.is_empty()
-        || name.starts_with('.')
-        || name.ends_with('/')
-        || name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(c))
-    {
+    if !acceptable_name(name) {
         return platform_error(
             StatusCode::BAD_REQUEST,
             "bad.request",
@@ -148,9 +141,40 @@ pub(crate) async fn get_media(
     Json(v).into_response()
 }
 
-/// An internet media type, as the Platform API's `mediaType` is.
+/// Protocol reference §3: `fileName` must not start with `.` or end with `/`, and must hold no
+/// whitespace and none of the characters the platform reserves. Control characters are refused
+/// too, which the reference does not list.
+fn acceptable_name(name: &str) -> bool {
+    let reserved = |c: char| {
+        matches!(
+            c,
+            '\\' | '{' | '^' | '}' | '%' | '`' | ']' | '"' | '>' | '[' | '~' | '<' | '#' | '|'
+        )
+    };
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.ends_with('/')
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || reserved(c))
+}
+
+/// The Platform API's `mediaType` (an internet media type), from the name's extension.
 fn media_type(name: &str) -> &'static str {
-    crate::validate::content_type_for(name).unwrap_or("application/octet-stream")
+    let ext = FsPath::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("zip") => "application/zip",
+        _ => "application/octet-stream",
+    }
 }
 
 pub(crate) async fn send_message(

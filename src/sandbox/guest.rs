@@ -266,7 +266,7 @@ fn on_attachment(
     if !f
         .guest_allowed_types
         .iter()
-        .any(|t| crate::routes::guest::type_allowed(t, ftype))
+        .any(|t| type_accepted(t, ftype))
     {
         return refuse(4001, "File type not allowed");
     }
@@ -307,6 +307,18 @@ fn on_attachment(
     let body = json!({"attachmentId": id, "url": url, "headers": {"x-amz-tagging": tagging},
         "fileName": name, "fileSize": size, "fileType": ftype});
     frame("response", "PresignedUrlResponse", 200, body, tid)
+}
+
+/// Protocol reference §2: whether a `fileTypes` entry admits a MIME type: `*/*` admits anything, `image/*` any image,
+/// anything else only itself (case-insensitively). An entry with no `/` names a whole top-level
+/// type.
+fn type_accepted(pattern: &str, mime: &str) -> bool {
+    let mut want = pattern.splitn(2, '/');
+    let mut have = mime.splitn(2, '/');
+    let top = (want.next().unwrap_or(""), have.next().unwrap_or(""));
+    let sub = (want.next().unwrap_or("*"), have.next().unwrap_or(""));
+    let admits = |(w, h): (&str, &str)| w == "*" || w.eq_ignore_ascii_case(h);
+    admits(top) && admits(sub)
 }
 
 fn on_message(
@@ -391,5 +403,26 @@ pub(crate) fn object_stored(st: &State, key: &str, infected: bool) {
             )
         };
         session.sockets.retain(|s| s.send(event.clone()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_admit_what_the_messenger_admits() {
+        let cases = [
+            ("*/*", "application/zip", true),
+            ("image/*", "image/png", true),
+            ("IMAGE/PNG", "image/png", true),
+            ("image", "image/gif", true),
+            ("image/*", "application/pdf", false),
+            ("image/png", "image/jpeg", false),
+            ("application/pdf", "application", false),
+        ];
+        for (pattern, mime, admitted) in cases {
+            assert_eq!(type_accepted(pattern, mime), admitted, "{pattern} ~ {mime}");
+        }
     }
 }

@@ -15,6 +15,7 @@ use url::Url;
 mod api;
 mod conversation;
 mod guest;
+mod scan;
 mod store;
 
 /// How the sandbox behaves; tests adjust faults at runtime through [`Sandbox::faults`].
@@ -422,13 +423,11 @@ impl State {
     /// A PUT landed: scan it, then let the routes react (upload events, media status).
     async fn object_stored(self: &Arc<Self>, key: String) {
         let path = self.store.object_path(&key);
-        let infected = tokio::task::spawn_blocking(move || {
-            std::fs::File::open(path).and_then(crate::validate::contains_eicar)
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(false);
+        let infected = tokio::task::spawn_blocking(move || scan::infected(&path))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
         self.scans
             .lock()
             .expect("scans")

@@ -1,31 +1,40 @@
-//! The object store behind pre-signed URLs: `s3s` + `s3s-fs` verify SigV4 signatures, signed
-//! headers and expiry as S3 does; in front of it, the two checks S3 makes that s3s does not.
+//! The object store's contents: `s3s` + `s3s-fs` keep each object as a plain file and verify
+//! SigV4 signatures, signed headers and expiry as S3 does. This module signs URLs and knows
+//! what each object was announced as and what the scan found in it; `store_front` serves it.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State as AxState};
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
 use rusty_s3::S3Action;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{SeenRequest, State};
+use super::state::State;
 
 const BUCKET: &str = "gcupload-sandbox";
 const ACCESS_KEY: &str = "SANDBOXACCESSKEY";
-/// S3's ceiling for a pre-signed URL's lifetime.
-const MAX_EXPIRES_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
 
 pub(crate) struct Store {
     root: PathBuf,
     bucket: rusty_s3::Bucket,
     credentials: rusty_s3::Credentials,
-    s3: s3s::service::S3Service,
+    pub(crate) s3: s3s::service::S3Service,
+    /// Size announced for each object key when its URL was issued.
+    announced: Mutex<HashMap<String, u64>>,
+    /// The virus-scan verdict (infected?) of each object, taken once when its PUT lands.
+    verdicts: Mutex<HashMap<String, bool>>,
 }
 
 impl Store {
@@ -51,12 +60,31 @@ impl Store {
             bucket,
             credentials: rusty_s3::Credentials::new(ACCESS_KEY, secret),
             s3: builder.build(),
+            announced: Mutex::default(),
+            verdicts: Mutex::default(),
         })
+    }
+
+    /// A pre-signed PUT for `key` with the URL faults applied, its size announced to the store.
+    pub(crate) fn issue_put_url(
+        &self,
+        st: &State,
+        key: &str,
+        size: u64,
+        signed: &[(&str, &str)],
+    ) -> Url {
+        let ttl = Duration::from_secs(st.faults().url_ttl_secs);
+        let url = self.presign_put(key, signed, ttl, st.take(|f| &mut f.expired_urls));
+        self.announced
+            .lock()
+            .expect("announced")
+            .insert(key.to_string(), size);
+        url
     }
 
     /// A SigV4 query-signed PUT URL. `headers` become signed headers; `expired` signs it in the
     /// past so the store refuses it with "Request has expired".
-    pub(crate) fn presign_put(
+    fn presign_put(
         &self,
         key: &str,
         headers: &[(&str, &str)],
@@ -82,11 +110,28 @@ impl Store {
             .sign(ttl)
     }
 
+    /// The size announced when the URL for `key` was issued.
+    pub(crate) fn announced_size(&self, key: &str) -> Option<u64> {
+        self.announced.lock().expect("announced").get(key).copied()
+    }
+
+    pub(crate) fn record_verdict(&self, key: &str, infected: bool) {
+        self.verdicts
+            .lock()
+            .expect("verdicts")
+            .insert(key.to_string(), infected);
+    }
+
+    /// The scan verdict of a stored object: `None` when no PUT of it landed.
+    pub(crate) fn infected(&self, key: &str) -> Option<bool> {
+        self.verdicts.lock().expect("verdicts").get(key).copied()
+    }
+
     pub(crate) fn object_path(&self, key: &str) -> PathBuf {
         self.root.join(BUCKET).join(key)
     }
 
-    pub(crate) fn objects(&self) -> Vec<super::StoredObject> {
+    pub(crate) fn objects(&self) -> Vec<StoredObject> {
         let base = self.root.join(BUCKET);
         let mut out = Vec::new();
         walk(&base, &mut |p| {
@@ -96,7 +141,7 @@ impl Store {
                     .unwrap_or(p)
                     .to_string_lossy()
                     .into_owned();
-                out.push(super::StoredObject { key, size, sha256 });
+                out.push(StoredObject { key, size, sha256 });
             }
         });
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -104,7 +149,7 @@ impl Store {
     }
 
     /// The object key a store path addresses (`/bucket/key`, percent-decoded).
-    fn key_of(&self, path: &str) -> Option<String> {
+    pub(crate) fn key_of(&self, path: &str) -> Option<String> {
         let raw = path
             .strip_prefix('/')?
             .strip_prefix(BUCKET)?
@@ -132,6 +177,7 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
+/// Size and SHA-256 (hex) of a file, read in fixed chunks.
 pub(crate) fn digest(p: &Path) -> std::io::Result<(u64, String)> {
     let mut f = std::fs::File::open(p)?;
     let mut h = Sha256::new();
@@ -146,160 +192,4 @@ pub(crate) fn digest(p: &Path) -> std::io::Result<(u64, String)> {
         h.update(&buf[..n]);
     }
     Ok((n_total, hex::encode(h.finalize())))
-}
-
-pub(crate) fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{}</RequestId></Error>",
-        uuid::Uuid::new_v4().simple()
-    );
-    (status, [("content-type", "application/xml")], body).into_response()
-}
-
-pub(crate) fn router(state: Arc<State>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(state)
-}
-
-async fn handle(AxState(st): AxState<Arc<State>>, req: Request) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let authorization = req.headers().contains_key("authorization");
-    let put_key = (method == Method::PUT)
-        .then(|| st.store.key_of(&path))
-        .flatten();
-    let existed = put_key
-        .as_ref()
-        .is_some_and(|k| st.store.object_path(k).exists());
-    let t0 = std::time::Instant::now();
-    let seen = |status: u16| SeenRequest {
-        surface: "store",
-        method: method.to_string(),
-        path: path.clone(),
-        authorization,
-        status,
-        ms: t0.elapsed().as_secs_f64() * 1000.0,
-    };
-    let req = if method == Method::PUT {
-        match put_fault(&st, req).await {
-            Ok(req) => req,
-            Err(refusal) => {
-                st.seen(seen(refusal.status().as_u16()));
-                return refusal;
-            }
-        }
-    } else {
-        req
-    };
-    let resp = match precheck(&st, &req) {
-        Some(refusal) => refusal,
-        None => match st.store.s3.call(req.map(s3s::Body::http_body_unsync)).await {
-            Ok(r) => r.map(Body::new),
-            Err(e) => s3_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                &format!("{e:?}"),
-            ),
-        },
-    };
-    if let Some(key) = put_key {
-        if resp.status().is_success() {
-            st.object_stored(key).await;
-        } else if !existed {
-            // s3s-fs writes the object before it checks Content-MD5; S3 keeps nothing on BadDigest.
-            let _ = std::fs::remove_file(st.store.object_path(&key));
-        }
-    }
-    st.seen(seen(resp.status().as_u16()));
-    resp
-}
-
-/// Injected PUT faults: a delay, an error answer, or a connection dropped halfway through the body.
-async fn put_fault(st: &State, req: Request) -> Result<Request, Response> {
-    let delay = st.faults().put_delay_ms;
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
-    if let Some((status, retry_after)) = st.injected("put") {
-        let code = match status {
-            503 => "SlowDown",
-            500 => "InternalError",
-            _ => "ServiceUnavailable",
-        };
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let mut r = s3_error(status, code, "Please reduce your request rate (injected).");
-        if let Some(secs) = retry_after {
-            r.headers_mut().insert(
-                "retry-after",
-                axum::http::HeaderValue::from_str(&secs.to_string()).expect("digits"),
-            );
-        }
-        return Err(r);
-    }
-    if st.take(|f| &mut f.drop_puts) {
-        let announced = req
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        st.seen(SeenRequest {
-            surface: "store",
-            method: "PUT".into(),
-            path: req.uri().path().to_string(),
-            authorization: req.headers().contains_key("authorization"),
-            status: 0,
-            ms: 0.0,
-        });
-        let mut body = req.into_body().into_data_stream();
-        let mut read = 0;
-        while read < announced / 2 {
-            match futures_util::StreamExt::next(&mut body).await {
-                Some(Ok(chunk)) => read += chunk.len(),
-                _ => break,
-            }
-        }
-        super::drop_connection();
-    }
-    Ok(req)
-}
-
-/// What S3 refuses and s3s lets through: over-long expiry, PUTs without a length, and bodies
-/// larger than the size announced when the URL was issued.
-fn precheck(st: &State, req: &Request) -> Option<Response> {
-    if req.method() != Method::PUT {
-        return None;
-    }
-    let expires = req
-        .uri()
-        .query()
-        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "X-Amz-Expires"))
-        .and_then(|(_, v)| v.parse::<u64>().ok());
-    if expires.is_some_and(|e| e > MAX_EXPIRES_SECS) {
-        return Some(s3_error(
-            StatusCode::BAD_REQUEST,
-            "AuthorizationQueryParametersError",
-            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
-        ));
-    }
-    let length = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(length) = length else {
-        return Some(s3_error(
-            StatusCode::LENGTH_REQUIRED,
-            "MissingContentLength",
-            "You must provide the Content-Length HTTP header.",
-        ));
-    };
-    let key = st.store.key_of(req.uri().path())?;
-    let announced = st.announced_size(&key)?;
-    (length > announced).then(|| {
-        s3_error(
-            StatusCode::BAD_REQUEST,
-            "EntityTooLarge",
-            &format!("Your proposed upload ({length} bytes) exceeds the announced size ({announced} bytes)"),
-        )
-    })
 }

@@ -1,0 +1,84 @@
+//! `configureSession`: creates or resumes a session by token, binds the socket to it, and
+//! answers with the deployment's effective upload rules.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::super::state::Faults;
+use super::frame::{error, field, frame};
+use super::sessions::{Call, Session, Socket};
+
+/// How long a guest session lives, as the platform advertises it.
+const SESSION_SECS: u64 = 259200;
+
+pub(crate) fn configure(
+    call: Call,
+    sessions: &mut HashMap<String, Session>,
+    socket: &mut Socket,
+) -> String {
+    let Call {
+        guest,
+        token,
+        req,
+        tid,
+    } = call;
+    let st = &guest.state;
+    if socket.deployment != st.deployment_id
+        || field(req, "deploymentId") != Some(st.deployment_id.as_str())
+    {
+        return error(400, "Deployment not found or inactive", tid);
+    }
+    let start_new = req.get("startNew").and_then(Value::as_bool) == Some(true);
+    let mut new = !sessions.contains_key(token);
+    let session = sessions.entry(token.to_string()).or_default();
+    if start_new && session.read_only {
+        // A new conversation on the same token: what was attached before is gone.
+        session.read_only = false;
+        session.attachments.clear();
+        new = true;
+    } else if !new && st.take(|f| &mut f.read_only_sessions) {
+        session.read_only = true;
+    }
+    if st.take(|f| &mut f.expire_sessions) {
+        session.expired = true;
+    }
+    if session.expired {
+        return frame("response", "SessionExpiredEvent", 200, json!({}), tid);
+    }
+    if socket.bound.as_deref() != Some(token) {
+        session.sockets.push(socket.tx.clone());
+        socket.bound = Some(token.to_string());
+    }
+    let body = session_response(&st.faults(), new, session.read_only);
+    frame("response", "SessionResponse", 200, body, tid)
+}
+
+/// The SessionResponse body. With hidden rules the deployment advertises `*/*` and no limits,
+/// yet onAttachment still enforces the real ones.
+fn session_response(f: &Faults, new: bool, read_only: bool) -> Value {
+    let (types, max_kb, blocked): (Vec<Value>, u64, Vec<String>) = if f.guest_hidden_rules {
+        (vec![json!({"type": "*/*"})], 1 << 30, vec![])
+    } else {
+        (
+            f.guest_allowed_types
+                .iter()
+                .map(|t| json!({"type": t}))
+                .collect(),
+            f.guest_max_file_size_kb,
+            f.guest_blocked_extensions.clone(),
+        )
+    };
+    let expires = (SystemTime::now() + Duration::from_secs(SESSION_SECS))
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    json!({
+        "connected": true, "newSession": new, "readOnly": read_only,
+        "allowedMedia": {"inbound": {"fileTypes": types, "maxFileSizeKB": max_kb}},
+        "blockedExtensions": blocked,
+        "durationSeconds": SESSION_SECS,
+        "expirationDate": expires,
+    })
+}

@@ -1,0 +1,141 @@
+//! The Web Messaging guest socket at `/v1` (protocol reference §2): one task per connection
+//! reads requests and dispatches them by `action`; a writer task sends the answers and the
+//! upload events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State as AxState};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+mod attachments;
+mod configure;
+mod frame;
+mod messages;
+mod rules;
+mod sessions;
+
+use frame::{error, field, frame};
+pub(crate) use sessions::Guest;
+use sessions::{Call, Session, Socket};
+
+pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1", get(upgrade))
+        .with_state(guest)
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    Query(q): Query<HashMap<String, String>>,
+    AxState(guest): AxState<Arc<Guest>>,
+) -> Response {
+    let deployment = q.get("deploymentId").cloned().unwrap_or_default();
+    ws.on_upgrade(move |socket| connection(guest, socket, deployment))
+}
+
+async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
+    let (sink, mut stream) = ws.split();
+    let (tx, rx) = mpsc::unbounded_channel::<String>();
+    // Fault: this connection ends (as a load balancer would cut it) after n frames.
+    let close_after = std::mem::take(&mut guest.state.faults().close_guest_after_frames);
+    let writer = tokio::spawn(write_frames(sink, rx, close_after));
+    let mut socket = Socket {
+        tx,
+        deployment,
+        bound: None,
+    };
+    while let Some(Ok(msg)) = stream.next().await {
+        if writer.is_finished() {
+            break;
+        }
+        let Message::Text(text) = msg else { continue };
+        let reply = match serde_json::from_str::<Value>(&text) {
+            Ok(req) => answer(&guest, &mut socket, &req),
+            Err(_) => error(400, "Invalid JSON", None),
+        };
+        if socket.tx.send(reply).is_err() {
+            break;
+        }
+    }
+    drop(socket);
+    let _ = writer.await;
+}
+
+/// Sends queued frames until the queue closes, the client goes, or `close_after` frames
+/// (when non-zero) were sent; then closes the socket.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    close_after: u32,
+) {
+    let mut sent = 0;
+    while let Some(text) = rx.recv().await {
+        if sink.send(Message::Text(text.into())).await.is_err() {
+            break;
+        }
+        sent += 1;
+        if sent == close_after {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// The answer to one request: the token and rate limit first, then configureSession or an
+/// action on the session this socket configured.
+fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
+    let tid = field(req, "tracingId");
+    let action = field(req, "action").unwrap_or("");
+    let Some(token) = field(req, "token").filter(|t| !t.is_empty()) else {
+        return error(400, "Missing token", tid);
+    };
+    if guest.state.take(|f| &mut f.guest_rate_limit) {
+        let body = json!({"retryAfter": 1, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
+        return frame("response", "TooManyRequestsErrorMessage", 429, body, tid);
+    }
+    let call = Call {
+        guest,
+        token,
+        req,
+        tid,
+    };
+    let mut sessions = guest.sessions.lock().expect("sessions");
+    if action == "configureSession" {
+        return configure::configure(call, &mut sessions, socket);
+    }
+    if socket.bound.as_deref() != Some(token) {
+        return error(4007, "Session not found: configure the session first", tid);
+    }
+    let session = sessions.get_mut(token).expect("bound sessions exist");
+    if let Some(refusal) = unusable(session, action, tid) {
+        return refusal;
+    }
+    match action {
+        "onAttachment" => attachments::on_attachment(call, session),
+        "onMessage" => messages::on_message(call, session),
+        "getAttachment" => attachments::get(call, session),
+        "deleteAttachment" => attachments::delete(call, session),
+        "echo" => messages::echo(call),
+        "closeSession" => {
+            let body = json!({"connected": false, "newSession": false});
+            frame("response", "SessionResponse", 200, body, tid)
+        }
+        _ => error(400, &format!("Unknown action {action}"), tid),
+    }
+}
+
+/// An expired session refuses every action (4006); a read-only one refuses what would write.
+fn unusable(session: &Session, action: &str, tid: Option<&str>) -> Option<String> {
+    if session.expired {
+        return Some(error(4006, "Session expired", tid));
+    }
+    (session.read_only && matches!(action, "onAttachment" | "onMessage"))
+        .then(|| error(400, "Session is read-only: start a new conversation", tid))
+}

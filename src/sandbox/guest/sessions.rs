@@ -1,0 +1,67 @@
+//! What the guest surface remembers: sessions by token, their attachments, and the sockets
+//! bound to each session; and the request being answered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::super::state::State;
+use super::super::store::Store;
+
+pub(crate) struct Guest {
+    pub(crate) state: Arc<State>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl Guest {
+    pub(crate) fn new(state: Arc<State>, store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Guest {
+            state,
+            store,
+            sessions: Mutex::default(),
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    pub(crate) attachments: HashMap<String, Attachment>,
+    /// Every socket bound to the session: upload events go to all of them.
+    pub(crate) sockets: Vec<mpsc::UnboundedSender<String>>,
+    pub(crate) expired: bool,
+    /// The session's conversation ended: it only reads until a new one is started.
+    pub(crate) read_only: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Attachment {
+    pub(crate) key: String,
+    pub(crate) file_name: String,
+    pub(crate) file_type: String,
+    pub(crate) size: u64,
+    /// `Some(true)` uploaded and clean, `Some(false)` refused by the scan.
+    pub(crate) uploaded: Option<bool>,
+    pub(crate) sent: bool,
+}
+
+/// One WebSocket connection.
+pub(crate) struct Socket {
+    /// Frames to the client; the connection's writer task drains it.
+    pub(crate) tx: mpsc::UnboundedSender<String>,
+    /// The `deploymentId` of the connection URL.
+    pub(crate) deployment: String,
+    /// The session token this socket configured, if any.
+    pub(crate) bound: Option<String>,
+}
+
+/// One request being answered: by whom (the session token), what, and the id to echo back.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub(crate) guest: &'a Guest,
+    pub(crate) token: &'a str,
+    pub(crate) req: &'a Value,
+    pub(crate) tid: Option<&'a str>,
+}

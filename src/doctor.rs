@@ -171,10 +171,12 @@ async fn guest_check(
 ) {
     let guest = Guest::new(
         e.socket.clone(),
-        deployment.to_string(),
-        origin.clone(),
-        token,
-        None,
+        crate::routes::guest::Config {
+            deployment_id: deployment.to_string(),
+            origin: origin.clone(),
+            session_token: token,
+            message: None,
+        },
         Duration::from_secs(10),
         retry::Policy {
             max_attempts: 2,

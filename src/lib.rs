@@ -257,10 +257,12 @@ pub fn build(config: Config, files: usize) -> pipeline::Pipeline {
             message,
         } => Box::new(routes::guest::Guest::new(
             endpoints.socket.clone(),
-            deployment_id,
-            origin,
-            session_token,
-            message,
+            routes::guest::Config {
+                deployment_id,
+                origin,
+                session_token,
+                message,
+            },
             config.confirm_timeout,
             config.retry,
         )),

@@ -11,7 +11,7 @@ use crate::auth::TokenSource;
 use crate::config::{Credentials, Endpoints};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting::{self, ExitStatus};
-use crate::routes::{Route, RouteConfig, guest};
+use crate::routes::{self, RouteConfig, guest};
 use crate::{http, redact, retry};
 
 /// What `doctor` checks, resolved from the command line by `settings`.
@@ -124,7 +124,7 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
             check_credentials(&mut report, &client, e, credentials).await;
         }
         if let Ok(RouteConfig::Guest(g)) = &inputs.route {
-            guest_check(&mut report, e, g.clone()).await;
+            guest_check(&mut report, &client, e, g.clone()).await;
         }
     }
     report.print()
@@ -187,16 +187,23 @@ async fn check_credentials(
 }
 
 /// Opens a guest session and reports what the deployment accepts.
-async fn guest_check(report: &mut Report, e: &Endpoints, config: guest::Config) {
-    let guest = guest::Guest::new(
-        e.socket.clone(),
-        guest::Config {
-            message: None,
-            ..config
-        },
-        Duration::from_secs(10),
-        PROBE_RETRY,
-    );
+async fn guest_check(
+    report: &mut Report,
+    client: &reqwest::Client,
+    e: &Endpoints,
+    config: guest::Config,
+) {
+    let ctx = routes::Context {
+        http: client.clone(),
+        endpoints: e.clone(),
+        credentials: None,
+        retry: PROBE_RETRY,
+        confirm_timeout: Duration::from_secs(10),
+    };
+    let guest = match RouteConfig::Guest(config).build(&ctx) {
+        Ok(g) => g,
+        Err(err) => return report.fail("guest session", &err),
+    };
     match guest.preflight().await {
         Ok(()) => {
             let rules = guest.rules().await.unwrap_or_default();

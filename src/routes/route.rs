@@ -173,6 +173,11 @@ pub trait Route: Send + Sync {
 
     async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation>;
 
+    /// What the target accepts, as the platform reported it (for `doctor`), where it says.
+    async fn rules(&self) -> Option<String> {
+        None
+    }
+
     /// End of the run: release connections.
     async fn finish(&self) {}
 }

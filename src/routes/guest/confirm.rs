@@ -1,0 +1,95 @@
+//! After the PUT: the platform's verdict on the upload, then the message that sends the file.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::frames::{self, Frame};
+use super::session::{Link, Session, live};
+use super::socket::{SocketError, not_echoed};
+use crate::error::{Result, Stage};
+use crate::redact;
+
+impl Link {
+    /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
+    pub(super) async fn upload_event(
+        &self,
+        slot: &mut Option<Session>,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Frame> {
+        let waited = live(slot)
+            .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
+            .await;
+        match waited {
+            // The event may have gone to the dropped socket: ask for the attachment instead
+            // of uploading it again.
+            Err(SocketError::Closed(_)) => self.recover_upload_event(slot, id, timeout).await,
+            other => Ok(other?),
+        }
+    }
+
+    /// On a new socket: a download URL for the attachment means it was stored; without one,
+    /// the event may still come.
+    async fn recover_upload_event(
+        &self,
+        slot: &mut Option<Session>,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Frame> {
+        self.reconnect(slot).await?;
+        let asked = self
+            .ask(slot, frames::get_attachment(id), Stage::Confirm)
+            .await;
+        match asked {
+            Ok(f) if f.class == "PresignedUrlResponse" => {
+                Ok(Frame::upload_success(id, &f.body["url"]))
+            }
+            _ => Ok(live(slot)
+                .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
+                .await?),
+        }
+    }
+
+    /// Sends `message` (an onMessage) and returns its echo. Resent only when it was never
+    /// written: one written but not echoed may have posted the file already.
+    pub(super) async fn send_message(
+        &self,
+        slot: &mut Option<Session>,
+        message: Value,
+    ) -> Result<Frame> {
+        if live(slot).is_closed() {
+            self.reconnect(slot).await?;
+        }
+        match self.ask(slot, message.clone(), Stage::Send).await {
+            Err(SocketError::Unsent(_)) => self.resend(slot, message, Stage::Send).await,
+            Err(SocketError::Closed(_)) => Err(not_echoed()),
+            other => Ok(other?),
+        }
+    }
+
+    /// The record's route-specific fields.
+    pub(super) fn record_fields(&self, echo: &Frame, event: &Frame) -> Map<String, Value> {
+        let mut extra = Map::new();
+        extra.insert(
+            "sessionToken".into(),
+            self.config.session_token.to_string().into(),
+        );
+        extra.insert(
+            "deploymentId".into(),
+            self.config.deployment_id.clone().into(),
+        );
+        extra.insert("newSession".into(), self.created().into());
+        if let Some(m) = echo.body_str("id") {
+            extra.insert("messageId".into(), m.into());
+        }
+        if let Some(u) = event
+            .body_str("downloadUrl")
+            .and_then(|u| Url::parse(u).ok())
+        {
+            extra.insert("downloadUrl".into(), redact::public_url(&u).into());
+        }
+        extra
+    }
+}

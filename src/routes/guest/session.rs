@@ -1,0 +1,172 @@
+//! The guest session on its socket: opened and configured on first use, and again, with the same
+//! token, whenever the socket has dropped.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
+use url::Url;
+
+use super::config::Config;
+use super::frames::{self, Frame};
+use super::rules::SessionRules;
+use super::socket::{Connection, SocketError};
+use crate::error::{Error, Result, Stage};
+
+/// An open, configured session and what its deployment allows.
+pub(super) struct Session {
+    pub(super) conn: Connection,
+    pub(super) rules: SessionRules,
+}
+
+/// The connection of a slot that `Guest::session` or `Guest::reconnect` has filled.
+pub(super) fn live(slot: &mut Option<Session>) -> &mut Connection {
+    &mut slot.as_mut().expect("connected").conn
+}
+
+/// The guest's link to the platform: the session on its socket, opened on first use.
+pub(super) struct Link {
+    socket_url: Url,
+    pub(super) config: Config,
+    retry: crate::retry::Policy,
+    slot: Mutex<Option<Session>>,
+    /// Whether this run's first connection created the session (reconnects find it existing).
+    created: OnceLock<bool>,
+}
+
+impl Link {
+    pub(super) fn new(socket_url: Url, config: Config, retry: crate::retry::Policy) -> Self {
+        Link {
+            socket_url,
+            config,
+            retry,
+            slot: Mutex::new(None),
+            created: OnceLock::new(),
+        }
+    }
+
+    /// Whether the session was new when this run first configured it.
+    pub(super) fn created(&self) -> bool {
+        self.created.get().copied().unwrap_or(false)
+    }
+
+    /// What the open session's deployment accepts.
+    pub(super) async fn rules(&self) -> Option<String> {
+        Some(self.slot.lock().await.as_ref()?.rules.describe())
+    }
+
+    /// Ends the session's socket at the end of the run.
+    pub(super) async fn close(&self) {
+        if let Some(session) = self.slot.lock().await.take() {
+            session.conn.close().await;
+        }
+    }
+
+    /// The open, configured session; connects (again, if the socket dropped) and configures it.
+    pub(super) async fn session(&self) -> Result<MutexGuard<'_, Option<Session>>> {
+        let mut guard = self.slot.lock().await;
+        if guard.as_ref().is_none_or(|s| s.conn.is_closed()) {
+            self.reconnect(&mut guard).await?;
+        }
+        Ok(guard)
+    }
+
+    /// Opens the socket and configures the session, retrying connection failures.
+    pub(super) async fn reconnect(&self, slot: &mut Option<Session>) -> Result<()> {
+        if slot.take().is_some() {
+            tracing::info!("the guest socket dropped; reconnecting with the same session token");
+        }
+        let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::RequestUrl);
+        loop {
+            match self.connect().await {
+                Ok(s) => {
+                    *slot = Some(s);
+                    return Ok(());
+                }
+                Err(e @ Error::Network { .. }) => {
+                    retrier
+                        .pause(e, None, "guest socket connection failed")
+                        .await?
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One request on the open session.
+    pub(super) async fn ask(
+        &self,
+        slot: &mut Option<Session>,
+        body: Value,
+        stage: Stage,
+    ) -> std::result::Result<Frame, SocketError> {
+        live(slot)
+            .request(self.config.session_token, body, stage)
+            .await
+    }
+
+    /// After a dropped socket: reconnects and sends `body` once more; this try's failure is final.
+    pub(super) async fn resend(
+        &self,
+        slot: &mut Option<Session>,
+        body: Value,
+        stage: Stage,
+    ) -> Result<Frame> {
+        self.reconnect(slot).await?;
+        Ok(self.ask(slot, body, stage).await?)
+    }
+
+    fn url(&self) -> Url {
+        let mut u = self.socket_url.clone();
+        u.query_pairs_mut()
+            .append_pair("deploymentId", &self.config.deployment_id)
+            .append_pair(
+                "application",
+                concat!("gcupload-", env!("CARGO_PKG_VERSION")),
+            );
+        u
+    }
+
+    async fn connect(&self) -> Result<Session> {
+        let mut conn = Connection::open(&self.url(), self.config.origin.as_deref()).await?;
+        let answer = self.configure(&mut conn).await?;
+        let rules = SessionRules::parse(&answer.body);
+        let new_session = answer.body_flag("newSession").unwrap_or(true);
+        tracing::info!(new_session, "guest session configured");
+        let _ = self.created.set(new_session);
+        Ok(Session { conn, rules })
+    }
+
+    /// configureSession; its `SessionResponse`, on a new conversation if the old one ended.
+    async fn configure(&self, conn: &mut Connection) -> Result<Frame> {
+        let request = frames::configure_session(&self.config.deployment_id, false);
+        let answer = conn
+            .request(self.config.session_token, request, Stage::RequestUrl)
+            .await?;
+        answer.require_class("SessionResponse", "configureSession", Stage::RequestUrl)?;
+        if answer.body_flag("readOnly") != Some(true) {
+            return Ok(answer);
+        }
+        self.start_new_conversation(conn).await
+    }
+
+    /// As the Messenger does for "start a new chat": closeSession, then configureSession anew,
+    /// on the same token.
+    async fn start_new_conversation(&self, conn: &mut Connection) -> Result<Frame> {
+        tracing::info!(
+            "the guest session is read-only (its conversation ended); starting a new conversation"
+        );
+        let token = self.config.session_token;
+        conn.request(token, frames::close_session(), Stage::RequestUrl)
+            .await?;
+        let request = frames::configure_session(&self.config.deployment_id, true);
+        let answer = conn.request(token, request, Stage::RequestUrl).await?;
+        if answer.body_flag("readOnly") == Some(true) {
+            return Err(Error::protocol(
+                Stage::RequestUrl,
+                "the guest session stays read-only after starting a new conversation; run without --session-token",
+            ));
+        }
+        Ok(answer)
+    }
+}

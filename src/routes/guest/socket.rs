@@ -1,0 +1,304 @@
+//! The guest socket as a mailbox: a writer task (which also pings), a reader task, and the
+//! frames that arrived while we waited for something else.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use url::Url;
+
+use super::frames::Frame;
+use crate::error::{Error, Result, Stage};
+use crate::redact;
+
+/// The SDKs ping every 15 s to keep the socket (and its load balancers) alive.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long to wait for the socket to open, and for the answer to one request.
+const ANSWER_WAIT: Duration = Duration::from_secs(30);
+/// Longest `retryAfter` we honour inside one file's budget.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A frame to write, with a reply saying whether it reached the socket.
+type Outgoing = (Message, Option<oneshot::Sender<bool>>);
+
+pub(super) struct Connection {
+    out: mpsc::UnboundedSender<Outgoing>,
+    inbox: mpsc::UnboundedReceiver<Frame>,
+    /// Frames that arrived while we waited for something else (events for later).
+    backlog: VecDeque<Frame>,
+    writer: JoinHandle<()>,
+}
+
+/// Why a request got no answer. The two socket cases differ in what is safe next: a request
+/// that was never written can be sent again; one that was written may have taken effect.
+#[derive(Debug)]
+pub(super) enum SocketError {
+    /// The socket was gone before the request reached it: nothing was sent.
+    Unsent(Stage),
+    /// The socket closed while we waited for an answer or an event.
+    Closed(Stage),
+    /// Anything else (a refusal, a timeout, an unexpected answer): final.
+    Other(Error),
+}
+
+impl From<Error> for SocketError {
+    fn from(e: Error) -> Self {
+        SocketError::Other(e)
+    }
+}
+
+impl From<SocketError> for Error {
+    fn from(e: SocketError) -> Self {
+        match e {
+            SocketError::Unsent(stage) => {
+                dropped(stage, "the socket closed before the request was written")
+            }
+            SocketError::Closed(stage) => dropped(stage, "the socket closed unexpectedly"),
+            SocketError::Other(e) => e,
+        }
+    }
+}
+
+fn dropped(stage: Stage, message: &str) -> Error {
+    Error::Network {
+        stage,
+        host: "the guest socket".into(),
+        message: message.into(),
+    }
+}
+
+/// The message was written but the socket closed before its echo.
+pub(super) fn not_echoed() -> Error {
+    dropped(
+        Stage::Send,
+        "the socket closed before the message was echoed; it may have been sent, so it is not sent again",
+    )
+}
+
+/// The handshake request, with the Origin the SDKs always send (the socket's own host unless
+/// told otherwise: deployments may restrict allowed domains).
+fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<Request> {
+    let mut req = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| Error::config(format!("guest socket URL {shown}: {e}")))?;
+    let origin = origin.map_or_else(|| own_origin(url), str::to_string);
+    let v = origin
+        .parse()
+        .map_err(|_| Error::config(format!("--origin `{origin}` is not a valid header value")))?;
+    req.headers_mut().insert("Origin", v);
+    Ok(req)
+}
+
+fn own_origin(url: &Url) -> String {
+    let scheme = if url.scheme() == "wss" {
+        "https"
+    } else {
+        "http"
+    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{}{port}", url.host_str().unwrap_or(""))
+}
+
+/// Writes what it is given and pings in between, until told to close or the socket fails.
+fn spawn_writer<S>(mut sink: S, mut out: mpsc::UnboundedReceiver<Outgoing>) -> JoinHandle<()>
+where
+    S: Sink<Message> + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            let (msg, ack) = tokio::select! {
+                m = out.recv() => match m { Some(m) => m, None => break },
+                _ = ping.tick() => (Message::Ping(Vec::new().into()), None),
+            };
+            let closing = matches!(msg, Message::Close(_));
+            let written = sink.send(msg).await.is_ok();
+            if let Some(ack) = ack {
+                let _ = ack.send(written);
+            }
+            if !written || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    })
+}
+
+/// Passes on every text frame that parses; ends with the socket (which closes the inbox).
+fn spawn_reader<S, E>(mut stream: S, inbox: mpsc::UnboundedSender<Frame>)
+where
+    S: Stream<Item = std::result::Result<Message, E>> + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            let Message::Text(t) = msg else { continue };
+            match Frame::parse(&t) {
+                Ok(f) => {
+                    tracing::debug!(class = %f.class, code = f.code, "guest frame");
+                    if inbox.send(f).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => tracing::warn!("ignoring a malformed guest frame: {e}"),
+            }
+        }
+    });
+}
+
+/// Whether `f` answers the request sent with `tracing_id`.
+fn answers(f: &Frame, tracing_id: &str, attachment: Option<&str>) -> bool {
+    // onAttachment's answers can come as `message` frames without a tracingId
+    // (GenerateUrlError in the SDK's fixtures): those match by attachmentId.
+    f.tracing_id.as_deref() == Some(tracing_id)
+        || (f.tracing_id.is_none() && f.kind == "response")
+        || (attachment.is_some()
+            && matches!(
+                f.class.as_str(),
+                "GenerateUrlError" | "PresignedUrlResponse"
+            )
+            && f.body_str("attachmentId") == attachment)
+}
+
+/// Sleeps out a rate limit, or gives it back as the error when it asks for too long.
+async fn wait_out(limited: &Frame, deadline: Instant, stage: Stage) -> Result<()> {
+    let secs = limited.body["retryAfter"].as_u64().unwrap_or(3);
+    let wait = Duration::from_secs(secs);
+    if wait > MAX_RETRY_AFTER || Instant::now() + wait > deadline {
+        return Err(limited.to_error(stage));
+    }
+    tracing::info!(retry_after = secs, %stage, "guest request rate-limited; waiting");
+    tokio::time::sleep(wait).await;
+    Ok(())
+}
+
+impl Connection {
+    pub(super) async fn open(url: &Url, origin: Option<&str>) -> Result<Connection> {
+        let shown = redact::url(url);
+        let net = |message: String| Error::Network {
+            stage: Stage::RequestUrl,
+            host: url.host_str().unwrap_or("").to_string(),
+            message,
+        };
+        crate::http::check_transport(url, "the guest socket")?;
+        let req = handshake(url, &shown, origin)?;
+        tracing::info!(url = %shown, "opening the guest session socket");
+        // Frames are small JSON; a hostile or broken server cannot make us buffer more.
+        let limits = WebSocketConfig::default()
+            .max_message_size(Some(crate::http::BODY_CAP))
+            .max_frame_size(Some(crate::http::BODY_CAP));
+        let connecting = tokio_tungstenite::connect_async_with_config(req, Some(limits), false);
+        let (ws, _) = tokio::time::timeout(ANSWER_WAIT, connecting)
+            .await
+            .map_err(|_| net("timed out opening the socket".into()))?
+            .map_err(|e| net(format!("could not open the socket: {e}")))?;
+        let (sink, stream) = ws.split();
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let (in_tx, inbox) = mpsc::unbounded_channel();
+        let writer = spawn_writer(sink, out_rx);
+        spawn_reader(stream, in_tx);
+        Ok(Connection {
+            out,
+            inbox,
+            backlog: VecDeque::new(),
+            writer,
+        })
+    }
+
+    /// The reader or the writer has ended: the socket is gone.
+    pub(super) fn is_closed(&self) -> bool {
+        self.inbox.is_closed() || self.out.is_closed()
+    }
+
+    /// Writes one frame; `Unsent` means it never reached the socket.
+    async fn send(&self, value: Value, stage: Stage) -> std::result::Result<(), SocketError> {
+        let (ack, written) = oneshot::channel();
+        self.out
+            .send((Message::Text(value.to_string().into()), Some(ack)))
+            .map_err(|_| SocketError::Unsent(stage))?;
+        match written.await {
+            Ok(true) => Ok(()),
+            _ => Err(SocketError::Unsent(stage)),
+        }
+    }
+
+    /// Sends one request and returns its answer, waiting out rate limits.
+    pub(super) async fn request(
+        &mut self,
+        token: uuid::Uuid,
+        mut body: Value,
+        stage: Stage,
+    ) -> std::result::Result<Frame, SocketError> {
+        let deadline = Instant::now() + MAX_RETRY_AFTER * 2;
+        loop {
+            let tracing_id = uuid::Uuid::new_v4().to_string();
+            body["token"] = json!(token);
+            body["tracingId"] = json!(tracing_id);
+            self.send(body.clone(), stage).await?;
+            let attachment = body.get("attachmentId").and_then(Value::as_str);
+            let answer = self
+                .wait(stage, ANSWER_WAIT, |f| answers(f, &tracing_id, attachment))
+                .await?;
+            if answer.class == "TooManyRequestsErrorMessage" {
+                wait_out(&answer, deadline, stage).await?;
+                continue;
+            }
+            if answer.error_code().is_some() {
+                return Err(answer.to_error(stage).into());
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The next frame matching `want`, keeping others for later; session-wide failures end the wait.
+    pub(super) async fn wait(
+        &mut self,
+        stage: Stage,
+        limit: Duration,
+        want: impl Fn(&Frame) -> bool,
+    ) -> std::result::Result<Frame, SocketError> {
+        if let Some(i) = self.backlog.iter().position(&want) {
+            return Ok(self.backlog.remove(i).expect("index from position"));
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.inbox.recv())
+                .await
+                .map_err(|_| {
+                    Error::protocol(
+                        stage,
+                        format!("no answer on the guest socket within {} s", limit.as_secs()),
+                    )
+                })?
+                .ok_or(SocketError::Closed(stage))?;
+            if want(&frame) {
+                return Ok(frame);
+            }
+            match frame.class.as_str() {
+                "SessionExpiredEvent" => return Err(frame.to_error(stage).into()),
+                "ConnectionClosedEvent" => {
+                    return Err(Error::protocol(
+                        stage,
+                        "the platform closed this connection (a newer connection opened on the same session)",
+                    )
+                    .into());
+                }
+                _ => self.backlog.push_back(frame),
+            }
+        }
+    }
+
+    /// Says goodbye and gives the writer a moment to flush it.
+    pub(super) async fn close(self) {
+        let _ = self.out.send((Message::Close(None), None));
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.writer).await;
+    }
+}

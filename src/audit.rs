@@ -19,6 +19,21 @@ pub enum Action {
     Planned,
     #[serde(rename = "FILE_UPLOAD_FAILED")]
     Failed,
+    #[serde(rename = "FILE_UPLOAD_SKIPPED")]
+    Skipped,
+}
+
+/// Why a file was not sent in this run.
+#[derive(Debug, Clone)]
+pub enum Skip {
+    /// An earlier run confirmed this content to this target.
+    Uploaded {
+        file_id: Option<String>,
+        event_id: Option<String>,
+        at: Option<String>,
+    },
+    /// Another run is uploading it right now.
+    Claimed { by: String },
 }
 
 /// The record's `route` when no route could be resolved.
@@ -144,6 +159,47 @@ pub fn planned(route: &'static str, path: &str, file: &ValidatedFile, latency_ms
     }
 }
 
+/// A skipped file's record: what it is, and the earlier upload or the run that holds it.
+pub fn skipped(
+    route: &'static str,
+    path: &str,
+    file: &ValidatedFile,
+    skip: &Skip,
+    latency_ms: u64,
+) -> Record {
+    let mut extra = serde_json::Map::new();
+    let file_id = match skip {
+        Skip::Uploaded {
+            file_id,
+            event_id,
+            at,
+        } => {
+            extra.insert("skipReason".into(), "already-uploaded".into());
+            if let Some(e) = event_id {
+                extra.insert("uploadedEventId".into(), e.clone().into());
+            }
+            if let Some(t) = at {
+                extra.insert("uploadedAt".into(), t.clone().into());
+            }
+            file_id.clone()
+        }
+        Skip::Claimed { by } => {
+            extra.insert("skipReason".into(), "claimed-by-another-run".into());
+            extra.insert("claimedBy".into(), by.clone().into());
+            None
+        }
+    };
+    Record {
+        action: Action::Skipped,
+        file_id,
+        size: Some(file.size),
+        content_type: Some(file.content_type),
+        integrity_hash: Some(file.sha256.clone()),
+        extra,
+        ..base(route, path, file.file_name.clone(), latency_ms)
+    }
+}
+
 /// A failure record; `file` is what validation learned, when it got that far.
 pub fn failed(
     route: &'static str,
@@ -231,6 +287,15 @@ pub fn text(r: &Record) -> String {
         .unwrap_or_else(|| "-".into());
     match (&r.error, r.action) {
         (Some(e), _) => format!("failed  {}  {size}  {}  {}", r.path, e.kind, e.message),
+        (None, Action::Skipped) => format!(
+            "skipped {}  {size}  {}  {}",
+            r.path,
+            r.route,
+            r.extra
+                .get("skipReason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        ),
         (None, Action::Planned) => format!(
             "planned {}  {size}  {}  {}",
             r.path,

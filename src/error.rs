@@ -15,6 +15,8 @@ pub enum Stage {
     Confirm,
     Send,
     Webhook,
+    /// The journal and outbox on disk.
+    State,
 }
 
 impl fmt::Display for Stage {
@@ -28,6 +30,7 @@ impl fmt::Display for Stage {
             Stage::Confirm => "confirm",
             Stage::Send => "send",
             Stage::Webhook => "webhook",
+            Stage::State => "state",
         })
     }
 }
@@ -127,6 +130,9 @@ pub enum Error {
 
     #[error("interrupted before the upload finished")]
     Interrupted,
+
+    #[error("the state store: {message}")]
+    State { message: String },
 }
 
 impl Error {
@@ -140,6 +146,7 @@ impl Error {
             | Error::Network { stage, .. } => *stage,
             Error::Infected { .. } => Stage::Confirm,
             Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
+            Error::State { .. } => Stage::State,
         }
     }
 

@@ -41,6 +41,7 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::Infected { .. } => ExitStatus::Infected,
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
+        Error::State { .. } => ExitStatus::Usage,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Infected { .. } => "infected",
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
+        Error::State { .. } => "state",
     }
 }
 
@@ -133,6 +135,9 @@ pub fn hint(err: &Error) -> Option<String> {
             "wait until whatever writes the file has finished, then run again"
         }
         Error::Interrupted => "run again to upload the remaining files",
+        Error::State { .. } => {
+            "fix the state directory (--state-dir, GCUPLOAD_STATE_DIR), or run with --no-state to upload without skip and resume"
+        }
     };
     Some(h.to_string())
 }

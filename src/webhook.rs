@@ -8,9 +8,9 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 
-use crate::audit::{Delivery, Record};
-use crate::outbox::{Entry, Outbox};
+use crate::audit::Delivery;
 use crate::secret::Secret;
+use crate::state::Store;
 use crate::{redact, retry};
 
 pub const EVENT: &str = "genesys.file.uploaded";
@@ -28,7 +28,8 @@ pub struct Webhook {
     pub client: reqwest::Client,
     pub url: Option<url::Url>,
     pub secret: Option<Secret>,
-    pub outbox: Option<Outbox>,
+    /// Where undelivered events wait (the state store's outbox); none with `--no-state`.
+    pub outbox: Option<Store>,
 }
 
 /// One POST; `Err` says why it did not land (and whether it is worth retrying).
@@ -72,22 +73,15 @@ pub fn signature(secret: &Secret, body: &[u8]) -> String {
 }
 
 impl Webhook {
-    pub async fn deliver(&self, record: &Record) -> Option<Delivery> {
+    /// POSTs `{"event", "payload"}` for a completed record (`payload`, its JSON), with a few
+    /// quick retries; what still fails is queued for a later run. `None` without a webhook URL.
+    pub async fn deliver(&self, event_id: &str, payload: &serde_json::Value) -> Option<Delivery> {
         let url = self.url.as_ref()?;
-        let envelope = json!({ "event": EVENT, "payload": record });
+        let envelope = json!({ "event": EVENT, "payload": payload });
         let body = serde_json::to_vec(&envelope).expect("records serialise");
-        let event_id = record.event_id.to_string();
         let mut retrier = retry::Retrier::new(&POLICY, crate::error::Stage::Webhook);
         let (status, error) = loop {
-            match post(
-                &self.client,
-                url.as_str(),
-                &body,
-                &event_id,
-                self.secret.as_ref(),
-            )
-            .await
-            {
+            match post(&self.client, url.as_str(), &body, event_id, self.secret.as_ref()).await {
                 Ok(s) => {
                     return Some(Delivery {
                         delivered: true,
@@ -107,50 +101,59 @@ impl Webhook {
             }
         };
         tracing::warn!(url = %redact::url(url), "webhook not delivered: {error}");
-        let queued = match &self.outbox {
-            Some(o) => {
-                let entry = Entry {
-                    event_id,
-                    url: url.to_string(),
-                    body: envelope,
-                    queued_at: crate::audit::now(),
-                    last_error: error.clone(),
-                };
-                match o.append(&entry) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(outbox = %o.path().display(), "the webhook event could not be saved to the outbox: {e}");
-                        false
-                    }
-                }
-            }
-            None => false,
-        };
         Some(Delivery {
             delivered: false,
             http_status: status,
+            queued: self.queue(event_id, &envelope, &error).await,
             error: Some(error),
             attempts: retrier.attempt(),
-            queued,
         })
     }
 
-    /// Re-sends what earlier runs could not deliver. Returns (delivered, still pending).
-    pub async fn flush_outbox(&self) -> std::io::Result<(usize, usize)> {
-        let Some(outbox) = &self.outbox else {
+    /// Keeps an undelivered event for a later run; false when it could not be kept.
+    async fn queue(&self, event_id: &str, envelope: &serde_json::Value, error: &str) -> bool {
+        let Some(store) = self.outbox.clone() else {
+            return false;
+        };
+        let (id, body, why) = (event_id.to_string(), envelope.clone(), error.to_string());
+        let kept = tokio::task::spawn_blocking(move || store.queue(&id, &body, &why)).await;
+        match kept {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::error!("the webhook event could not be saved to the outbox: {e}");
+                false
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Re-sends what earlier runs could not deliver, to the webhook URL configured now.
+    /// Returns (delivered, still pending).
+    pub async fn flush_outbox(&self) -> Result<(usize, usize), crate::state::StateError> {
+        let (Some(store), Some(url)) = (self.outbox.clone(), self.url.as_ref()) else {
             return Ok((0, 0));
         };
-        outbox
-            .flush(|entry| async move {
-                let body = serde_json::to_vec(&entry.body).expect("stored bodies serialise");
-                match post(&self.client, &entry.url, &body, &entry.event_id, self.secret.as_ref()).await {
-                    Ok(_) => {
-                        tracing::info!(event_id = %entry.event_id, "queued webhook event delivered");
-                        Ok(())
-                    }
-                    Err((_, why, _)) => Err((entry, why)),
+        let queued = {
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.queued())
+                .await
+                .expect("the outbox read does not panic")?
+        };
+        let (mut delivered, mut pending) = (0, 0);
+        for q in queued {
+            let body = serde_json::to_vec(&q.body).expect("stored bodies serialise");
+            match post(&self.client, url.as_str(), &body, &q.event_id, self.secret.as_ref()).await {
+                Ok(_) => {
+                    tracing::info!(event_id = %q.event_id, "queued webhook event delivered");
+                    store.delivered(&q.event_id)?;
+                    delivered += 1;
                 }
-            })
-            .await
+                Err((_, why, _)) => {
+                    store.queue(&q.event_id, &q.body, &why)?;
+                    pending += 1;
+                }
+            }
+        }
+        Ok((delivered, pending))
     }
 }

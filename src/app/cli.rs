@@ -55,6 +55,9 @@ pub enum Command {
     Webhook(WebhookCommand),
     /// Check the configuration, the hosts and the credentials; say what to fix.
     Doctor(Box<DoctorArgs>),
+    /// The journal of uploads, one JSON object per line (what was sent, what failed, what a
+    /// re-run would resume).
+    History(HistoryArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions {
         #[arg(value_enum)]
@@ -85,6 +88,10 @@ pub struct OutboxArgs {
     #[command(flatten)]
     pub webhook: WebhookArgs,
 
+    /// Where to deliver (queued events go to the URL configured now, never to a stored one).
+    #[arg(long, env = "WEBHOOK_SYNC_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+
     /// More log detail on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
@@ -102,9 +109,42 @@ pub struct WebhookArgs {
     )]
     pub webhook_secret: Option<String>,
 
-    /// Directory of the durable webhook outbox (default: the user's state directory).
-    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR")]
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// Where runs keep their state: the journal of uploads and the webhook outbox.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// Directory of the state store (default: the user's state directory, e.g. ~/.local/state/gcupload).
+    #[arg(long, env = "GCUPLOAD_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Former name of --state-dir.
+    #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR", hide = true)]
     pub outbox: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Only uploads updated at or after this time (RFC 3339, e.g. 2026-11-26 or 2026-11-26T08:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only uploads whose last attempt failed.
+    #[arg(long)]
+    pub failed: bool,
+
+    /// Only uploads a re-run would resume (each says what it would do next).
+    #[arg(long)]
+    pub pending: bool,
+
+    /// Only uploads of this file, or of the files below this directory.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<PathBuf>,
 }
 
 /// Where and as whom to upload: what `gcupload doctor` checks as well.
@@ -209,6 +249,14 @@ pub struct UploadArgs {
     /// Also upload the paths listed in this file, one per line (`-` reads stdin).
     #[arg(long, value_name = "FILE|-")]
     pub from: Option<PathBuf>,
+
+    /// Send files again even when the journal says they were already uploaded to this target.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Keep no state: no skipping, no resuming, no webhook outbox.
+    #[arg(long, conflicts_with = "force")]
+    pub no_state: bool,
 
     /// Upload the files inside directories, recursively.
     #[arg(short = 'r', long)]

@@ -7,6 +7,7 @@ mod doctor;
 mod sandbox;
 pub mod settings;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
 use crate::pipeline::{Pipeline, Report};
-use crate::{audit, colour, http, inputs, outbox, webhook};
+use crate::{audit, colour, http, inputs, state, webhook};
 use cli::{Cli, Command, UploadArgs};
 use settings::Sources;
 
@@ -56,6 +57,10 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
         Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
             init_logging(args.verbose, false);
             flush(args).await
+        }
+        Some(Command::History(args)) => {
+            init_logging(0, false);
+            history(args)
         }
         Some(Command::Doctor(args)) => {
             init_logging(args.verbose, false);
@@ -99,19 +104,46 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
     }
 }
 
-/// `gcupload webhook flush`: deliver what earlier runs queued.
-async fn flush(args: cli::OutboxArgs) -> ExitStatus {
-    let Some(dir) = settings::outbox_dir(&args.webhook) else {
-        eprintln!("error: no outbox directory: pass --outbox <DIR> (or set GCUPLOAD_OUTBOX)");
-        return ExitStatus::Usage;
+/// The state store of a subcommand, or why it cannot be opened.
+fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
+    let Some(dir) = settings::state_dir(s) else {
+        eprintln!("error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)");
+        return Err(ExitStatus::Usage);
     };
+    state::Store::open(&dir).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitStatus::Usage
+    })
+}
+
+/// `gcupload webhook flush`: deliver what earlier runs queued, to the URL configured now.
+async fn flush(args: cli::OutboxArgs) -> ExitStatus {
+    let store = match open_store(&args.webhook.state) {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let url = match args.webhook_url.as_deref().map(url::Url::parse) {
+        Some(Ok(u)) => Some(u),
+        Some(Err(e)) => {
+            eprintln!("error: --webhook-url is not a URL: {e}");
+            return ExitStatus::Usage;
+        }
+        None => None,
+    };
+    let shown = store.path().display().to_string();
+    let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
+    if url.is_none() && waiting > 0 {
+        eprintln!(
+            "error: {waiting} webhook events wait in {shown}, but no webhook URL is configured: pass --webhook-url <URL> (or set WEBHOOK_SYNC_URL)"
+        );
+        return ExitStatus::Usage;
+    }
     let hook = webhook::Webhook {
         client: http::client(),
-        url: None,
+        url,
         secret: args.webhook.webhook_secret.map(crate::secret::Secret::new),
-        outbox: Some(outbox::Outbox::new(dir.clone())),
+        outbox: Some(store),
     };
-    let shown = dir.display();
     match hook.flush_outbox().await {
         Ok((delivered, 0)) => {
             eprintln!("webhook outbox {shown}: {delivered} delivered, none pending");
@@ -128,6 +160,36 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
             ExitStatus::Usage
         }
     }
+}
+
+/// `gcupload history`: the journal as JSON lines.
+fn history(args: cli::HistoryArgs) -> ExitStatus {
+    let store = match open_store(&args.state) {
+        Ok(s) => s,
+        Err(status) => return status,
+    };
+    let filter = state::HistoryFilter {
+        since: args.since,
+        failed: args.failed,
+        pending: args.pending,
+        path: args
+            .path
+            .map(|p| std::fs::canonicalize(&p).unwrap_or(p).display().to_string()),
+    };
+    let rows = match store.history(&filter) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitStatus::Usage;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for row in rows {
+        if writeln!(out, "{row}").is_err() {
+            break; // the reader went away: nothing more to say
+        }
+    }
+    ExitStatus::Success
 }
 
 async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {

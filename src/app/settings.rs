@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
 use crate::secret::Secret;
 use crate::validate::Policy;
-use crate::{outbox, pipeline, retry};
+use crate::{pipeline, retry, state};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,12 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
         policy: Policy::new(args.max_size, &args.allow_type, !args.no_local_scan)?,
         webhook_url,
         webhook_secret: non_empty(&s.webhook.webhook_secret).map(Secret::new),
-        outbox_dir: outbox_dir(&s.webhook),
+        state_dir: if args.no_state {
+            None
+        } else {
+            state_dir(&s.webhook.state)
+        },
+        force: args.force,
         output: args.output(),
         progress: args.progress,
         dry_run: args.dry_run,
@@ -169,9 +174,12 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
     })
 }
 
-/// `--outbox`, or the user's state directory.
-pub fn outbox_dir(w: &super::cli::WebhookArgs) -> Option<std::path::PathBuf> {
-    w.outbox.clone().or_else(outbox::default_dir)
+/// `--state-dir` (or its former name `--outbox`), or the user's state directory.
+pub fn state_dir(s: &super::cli::StateArgs) -> Option<std::path::PathBuf> {
+    s.state_dir
+        .clone()
+        .or_else(|| s.outbox.clone())
+        .or_else(state::default_dir)
 }
 
 fn webhook_url(s: &Settings) -> Result<Option<Url>> {
@@ -335,7 +343,8 @@ pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
         "client_secret" => text(&s.client_secret),
         "webhook_url" => text(&s.webhook_url),
         "webhook_secret" => text(&s.webhook.webhook_secret),
-        "outbox" => s.webhook.outbox.as_ref().map(|p| p.display().to_string()),
+        "state_dir" => s.webhook.state.state_dir.as_ref().map(|p| p.display().to_string()),
+        "outbox" => s.webhook.state.outbox.as_ref().map(|p| p.display().to_string()),
         _ => None,
     }
 }

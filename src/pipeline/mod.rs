@@ -10,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{self, Output, Record};
 use crate::config::{Credentials, Endpoints};
-use crate::error::{Error, Result, Stage};
+use crate::error::{Error, Result};
 use crate::error_reporting::{self, ExitStatus};
-use crate::routes::{self, Confirmation, Route, RouteConfig, UploadTarget};
+use crate::routes::{self, Route, RouteConfig};
 use crate::secret::Secret;
-use crate::validate::{self, Policy, ValidatedFile};
-use crate::{outbox, progress, retry, transfer, webhook};
+use crate::validate::Policy;
+use crate::{progress, retry, state, webhook};
 
+mod file;
 mod summary;
 
 use summary::Summary;
@@ -34,7 +35,10 @@ pub struct Config {
     pub policy: Policy,
     pub webhook_url: Option<url::Url>,
     pub webhook_secret: Option<Secret>,
-    pub outbox_dir: Option<PathBuf>,
+    /// The state store's directory (journal and webhook outbox); `None` runs without one.
+    pub state_dir: Option<PathBuf>,
+    /// Send files again even when the journal says they were sent.
+    pub force: bool,
     pub output: Output,
     pub progress: progress::When,
     /// Validate and resolve everything, upload nothing.
@@ -66,6 +70,8 @@ pub struct Pipeline {
     stop: CancellationToken,
     /// Second interrupt: abandon the file in flight.
     abandon: CancellationToken,
+    journal: Option<state::Store>,
+    force: bool,
 }
 
 /// How a run ended, for the caller to choose the process's exit status.
@@ -85,6 +91,10 @@ impl Pipeline {
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
+        let journal = match &config.state_dir {
+            Some(dir) => Some(state::Store::open(dir).map_err(file::state_error)?),
+            None => None,
+        };
         let ctx = routes::Context {
             http: http.clone(),
             endpoints: config.endpoints,
@@ -98,7 +108,7 @@ impl Pipeline {
                 client: http.clone(),
                 url: config.webhook_url,
                 secret: config.webhook_secret,
-                outbox: config.outbox_dir.map(outbox::Outbox::new),
+                outbox: journal.clone(),
             },
             http,
             policy,
@@ -112,6 +122,8 @@ impl Pipeline {
             retry: config.retry,
             stop: CancellationToken::new(),
             abandon: CancellationToken::new(),
+            journal,
+            force: config.force,
         })
     }
 
@@ -195,92 +207,6 @@ impl Pipeline {
             );
         }
         self.upload_one(path).await
-    }
-
-    pub async fn upload_one(&self, path: &Path) -> (Record, Option<Error>) {
-        let started = Instant::now();
-        let shown = path.display().to_string();
-        let mut validated = None;
-        let result = tokio::select! {
-            r = retry::with_budget(&self.retry, self.steps(path, &mut validated)) => r,
-            _ = self.abandon.cancelled() => Err(Error::Interrupted),
-        };
-        let ms = started.elapsed().as_millis() as u64;
-        match result {
-            Ok(None) => {
-                let file = validated.expect("a planned upload was validated");
-                let mut record = audit::planned(self.route_name(), &shown, &file, ms);
-                record.extra.extend(self.plan.clone());
-                (record, None)
-            }
-            Ok(Some(conf)) => {
-                let file = validated.expect("a confirmed upload was validated");
-                let mut record = audit::completed(self.route_name(), &shown, &file, conf, ms);
-                tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
-                record.webhook = self.webhook.deliver(&record).await;
-                (record, None)
-            }
-            Err(e) => {
-                self.progress.println(&error_reporting::human(&shown, &e));
-                let record = audit::failed(self.route_name(), &shown, validated.as_ref(), &e, ms);
-                (record, Some(e))
-            }
-        }
-    }
-
-    async fn steps(
-        &self,
-        path: &Path,
-        validated: &mut Option<ValidatedFile>,
-    ) -> Result<Option<Confirmation>> {
-        let file = validated.insert(validate::validate(path, &self.policy).await?);
-        self.route.check(file, !self.offline).await?;
-        if self.dry_run {
-            return Ok(None);
-        }
-        let bar = BarGuard(
-            &self.progress,
-            self.progress.file(&file.file_name, file.size),
-        );
-        let target = self.upload(file, &bar.1).await?;
-        drop(bar);
-        self.route.confirm(file, &target).await.map(Some)
-    }
-
-    /// Gets a URL and PUTs the file, re-streaming from the start on every retry; a URL that
-    /// expired (or is too old to start on) is replaced by a fresh one.
-    async fn upload(
-        &self,
-        file: &ValidatedFile,
-        bar: &indicatif::ProgressBar,
-    ) -> Result<UploadTarget> {
-        let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
-        let mut target = self.route.request_upload(file).await?;
-        loop {
-            retry::gate().await;
-            if target.issued_at.elapsed() > URL_FRESHNESS {
-                // Starting a whole body on a URL that may expire mid-way wastes it: ask anew.
-                tracing::info!("the upload URL is over 10 minutes old; requesting a fresh one");
-                target = self.route.request_upload(file).await?;
-                continue;
-            }
-            let err = match transfer::put(&self.http, &target, file, bar).await {
-                Ok(()) => return Ok(target),
-                Err(e) => e,
-            };
-            match transfer::verdict(&err) {
-                transfer::Verdict::UrlExpired => {
-                    retrier
-                        .pause(err, Some(Duration::ZERO), "the upload URL expired")
-                        .await?;
-                    target = self.route.request_upload(file).await?;
-                }
-                transfer::Verdict::Retry(after, reason) => {
-                    retrier.pause(err, after, &reason).await?
-                }
-                transfer::Verdict::Final => return Err(err),
-            }
-        }
     }
 }
 

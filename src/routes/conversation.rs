@@ -10,12 +10,15 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::api::Api;
 use crate::config::Endpoints;
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
+
+/// How long a resumed run waits for media of an earlier run to turn `valid`.
+const RESUME_WAIT: Duration = Duration::from_secs(10);
 
 /// Characters the API refuses in `fileName`, besides whitespace.
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
@@ -111,9 +114,21 @@ impl Conversation {
         self.config.name.as_deref().unwrap_or(&file.file_name)
     }
 
+    fn confirmation(&self, up: &Uploaded, media: Media) -> Confirmation {
+        Confirmation {
+            file_id: up.file_id.clone(),
+            virus_scan_status: "passed".into(),
+            extra: self.record_fields(media),
+        }
+    }
+
     /// Polls the media until the platform's checks mark it `valid` (or refuse it), with backoff,
-    /// within `--confirm-timeout`.
-    async fn wait_until_valid(&self, id: &str) -> Result<Media> {
+    /// for at most `limit`; `Ok(Err(status))` when it is still not decided then.
+    async fn wait_until_valid(
+        &self,
+        id: &str,
+        limit: Duration,
+    ) -> Result<std::result::Result<Media, String>> {
         let url = self
             .api
             .endpoints
@@ -126,7 +141,7 @@ impl Conversation {
                 .call(Stage::Confirm, Method::GET, url.clone(), None)
                 .await?;
             match m.status.as_deref() {
-                Some("valid") => return Ok(m),
+                Some("valid") => return Ok(Ok(m)),
                 Some("invalid") => {
                     return Err(Error::Remote {
                         stage: Stage::Confirm,
@@ -140,15 +155,8 @@ impl Conversation {
                 }
                 _ => {}
             }
-            if started.elapsed() + delay > self.confirm_timeout {
-                return Err(Error::protocol(
-                    Stage::Confirm,
-                    format!(
-                        "the media was still `{}` after {} s (--confirm-timeout)",
-                        m.status.as_deref().unwrap_or("unknown"),
-                        self.confirm_timeout.as_secs()
-                    ),
-                ));
+            if started.elapsed() + delay > limit {
+                return Ok(Err(m.status.unwrap_or_else(|| "unknown".into())));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
@@ -236,25 +244,59 @@ impl Route for Conversation {
         })
     }
 
-    async fn confirm(&self, _file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
-        let media = self.wait_until_valid(&target.file_id).await?;
-        let mut extra = self.record_fields(media);
-        if self.config.send {
-            // One body field per request: the media first, then the caption as its own message.
-            let id = self
-                .send_message(json!({"mediaIds": [target.file_id]}))
-                .await?;
-            extra.insert("messageId".into(), id.into());
-            if let Some(text) = &self.config.message {
-                let id = self.send_message(json!({"textBody": text})).await?;
-                extra.insert("textMessageId".into(), id.into());
-            }
+    fn target(&self) -> String {
+        format!(
+            "{}/{}",
+            self.config.conversation_id, self.config.communication_id
+        )
+    }
+
+    async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
+        match self.wait_until_valid(&up.file_id, self.confirm_timeout).await? {
+            Ok(media) => Ok(self.confirmation(up, media)),
+            Err(status) => Err(Error::protocol(
+                Stage::Confirm,
+                format!(
+                    "the media was still `{status}` after {} s (--confirm-timeout)",
+                    self.confirm_timeout.as_secs()
+                ),
+            )),
         }
-        Ok(Confirmation {
-            file_id: target.file_id.clone(),
-            virus_scan_status: "passed".into(),
-            extra,
-        })
+    }
+
+    /// Media whose bytes landed turns `valid` within moments; one still `uploading` after
+    /// [`RESUME_WAIT`] never got its bytes, and is uploaded again. Media whose PUT was answered
+    /// gets the whole `--confirm-timeout`.
+    async fn resume(
+        &self,
+        _file: &ValidatedFile,
+        up: &Uploaded,
+        landed: bool,
+    ) -> Result<Option<Confirmation>> {
+        let limit = if landed {
+            self.confirm_timeout
+        } else {
+            RESUME_WAIT
+        };
+        let media = self.wait_until_valid(&up.file_id, limit).await?;
+        Ok(media.ok().map(|m| self.confirmation(up, m)))
+    }
+
+    fn sends(&self) -> bool {
+        self.config.send
+    }
+
+    async fn send(&self, _file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
+        // One body field per request: the media first, then the caption as its own message.
+        let id = self
+            .send_message(json!({"mediaIds": [conf.file_id]}))
+            .await?;
+        conf.extra.insert("messageId".into(), id.into());
+        if let Some(text) = &self.config.message {
+            let id = self.send_message(json!({"textBody": text})).await?;
+            conf.extra.insert("textMessageId".into(), id.into());
+        }
+        Ok(())
     }
 }
 

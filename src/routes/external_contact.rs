@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::api::Api;
 use crate::config::Endpoints;
 use crate::error::{Error, Result, Stage};
@@ -115,12 +115,34 @@ impl Route for ExternalContact {
         })
     }
 
-    async fn confirm(&self, _file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
-        let url = target.confirm_url.clone().unwrap_or_else(|| {
+    fn target(&self) -> String {
+        self.contact_id.clone()
+    }
+
+    /// Confirming is idempotent, so a resumed upload is simply confirmed again. Whether its
+    /// bytes landed is the gateway's answer: a 409 (no object, or not the announced size, as the
+    /// sandbox says) means they did not.
+    async fn resume(
+        &self,
+        file: &ValidatedFile,
+        up: &Uploaded,
+        _landed: bool,
+    ) -> Result<Option<Confirmation>> {
+        match self.confirm(file, up).await {
+            Err(Error::Remote { remote, .. }) if remote.status == Some(409) => {
+                tracing::info!(file_id = %up.file_id, "the earlier upload did not land; uploading again");
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
+        let url = up.confirm_url.clone().unwrap_or_else(|| {
             self.api.endpoints.api_url(&format!(
                 "{}/{}/upload-complete",
                 self.files_path(),
-                target.file_id
+                up.file_id
             ))
         });
         let r: CompleteResponse = self

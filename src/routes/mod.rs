@@ -10,7 +10,9 @@ pub mod external_contact;
 pub mod guest;
 mod route;
 
-pub use route::{Confirmation, Context, Route, RouteName, UploadTarget, put_headers, upload_url};
+pub use route::{
+    Confirmation, Context, Route, RouteName, UploadTarget, Uploaded, put_headers, upload_url,
+};
 
 use crate::config::Endpoints;
 use crate::error::Result;

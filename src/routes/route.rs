@@ -112,8 +112,26 @@ pub struct UploadTarget {
     pub issued_at: Instant,
 }
 
-/// The platform's word that the upload is complete.
+impl UploadTarget {
+    /// What confirming the upload needs, once the bytes are sent.
+    pub fn uploaded(&self) -> Uploaded {
+        Uploaded {
+            file_id: self.file_id.clone(),
+            confirm_url: self.confirm_url.clone(),
+        }
+    }
+}
+
+/// An upload whose bytes were sent (or may have been, in a run that was killed): the platform's
+/// id for it and where to confirm it. The journal keeps it between runs.
 #[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub file_id: String,
+    pub confirm_url: Option<Url>,
+}
+
+/// The platform's word that the upload is complete.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Confirmation {
     pub file_id: String,
     pub virus_scan_status: String,
@@ -169,9 +187,35 @@ pub trait Route: Send + Sync {
     /// A dry run's check that the route can work: credentials, or the guest session.
     async fn preflight(&self) -> Result<()>;
 
+    /// Where this route's uploads land (the contact; the conversation and communication; the
+    /// deployment and session): with the file's name and SHA-256, the journal's key.
+    fn target(&self) -> String;
+
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget>;
 
-    async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation>;
+    /// The platform's confirmation of an upload whose bytes were sent in this run.
+    async fn confirm(&self, file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation>;
+
+    /// For an upload an earlier run left part-way: its confirmation if the platform has the
+    /// bytes, `None` if not (then it is uploaded again). `landed`: the journal saw the PUT
+    /// answered, so the bytes should be there.
+    async fn resume(
+        &self,
+        file: &ValidatedFile,
+        up: &Uploaded,
+        landed: bool,
+    ) -> Result<Option<Confirmation>>;
+
+    /// Whether the route sends the confirmed file as a message ([`Route::send`]).
+    fn sends(&self) -> bool {
+        false
+    }
+
+    /// Sends the confirmed file as a message, adding what the record needs to `conf`. Not
+    /// idempotent: the pipeline journals before it, and never calls it twice for one upload.
+    async fn send(&self, _file: &ValidatedFile, _conf: &mut Confirmation) -> Result<()> {
+        Ok(())
+    }
 
     /// What the target accepts, as the platform reported it (for `doctor`), where it says.
     async fn rules(&self) -> Option<String> {

@@ -11,7 +11,7 @@ const LAYERS: &[&str] = &[
     "app",
     "pipeline",
     "webhook",
-    "outbox",
+    "state",
     "audit",
     "transfer",
     "routes",

@@ -9,6 +9,7 @@ use super::frames::{self, Frame};
 use super::session::{Link, Session, live};
 use super::socket::{SocketError, not_echoed};
 use crate::error::{Result, Stage};
+use crate::routes::route::Confirmation;
 use crate::redact;
 
 impl Link {
@@ -69,8 +70,23 @@ impl Link {
         }
     }
 
-    /// The record's route-specific fields.
-    pub(super) fn record_fields(&self, echo: &Frame, event: &Frame) -> Map<String, Value> {
+    /// On a new socket: the attachment's success event, when getAttachment shows it uploaded.
+    pub(super) async fn uploaded(
+        &self,
+        slot: &mut Option<Session>,
+        id: &str,
+    ) -> Result<Option<Frame>> {
+        match self.ask(slot, frames::get_attachment(id), Stage::Confirm).await {
+            Ok(f) if f.class == "PresignedUrlResponse" => {
+                Ok(Some(Frame::upload_success(id, &f.body["url"])))
+            }
+            Ok(_) | Err(SocketError::Other(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The confirmation of attachment `id` from its success event, with the record's fields.
+    pub(super) fn confirmation(&self, id: &str, event: &Frame) -> Confirmation {
         let mut extra = Map::new();
         extra.insert(
             "sessionToken".into(),
@@ -81,15 +97,16 @@ impl Link {
             self.config.deployment_id.clone().into(),
         );
         extra.insert("newSession".into(), self.created().into());
-        if let Some(m) = echo.body_str("id") {
-            extra.insert("messageId".into(), m.into());
-        }
         if let Some(u) = event
             .body_str("downloadUrl")
             .and_then(|u| Url::parse(u).ok())
         {
             extra.insert("downloadUrl".into(), redact::public_url(&u).into());
         }
-        extra
+        Confirmation {
+            file_id: id.to_string(),
+            virus_scan_status: "passed".into(),
+            extra,
+        }
     }
 }

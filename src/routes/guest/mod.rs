@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use url::Url;
 
-use super::route::{self, Confirmation, Route, RouteName, UploadTarget};
+use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::error::{Result, Stage};
 use crate::validate::ValidatedFile;
 pub use config::Config;
@@ -102,9 +102,16 @@ impl Route for Guest {
         upload_target(&answer, &attachment_id, file)
     }
 
-    async fn confirm(&self, file: &ValidatedFile, target: &UploadTarget) -> Result<Confirmation> {
+    /// The deployment and the session: a run without `--session-token` opens a new session, so
+    /// it never matches an earlier run's uploads.
+    fn target(&self) -> String {
+        let c = &self.link.config;
+        format!("{}/{}", c.deployment_id, c.session_token)
+    }
+
+    async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
         let mut guard = self.link.session().await?;
-        let id = target.file_id.as_str();
+        let id = up.file_id.as_str();
         // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
         let event = self
             .link
@@ -113,18 +120,43 @@ impl Route for Guest {
         if event.class == "UploadFailureEvent" {
             return Err(event.upload_failure());
         }
+        Ok(self.link.confirmation(id, &event))
+    }
+
+    /// The upload event went to the earlier run's socket: getAttachment on the same session
+    /// says whether the attachment was uploaded.
+    async fn resume(
+        &self,
+        _file: &ValidatedFile,
+        up: &Uploaded,
+        _landed: bool,
+    ) -> Result<Option<Confirmation>> {
+        let mut guard = self.link.session().await?;
+        let id = up.file_id.as_str();
+        Ok(self
+            .link
+            .uploaded(&mut guard, id)
+            .await?
+            .map(|event| self.link.confirmation(id, &event)))
+    }
+
+    fn sends(&self) -> bool {
+        true
+    }
+
+    async fn send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
+        let mut guard = self.link.session().await?;
         let caption = self.link.config.message.as_deref();
         let caption = caption.unwrap_or(&file.file_name);
         let echo = self
             .link
-            .send_message(&mut guard, frames::on_message(caption, id))
+            .send_message(&mut guard, frames::on_message(caption, &conf.file_id))
             .await?;
         echo.require_class("StructuredMessage", "onMessage", Stage::Send)?;
-        Ok(Confirmation {
-            file_id: id.to_string(),
-            virus_scan_status: "passed".into(),
-            extra: self.link.record_fields(&echo, &event),
-        })
+        if let Some(m) = echo.body_str("id") {
+            conf.extra.insert("messageId".into(), m.into());
+        }
+        Ok(())
     }
 
     /// What the deployment accepts, as the open session reported it.

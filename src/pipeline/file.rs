@@ -1,0 +1,404 @@
+//! One file's way through the stages, journaled: validate, claim it in the journal (or skip
+//! it), then upload, confirm and send from wherever an earlier run left it, advancing the
+//! journal before each step that cannot be undone.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{BarGuard, Pipeline, URL_FRESHNESS};
+use crate::audit::{self, Record, Skip};
+use crate::error::{Error, Result, Stage};
+use crate::error_reporting;
+use crate::routes::{Confirmation, UploadTarget, Uploaded};
+use crate::state::{Claim, Entry, Key, Step, Store};
+use crate::validate::{self, ValidatedFile};
+use crate::{retry, transfer};
+
+/// How one file ended, before its record is written.
+enum Outcome {
+    /// A dry run: what would happen (and whether the journal says it was sent already).
+    Planned(Option<Entry>),
+    Skipped(Skip),
+    /// An earlier run completed it but was stopped before its webhook: the stored record.
+    Settle(Entry),
+    Completed(Confirmation, bool),
+}
+
+/// The file's journal row, as far as this run got; without a state store, a row of none.
+pub(super) struct Job {
+    store: Option<Store>,
+    id: i64,
+    step: Step,
+}
+
+impl Job {
+    fn new(store: Option<&Store>, entry: &Entry) -> Job {
+        Job {
+            store: store.cloned(),
+            id: entry.id,
+            step: entry.step,
+        }
+    }
+
+    async fn advance(&mut self, step: Step, up: Option<&Uploaded>) -> Result<()> {
+        self.step = step;
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let (file_id, confirm_url) = up.map_or((None, None), |u| {
+            (
+                Some(u.file_id.clone()),
+                u.confirm_url.as_ref().map(|c| c.to_string()),
+            )
+        });
+        store
+            .advance(self.id, step, file_id, confirm_url)
+            .await
+            .map_err(state_error)
+    }
+}
+
+pub(super) fn state_error(e: crate::state::StateError) -> Error {
+    Error::State {
+        message: e.to_string(),
+    }
+}
+
+/// Keeps a file's lease while it is in flight.
+struct Heartbeat(Option<tokio::task::JoinHandle<()>>);
+
+impl Heartbeat {
+    fn start(job: &Job) -> Heartbeat {
+        let Some(store) = job.store.clone() else {
+            return Heartbeat(None);
+        };
+        let id = job.id;
+        let every = Duration::from_millis((crate::state::LEASE_MS / 3) as u64);
+        Heartbeat(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = store.renew(id).await {
+                    tracing::warn!("the lease of journal row {id} could not be renewed: {e}");
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl Pipeline {
+    /// The file's record, and its error if it failed.
+    pub(super) async fn upload_one(&self, path: &Path) -> (Record, Option<Error>) {
+        let started = Instant::now();
+        let shown = path.display().to_string();
+        let mut validated = None;
+        let mut job = None;
+        let result = tokio::select! {
+            r = retry::with_budget(&self.retry, self.steps(path, &mut validated, &mut job)) => r,
+            _ = self.abandon.cancelled() => Err(Error::Interrupted),
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let file = validated.as_ref();
+        match result {
+            Ok(outcome) => (
+                self.record(outcome, &shown, file.expect("validated"), job, ms)
+                    .await,
+                None,
+            ),
+            Err(e) => {
+                self.progress.println(&error_reporting::human(&shown, &e));
+                if let Some(job) = job {
+                    self.journal_failure(&job, &e).await;
+                }
+                let record = audit::failed(self.route_name(), &shown, file, &e, ms);
+                (record, Some(e))
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        outcome: Outcome,
+        shown: &str,
+        file: &ValidatedFile,
+        job: Option<Job>,
+        ms: u64,
+    ) -> Record {
+        let route = self.route_name();
+        match outcome {
+            Outcome::Planned(earlier) => {
+                let mut record = audit::planned(route, shown, file, ms);
+                record.extra.extend(self.plan.clone());
+                if earlier.is_some() {
+                    record.extra.insert("wouldSkip".into(), true.into());
+                }
+                record
+            }
+            Outcome::Skipped(skip) => audit::skipped(route, shown, file, &skip, ms),
+            Outcome::Settle(entry) => self.settle(shown, file, entry, job, ms).await,
+            Outcome::Completed(conf, resumed) => {
+                let mut record = audit::completed(route, shown, file, conf, ms);
+                if resumed {
+                    record.extra.insert("resumed".into(), true.into());
+                }
+                tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
+                self.complete(&mut record, job).await;
+                record
+            }
+        }
+    }
+
+    /// Journals the completed record, then fires its webhook and journals how that went.
+    async fn complete(&self, record: &mut Record, job: Option<Job>) {
+        let payload = serde_json::to_value(&*record).expect("records serialise");
+        let event_id = record.event_id.to_string();
+        let store = job.as_ref().and_then(|j| j.store.clone().map(|s| (s, j.id)));
+        if let Some((s, id)) = &store
+            && let Err(e) = s.completed(*id, payload.clone(), event_id.clone()).await
+        {
+            tracing::error!("the completed upload could not be journaled: {e}");
+        }
+        record.webhook = self.webhook.deliver(&event_id, &payload).await;
+        if let Some((s, id)) = store {
+            let _ = s.settled(id, webhook_state(record.webhook.as_ref())).await;
+        }
+    }
+
+    /// An upload an earlier run completed but could not report to the webhook: delivers the
+    /// stored record's event now, and says the file was skipped.
+    async fn settle(
+        &self,
+        shown: &str,
+        file: &ValidatedFile,
+        entry: Entry,
+        job: Option<Job>,
+        ms: u64,
+    ) -> Record {
+        let mut record = audit::skipped(self.route_name(), shown, file, &earlier(&entry), ms);
+        if let (Some(payload), Some(event_id)) = (&entry.record, &entry.event_id) {
+            record.webhook = self.webhook.deliver(event_id, payload).await;
+        }
+        if let Some(store) = job.and_then(|j| j.store) {
+            let _ = store
+                .settled(entry.id, webhook_state(record.webhook.as_ref()))
+                .await;
+        }
+        record
+    }
+
+    async fn journal_failure(&self, job: &Job, e: &Error) {
+        let Some(store) = &job.store else { return };
+        // Nothing irreversible happened, or the platform refused the content: start anew next
+        // time. Otherwise the next run resumes from the step reached.
+        let fin = job.step == Step::Claimed || matches!(e, Error::Infected { .. });
+        if let Err(err) = store.failed(job.id, e.to_string(), fin).await {
+            tracing::error!("the failure could not be journaled: {err}");
+        }
+    }
+
+    async fn steps(
+        &self,
+        path: &Path,
+        validated: &mut Option<ValidatedFile>,
+        job: &mut Option<Job>,
+    ) -> Result<Outcome> {
+        let file = validated.insert(validate::validate(path, &self.policy).await?);
+        self.route.check(file, !self.offline).await?;
+        if self.dry_run {
+            return Ok(Outcome::Planned(self.sent_before(file).await?));
+        }
+        let entry = match self.claim(path, file).await? {
+            Claim::Done(e) => return Ok(Outcome::Skipped(earlier(&e))),
+            Claim::Held(lease) => {
+                return Ok(Outcome::Skipped(Skip::Claimed {
+                    by: lease.to_string(),
+                }));
+            }
+            Claim::Fresh(e) | Claim::Resume(e) => e,
+        };
+        let job = job.insert(Job::new(self.journal.as_ref(), &entry));
+        if entry.step == Step::Completed {
+            return Ok(Outcome::Settle(entry));
+        }
+        let _beat = Heartbeat::start(job);
+        let resumed = entry.step != Step::Claimed;
+        let conf = self.finish(file, job, &entry).await?;
+        Ok(Outcome::Completed(conf, resumed))
+    }
+
+    fn key(&self, file: &ValidatedFile) -> Key {
+        Key {
+            route: self.route_name().to_string(),
+            target: self.route.target(),
+            file_name: file.file_name.clone(),
+            sha256: file.sha256.clone(),
+        }
+    }
+
+    /// Claims the file in the journal; without a state store every file is fresh.
+    async fn claim(&self, path: &Path, file: &ValidatedFile) -> Result<Claim> {
+        let Some(store) = &self.journal else {
+            return Ok(Claim::Fresh(Entry::unjournaled()));
+        };
+        // Absolute, so `history --path` finds it whatever directory a run started in.
+        let shown = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string();
+        store
+            .claim(self.key(file), shown, file.size, self.force)
+            .await
+            .map_err(state_error)
+    }
+
+    /// For a dry run: the earlier completed upload of this content to this target, if any.
+    async fn sent_before(&self, file: &ValidatedFile) -> Result<Option<Entry>> {
+        match &self.journal {
+            Some(store) if !self.force => store.completed_entry(self.key(file)).await,
+            _ => Ok(None),
+        }
+        .map_err(state_error)
+    }
+
+    /// Uploads, confirms and sends, starting from the step `entry` reached.
+    async fn finish(&self, file: &ValidatedFile, job: &mut Job, entry: &Entry) -> Result<Confirmation> {
+        let saved = entry.confirmation.clone();
+        let mut conf = match saved.and_then(|v| serde_json::from_value(v).ok()) {
+            Some(c) => c,
+            None => self.confirmed(file, job, entry).await?,
+        };
+        if self.route.sends() {
+            if entry.step == Step::SendStarted {
+                return Err(may_have_been_sent());
+            }
+            job.advance(Step::SendStarted, None).await?;
+            self.route.send(file, &mut conf).await?;
+        }
+        Ok(conf)
+    }
+
+    /// The platform's confirmation: of an upload an earlier run may have landed, or of a new one.
+    async fn confirmed(&self, file: &ValidatedFile, job: &mut Job, entry: &Entry) -> Result<Confirmation> {
+        let saved = saved_upload(entry);
+        let mut conf = None;
+        if let Some(up) = &saved
+            && entry.step >= Step::UrlIssued
+        {
+            conf = self.route.resume(file, up, entry.step >= Step::PutDone).await?;
+        }
+        let conf = match conf {
+            Some(c) => c,
+            None => {
+                let up = self.upload(file, job).await?.uploaded();
+                job.advance(Step::ConfirmSent, None).await?;
+                self.route.confirm(file, &up).await?
+            }
+        };
+        if let Some(store) = &job.store {
+            let v = serde_json::to_value(&conf).expect("confirmations serialise");
+            store.confirmed(job.id, v).await.map_err(state_error)?;
+        }
+        job.step = Step::Confirmed;
+        Ok(conf)
+    }
+
+    /// Gets a URL and PUTs the file, re-streaming from the start on every retry; a URL that
+    /// expired (or is too old to start on) is replaced by a fresh one. Each URL is journaled
+    /// before its PUT starts.
+    async fn upload(&self, file: &ValidatedFile, job: &mut Job) -> Result<UploadTarget> {
+        let bar = BarGuard(
+            &self.progress,
+            self.progress.file(&file.file_name, file.size),
+        );
+        let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
+        let mut target = self.new_target(file, job).await?;
+        loop {
+            retry::gate().await;
+            if target.issued_at.elapsed() > URL_FRESHNESS {
+                // Starting a whole body on a URL that may expire mid-way wastes it: ask anew.
+                tracing::info!("the upload URL is over 10 minutes old; requesting a fresh one");
+                target = self.new_target(file, job).await?;
+                continue;
+            }
+            let err = match transfer::put(&self.http, &target, file, &bar.1).await {
+                Ok(()) => {
+                    job.advance(Step::PutDone, None).await?;
+                    return Ok(target);
+                }
+                Err(e) => e,
+            };
+            match transfer::verdict(&err) {
+                transfer::Verdict::UrlExpired => {
+                    retrier
+                        .pause(err, Some(Duration::ZERO), "the upload URL expired")
+                        .await?;
+                    target = self.new_target(file, job).await?;
+                }
+                transfer::Verdict::Retry(after, reason) => {
+                    retrier.pause(err, after, &reason).await?
+                }
+                transfer::Verdict::Final => return Err(err),
+            }
+        }
+    }
+
+    async fn new_target(&self, file: &ValidatedFile, job: &mut Job) -> Result<UploadTarget> {
+        let target = self.route.request_upload(file).await?;
+        job.advance(Step::UrlIssued, Some(&target.uploaded()))
+            .await?;
+        Ok(target)
+    }
+}
+
+/// The upload an earlier run journaled, if it got as far as a URL.
+fn saved_upload(entry: &Entry) -> Option<Uploaded> {
+    Some(Uploaded {
+        file_id: entry.file_id.clone()?,
+        confirm_url: entry
+            .confirm_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok()),
+    })
+}
+
+/// The earlier run's completed upload, as a skip.
+fn earlier(e: &Entry) -> Skip {
+    let field = |k: &str| {
+        e.record
+            .as_ref()
+            .and_then(|r| r.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Skip::Uploaded {
+        file_id: field("fileId"),
+        event_id: e.event_id.clone(),
+        at: e.completed_at.clone(),
+    }
+}
+
+fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {
+    match d {
+        None => "none",
+        Some(d) if d.delivered => "delivered",
+        Some(d) if d.queued => "queued",
+        Some(_) => "lost",
+    }
+}
+
+fn may_have_been_sent() -> Error {
+    Error::Network {
+        stage: Stage::Send,
+        host: "the platform".into(),
+        message: "an earlier run was stopped while sending this file's message; it may have been sent, so it is not sent again (--force uploads and sends the file anew)".into(),
+    }
+}

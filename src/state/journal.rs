@@ -1,0 +1,522 @@
+//! The journal: one row per upload of a file's content to a target, advanced *before* each step
+//! that cannot be undone, so the next run knows exactly what happened. A run claims a file in a
+//! transaction (a lease with its pid, host and expiry, renewed while it works): an overlapping
+//! run skips what is claimed, and a lease whose holder died is taken over.
+
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use serde_json::{Value, json};
+
+use super::{Result, StateError, Store, now_ms, now_text};
+
+/// A lease lives this long unless renewed; a holder renews it at a third of that.
+pub const LEASE_MS: i64 = 60_000;
+
+/// What identifies an upload: the same content under the same name to the same target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub route: String,
+    /// What the file lands in: the contact, the conversation and communication, the session.
+    pub target: String,
+    pub file_name: String,
+    pub sha256: String,
+}
+
+/// How far an upload got; each is written before the step it names is attempted or after the
+/// step it names is known done, as its doc says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// Validated and claimed; nothing sent.
+    Claimed,
+    /// An upload URL was issued for `file_id`; the PUT may or may not have landed.
+    UrlIssued,
+    /// The PUT was answered 2xx.
+    PutDone,
+    /// The confirmation was sent; its answer may be lost (confirmations are idempotent).
+    ConfirmSent,
+    /// The platform confirmed the upload; the message (if the route sends one) is not sent.
+    Confirmed,
+    /// The message send was started: it may have gone out.
+    SendStarted,
+    /// Done; the record is stored. The webhook may still be pending.
+    Completed,
+    /// Ended in a failure a retry of the same row cannot fix.
+    Failed,
+}
+
+const STEPS: &[(Step, &str)] = &[
+    (Step::Claimed, "claimed"),
+    (Step::UrlIssued, "url-issued"),
+    (Step::PutDone, "put-done"),
+    (Step::ConfirmSent, "confirm-sent"),
+    (Step::Confirmed, "confirmed"),
+    (Step::SendStarted, "send-started"),
+    (Step::Completed, "completed"),
+    (Step::Failed, "failed"),
+];
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        STEPS.iter().find(|(s, _)| *s == self).map_or("?", |(_, n)| n)
+    }
+
+    fn parse(s: &str) -> Step {
+        // An unknown step (a newer gcupload wrote it) is resumed from the safe start.
+        STEPS
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map_or(Step::Claimed, |(st, _)| *st)
+    }
+
+    /// What a resume from this step does, for `history --pending`.
+    pub fn next_action(self) -> &'static str {
+        match self {
+            Step::Claimed => "upload from the start (nothing was sent)",
+            Step::UrlIssued => {
+                "ask the platform whether the upload landed: confirm it if so, else PUT again on a fresh URL"
+            }
+            Step::PutDone | Step::ConfirmSent => "confirm the landed upload",
+            Step::Confirmed => "send the message",
+            Step::SendStarted => "check whether the message went out; never send it twice",
+            Step::Completed => "deliver the webhook event",
+            Step::Failed => "upload again",
+        }
+    }
+}
+
+/// A journal row as a run needs it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    pub step: Step,
+    pub file_id: Option<String>,
+    pub confirm_url: Option<String>,
+    /// The platform's confirmation (fields for the record), from step `Confirmed` on.
+    pub confirmation: Option<Value>,
+    /// The completed record.
+    pub record: Option<Value>,
+    pub event_id: Option<String>,
+    /// `delivered`, `queued`, `none` (no webhook configured); `None` while pending.
+    pub webhook: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+impl Entry {
+    /// The row of a run without a state store: nothing done, nothing kept.
+    pub fn unjournaled() -> Entry {
+        Entry {
+            id: 0,
+            step: Step::Claimed,
+            file_id: None,
+            confirm_url: None,
+            confirmation: None,
+            record: None,
+            event_id: None,
+            webhook: None,
+            completed_at: None,
+        }
+    }
+}
+
+/// Who holds a file, until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub pid: u32,
+    pub host: String,
+    pub until_ms: i64,
+}
+
+impl std::fmt::Display for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} on {}", self.pid, self.host)
+    }
+}
+
+/// The outcome of claiming a file.
+#[derive(Debug)]
+pub enum Claim {
+    /// Nothing was done before: upload from the start.
+    Fresh(Entry),
+    /// An earlier run stopped part-way: finish from `entry.step`.
+    Resume(Entry),
+    /// Already confirmed to this target, webhook handled: skip.
+    Done(Entry),
+    /// Another live run holds it now: skip.
+    Held(Lease),
+}
+
+const COLUMNS: &str = "id, step, file_id, confirm_url, confirmation, record, event_id, webhook, \
+                       completed_at, lease_pid, lease_host, lease_until";
+
+fn entry(r: &Row<'_>) -> rusqlite::Result<(Entry, Option<Lease>)> {
+    let json = |i: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(r.get::<_, Option<String>>(i)?
+            .and_then(|t| serde_json::from_str(&t).ok()))
+    };
+    let lease = match (
+        r.get::<_, Option<i64>>(9)?,
+        r.get::<_, Option<String>>(10)?,
+        r.get::<_, Option<i64>>(11)?,
+    ) {
+        (Some(pid), Some(host), Some(until_ms)) => Some(Lease {
+            pid: u32::try_from(pid).unwrap_or(0),
+            host,
+            until_ms,
+        }),
+        _ => None,
+    };
+    let e = Entry {
+        id: r.get(0)?,
+        step: Step::parse(&r.get::<_, String>(1)?),
+        file_id: r.get(2)?,
+        confirm_url: r.get(3)?,
+        confirmation: json(4)?,
+        record: json(5)?,
+        event_id: r.get(6)?,
+        webhook: r.get(7)?,
+        completed_at: r.get(8)?,
+    };
+    Ok((e, lease))
+}
+
+/// Whether the process holding a lease may still be working on it.
+fn alive(lease: &Lease, host: &str, now: i64) -> bool {
+    if lease.until_ms <= now {
+        return false;
+    }
+    if lease.host != host {
+        return true; // another machine: only the expiry tells
+    }
+    pid_alive(lease.pid)
+}
+
+#[cfg(unix)]
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; it sends nothing.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(not(unix))]
+fn pid_alive(_pid: u32) -> bool {
+    true
+}
+
+impl Store {
+    /// Claims `key` for this process, in one transaction (see [`Claim`]). With `force`, a
+    /// completed upload is sent again as a new row.
+    pub async fn claim(&self, key: Key, path: String, size: u64, force: bool) -> Result<Claim> {
+        self.run(move |s| s.claim_blocking(&key, &path, size, force))
+            .await
+    }
+
+    fn claim_blocking(&self, key: &Key, path: &str, size: u64, force: bool) -> Result<Claim> {
+        let (pid, host) = (self.inner.pid, self.inner.host.clone());
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_ms();
+            let latest = tx
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
+                         AND file_name = ?3 AND sha256 = ?4 ORDER BY id DESC LIMIT 1"
+                    ),
+                    params![key.route, key.target, key.file_name, key.sha256],
+                    entry,
+                )
+                .optional()?;
+            let claim = match latest {
+                Some((e, _)) if done(&e) && !force => Claim::Done(e),
+                Some((_, Some(l))) if alive(&l, &host, now) => Claim::Held(l),
+                Some((e, _)) if matches!(e.step, Step::Completed | Step::Failed) && force => {
+                    Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
+                }
+                Some((e, _)) if e.step == Step::Failed => {
+                    Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
+                }
+                Some((e, _)) => {
+                    take_lease(&tx, e.id, path, pid, &host, now)?;
+                    if e.step == Step::Claimed {
+                        Claim::Fresh(e)
+                    } else {
+                        Claim::Resume(e)
+                    }
+                }
+                None => Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?),
+            };
+            tx.commit()?;
+            Ok(claim)
+        })
+    }
+
+    /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
+    pub async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
+        self.run(move |s| {
+            s.with(|conn| {
+                conn.query_row(
+                    &format!(
+                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
+                         AND file_name = ?3 AND sha256 = ?4 AND step = 'completed' \
+                         ORDER BY id DESC LIMIT 1"
+                    ),
+                    params![key.route, key.target, key.file_name, key.sha256],
+                    |r| entry(r).map(|(e, _)| e),
+                )
+                .optional()
+            })
+        })
+        .await
+    }
+
+    /// Records that `id` reached `step` (with the platform's id and confirm URL when known) and
+    /// renews the lease. Fails when this process no longer holds the row: another run took it.
+    pub async fn advance(
+        &self,
+        id: i64,
+        step: Step,
+        file_id: Option<String>,
+        confirm_url: Option<String>,
+    ) -> Result<()> {
+        self.update(
+            id,
+            "step = ?3, file_id = COALESCE(?4, file_id), confirm_url = COALESCE(?5, confirm_url)",
+            vec![
+                step.as_str().to_string().into(),
+                file_id.map_or(rusqlite::types::Value::Null, Into::into),
+                confirm_url.map_or(rusqlite::types::Value::Null, Into::into),
+            ],
+        )
+        .await
+    }
+
+    /// The platform confirmed the upload: keeps what the record needs, for a resumed send.
+    pub async fn confirmed(&self, id: i64, confirmation: Value) -> Result<()> {
+        self.update(
+            id,
+            "step = 'confirmed', confirmation = ?3, error = NULL",
+            vec![confirmation.to_string().into()],
+        )
+        .await
+    }
+
+    /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
+    pub async fn completed(&self, id: i64, record: Value, event_id: String) -> Result<()> {
+        self.update(
+            id,
+            "step = 'completed', record = ?3, event_id = ?4, completed_at = ?5, error = NULL",
+            vec![
+                record.to_string().into(),
+                event_id.into(),
+                now_text().into(),
+            ],
+        )
+        .await
+    }
+
+    /// The webhook of a completed upload was handled (`delivered`, `queued`, `none`); the lease
+    /// is released.
+    pub async fn settled(&self, id: i64, webhook: &str) -> Result<()> {
+        self.update(
+            id,
+            "webhook = ?3, lease_pid = NULL, lease_host = NULL, lease_until = NULL",
+            vec![webhook.to_string().into()],
+        )
+        .await
+    }
+
+    /// The run failed on this row: the error is kept and the lease released. With `fin` the
+    /// row is closed (a retry starts anew); otherwise the next run resumes from its step.
+    pub async fn failed(&self, id: i64, error: String, fin: bool) -> Result<()> {
+        let set = if fin {
+            "step = 'failed', error = ?3, lease_pid = NULL, lease_host = NULL, lease_until = NULL"
+        } else {
+            "error = ?3, lease_pid = NULL, lease_host = NULL, lease_until = NULL"
+        };
+        self.update(id, set, vec![error.into()]).await
+    }
+
+    /// Keeps the lease of a row this run works on.
+    pub async fn renew(&self, id: i64) -> Result<()> {
+        self.update(id, "error = error", Vec::new()).await
+    }
+
+    /// One `UPDATE … SET {set}` of a row this process holds, with the lease renewed.
+    async fn update(
+        &self,
+        id: i64,
+        set: &'static str,
+        values: Vec<rusqlite::types::Value>,
+    ) -> Result<()> {
+        self.run(move |s| {
+            let (pid, host) = (s.inner.pid, s.inner.host.clone());
+            let changed = s.with(|conn| {
+                let sql = format!(
+                    "UPDATE uploads SET lease_until = ?1, updated_at = ?2, {set} \
+                     WHERE id = ?{a} AND lease_pid = ?{b} AND lease_host = ?{c}",
+                    a = values.len() + 3,
+                    b = values.len() + 4,
+                    c = values.len() + 5
+                );
+                let mut all: Vec<rusqlite::types::Value> =
+                    vec![(now_ms() + LEASE_MS).into(), now_text().into()];
+                all.extend(values);
+                all.extend([id.into(), i64::from(pid).into(), host.into()]);
+                conn.execute(&sql, rusqlite::params_from_iter(all))
+            })?;
+            if changed == 0 {
+                return Err(StateError::Lost { id });
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Confirmed to the target and nothing left to do.
+fn done(e: &Entry) -> bool {
+    e.step == Step::Completed && e.webhook.is_some()
+}
+
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    key: &Key,
+    path: &str,
+    size: u64,
+    pid: u32,
+    host: &str,
+    now: i64,
+) -> rusqlite::Result<Entry> {
+    let at = now_text();
+    tx.execute(
+        "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, lease_pid, \
+         lease_host, lease_until, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8, ?9, ?10, ?10)",
+        params![
+            key.route,
+            key.target,
+            key.file_name,
+            key.sha256,
+            size as i64,
+            path,
+            pid,
+            host,
+            now + LEASE_MS,
+            at
+        ],
+    )?;
+    Ok(Entry {
+        id: tx.last_insert_rowid(),
+        step: Step::Claimed,
+        file_id: None,
+        confirm_url: None,
+        confirmation: None,
+        record: None,
+        event_id: None,
+        webhook: None,
+        completed_at: None,
+    })
+}
+
+fn take_lease(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    path: &str,
+    pid: u32,
+    host: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE uploads SET lease_pid = ?2, lease_host = ?3, lease_until = ?4, path = ?5, \
+         updated_at = ?6 WHERE id = ?1",
+        params![id, pid, host, now + LEASE_MS, path, now_text()],
+    )?;
+    Ok(())
+}
+
+/// Which rows `gcupload history` prints.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Rows updated at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// Only rows whose last attempt failed.
+    pub failed: bool,
+    /// Only rows a resume would act on.
+    pub pending: bool,
+    /// Only rows for this path (a file, or a directory and everything below it).
+    pub path: Option<String>,
+}
+
+impl Store {
+    /// The journal, oldest first, as JSON objects.
+    pub fn history(&self, f: &HistoryFilter) -> Result<Vec<Value>> {
+        let rows = self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, route, target, file_name, sha256, size, path, step, file_id, event_id, \
+                 error, webhook, lease_pid, lease_host, lease_until, created_at, updated_at, \
+                 completed_at FROM uploads ORDER BY id",
+            )?;
+            stmt.query_map([], history_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(rows.into_iter().filter(|r| keep(r, f)).collect())
+    }
+}
+
+fn history_row(r: &Row<'_>) -> rusqlite::Result<Value> {
+    let step = Step::parse(&r.get::<_, String>(7)?);
+    let webhook: Option<String> = r.get(11)?;
+    let pending = !matches!(step, Step::Completed | Step::Failed)
+        || (step == Step::Completed && webhook.is_none());
+    let mut v = json!({
+        "id": r.get::<_, i64>(0)?,
+        "route": r.get::<_, String>(1)?,
+        "target": r.get::<_, String>(2)?,
+        "fileName": r.get::<_, String>(3)?,
+        "sha256": r.get::<_, String>(4)?,
+        "size": r.get::<_, i64>(5)?,
+        "path": r.get::<_, String>(6)?,
+        "step": step.as_str(),
+        "fileId": r.get::<_, Option<String>>(8)?,
+        "eventId": r.get::<_, Option<String>>(9)?,
+        "error": r.get::<_, Option<String>>(10)?,
+        "webhook": webhook,
+        "pending": pending,
+        "createdAt": r.get::<_, String>(15)?,
+        "updatedAt": r.get::<_, String>(16)?,
+        "completedAt": r.get::<_, Option<String>>(17)?,
+    });
+    if pending {
+        v["next"] = step.next_action().into();
+    }
+    if let (Some(pid), Some(host), Some(until)) = (
+        r.get::<_, Option<i64>>(12)?,
+        r.get::<_, Option<String>>(13)?,
+        r.get::<_, Option<i64>>(14)?,
+    ) {
+        v["lease"] = json!({"pid": pid, "host": host, "untilMs": until});
+    }
+    Ok(v)
+}
+
+fn keep(row: &Value, f: &HistoryFilter) -> bool {
+    let s = |k: &str| row[k].as_str().unwrap_or("");
+    if f.since.as_deref().is_some_and(|t| s("updatedAt") < t) {
+        return false;
+    }
+    if f.failed && (row["error"].is_null() || s("step") == "completed") {
+        return false;
+    }
+    if f.pending && row["pending"] != Value::Bool(true) {
+        return false;
+    }
+    if let Some(p) = &f.path {
+        let p = p.trim_end_matches('/');
+        let path = s("path");
+        if path != p && !path.starts_with(&format!("{p}/")) {
+            return false;
+        }
+    }
+    true
+}

@@ -2,10 +2,11 @@
 //!
 //! Dependencies point one way: [`app`] (the command line) → [`pipeline`] → the stages, in the
 //! order a file flows through them ([`inputs`], [`validate`], [`auth`]/[`api`], [`routes`]:
-//! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`]/[`outbox`]) → the
-//! foundation ([`config`], [`retry`], [`http`], [`error`], [`error_reporting`], [`redact`],
-//! [`secret`], [`colour`]). Nothing below `app` sees a command-line type. The [`sandbox`] is a
-//! separate tree: it imports nothing of the client, and only `app` starts it.
+//! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`]/[`outbox`],
+//! [`moves`]: the source file afterwards) → the foundation ([`config`], [`retry`], [`http`],
+//! [`error`], [`error_reporting`], [`redact`], [`secret`], [`colour`]). Nothing below `app` sees a
+//! command-line type. The [`sandbox`] is a separate tree: it imports nothing of the client, and
+//! only `app` starts it.
 
 pub mod app;
 pub mod pipeline;
@@ -14,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod inputs;
+pub mod moves;
 pub mod outbox;
 pub mod progress;
 pub mod routes;

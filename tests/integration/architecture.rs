@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "webhook",
     "outbox",
     "audit",
+    "moves",
     "transfer",
     "routes",
     "api",

@@ -2,7 +2,8 @@
 //!
 //! Dependencies point one way: [`app`] (the command line) → [`pipeline`] → the stages, in the
 //! order a file flows through them ([`inputs`], [`validate`], [`auth`]/[`api`], [`routes`]:
-//! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`], with the [`state`] store keeping the journal and the outbox) → the
+//! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`], [`moves`]: the
+//! source file afterwards; the [`state`] store keeps the journal and the webhook outbox) → the
 //! foundation ([`config`], [`retry`], [`http`], [`error`], [`error_reporting`], [`redact`],
 //! [`secret`], [`colour`]). Nothing below `app` sees a command-line type. The [`sandbox`] is a
 //! separate tree: it imports nothing of the client, and only `app` starts it.
@@ -14,6 +15,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod inputs;
+pub mod moves;
 pub mod progress;
 pub mod routes;
 pub mod state;

@@ -13,6 +13,7 @@ const LAYERS: &[&str] = &[
     "webhook",
     "state",
     "audit",
+    "moves",
     "transfer",
     "routes",
     "api",

@@ -339,10 +339,7 @@ mod tests {
         }
         assert_eq!(st.faults().pause[0].times, 1, "left as it was");
         let paused = st.paused();
-        assert_eq!(
-            paused.keys().copied().collect::<Vec<_>>().len(),
-            PAUSE_POINTS.len()
-        );
+        assert_eq!(paused.len(), PAUSE_POINTS.len());
         assert!(paused.values().all(|n| *n == 0));
     }
 

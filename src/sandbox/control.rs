@@ -45,6 +45,8 @@ async fn webhook(
         )
             .into_response();
     }
+    // Recorded only after the pause: a sender killed during it never delivered the event.
+    st.pause("webhook").await;
     let header = |k: &str| {
         headers
             .get(k)
@@ -67,6 +69,7 @@ async fn snapshot(AxState(c): AxState<Control>) -> Json<Value> {
         "messages": *st.messages.lock().expect("messages"),
         "requests": *st.requests(),
         "faults": *st.faults(),
+        "paused": st.paused(),
     }))
 }
 

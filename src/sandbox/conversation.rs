@@ -173,6 +173,7 @@ async fn create_upload(
     let id = uuid::Uuid::new_v4().to_string();
     let md5 = body["contentMd5"].as_str();
     let (url, upload_headers) = route.issue(&conv, &id, name, size, md5);
+    route.state.pause("request-url").await;
     Json(json!({
         "id": id, "name": name, "uploadUrl": url, "uploadHeaders": upload_headers,
         "selfUri": self_uri(&conv, &comm, &id),
@@ -235,6 +236,7 @@ async fn get_media(
     if m.status == "valid" {
         v["url"] = json!(route.store.presign_get(&m.key, Duration::from_secs(600)));
     }
+    route.state.pause("confirm").await;
     if route.state.take(|f| &mut f.lose_confirms) {
         drop_connection();
     }
@@ -274,6 +276,7 @@ async fn send_message(
     route.state.messages.lock().expect("messages").push(json!({
         "route": "conversation", "conversationId": conv, "id": id, "text": text, "mediaIds": media_ids,
     }));
+    route.state.pause("send").await;
     if route.state.take(|f| &mut f.lose_sends) {
         drop_connection();
     }

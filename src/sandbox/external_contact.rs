@@ -100,6 +100,7 @@ async fn request_url(
         confirmed: None,
     };
     route.files.lock().expect("files").insert(id.clone(), entry);
+    route.state.pause("request-url").await;
     let body = json!({"id": id, "uploadUrl": url});
     (StatusCode::CREATED, Json(body)).into_response()
 }
@@ -127,6 +128,7 @@ async fn upload_complete(
             route.first_confirm(&file, &entry)
         }
     };
+    st.pause("confirm").await;
     if st.take(|f| &mut f.lose_confirms) {
         drop_connection();
     }

@@ -34,7 +34,7 @@ mod state;
 mod store;
 mod store_front;
 
-pub use state::{Faults, Inject, SeenRequest};
+pub use state::{Faults, Inject, PAUSE_POINTS, Pause, SeenRequest};
 pub use store::StoredObject;
 
 use conversation::Conversation;
@@ -178,6 +178,12 @@ impl Sandbox {
     /// Each conversation media id with its status (`uploading`, `valid`, `invalid`).
     pub fn media_statuses(&self) -> Vec<(String, String)> {
         self.conversation.statuses()
+    }
+
+    /// How many pauses (see [`Pause`]) have started at `point`: a test waits for this before it
+    /// kills the client. 0 for a point that is not one of [`PAUSE_POINTS`].
+    pub fn paused(&self, point: &str) -> u32 {
+        self.state.paused().get(point).copied().unwrap_or(0)
     }
 
     pub fn requests(&self) -> Vec<SeenRequest> {

@@ -49,6 +49,7 @@ async fn token(AxState(st): AxState<Arc<State>>, headers: HeaderMap, body: Strin
         .lock()
         .expect("tokens")
         .insert(token.clone(), Instant::now() + Duration::from_secs(ttl));
+    st.pause("token").await;
     Json(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl})).into_response()
 }
 

@@ -1,9 +1,9 @@
 //! What every surface of the sandbox shares: its identity (credentials and ids), the faults in
 //! force, and the record of what clients did. Nothing here answers a request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,6 +55,8 @@ pub struct Faults {
     pub lose_sends: u32,
     /// The next guest connection is closed by the server after it sent this many frames.
     pub close_guest_after_frames: u32,
+    /// Requests held at a point of their handling, so a test can kill the client there.
+    pub pause: Vec<Pause>,
 }
 
 /// An error answer for the n-th call of an endpoint: `token`, `request-url`, `put`, `confirm`,
@@ -73,6 +75,46 @@ pub struct Inject {
     /// Then answer this many calls with the error.
     #[serde(default = "one")]
     pub times: u32,
+}
+
+/// Where a request can be held: each point is reached once the sandbox has done what the name
+/// says and before it answers (see [`Pause`]).
+pub const PAUSE_POINTS: [&str; 8] = [
+    "put-start",
+    "put-mid",
+    "put-stored",
+    "request-url",
+    "confirm",
+    "send",
+    "webhook",
+    "token",
+];
+
+/// Holds the n-th request to reach `point` for `ms` milliseconds before the sandbox goes on;
+/// the rest of the server keeps serving. A point not in [`PAUSE_POINTS`] is ignored (it is never
+/// reached), as an [`Inject`] rule for an unknown endpoint is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    pub point: String,
+    pub ms: u64,
+    /// Let this many requests through first.
+    #[serde(default)]
+    pub after: u32,
+    /// Then hold this many.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+impl Pause {
+    pub fn new(point: &str, ms: u64) -> Self {
+        Pause {
+            point: point.into(),
+            ms,
+            after: 0,
+            times: 1,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -119,6 +161,7 @@ impl Default for Faults {
             lose_confirms: 0,
             lose_sends: 0,
             close_guest_after_frames: 0,
+            pause: Vec::new(),
         }
     }
 }
@@ -151,6 +194,8 @@ pub(crate) struct State {
     pub(crate) webhooks: Mutex<Vec<Value>>,
     requests: Mutex<Vec<SeenRequest>>,
     faults: Mutex<Faults>,
+    /// How many pauses have started, by point (every known point, from 0).
+    paused: Mutex<BTreeMap<&'static str, u32>>,
 }
 
 impl State {
@@ -170,6 +215,7 @@ impl State {
             webhooks: Mutex::default(),
             requests: Mutex::default(),
             faults: Mutex::new(faults),
+            paused: Mutex::new(PAUSE_POINTS.iter().map(|p| (*p, 0)).collect()),
         }
     }
 
@@ -206,6 +252,46 @@ impl State {
         Some((rule.status, rule.retry_after))
     }
 
+    /// Holds the request at `point` if a pause is due there. The caller has already done what
+    /// the point promises, so a client killed meanwhile leaves that done and unanswered.
+    pub(crate) async fn pause(&self, point: &'static str) {
+        if let Some(ms) = self.pause_due(point) {
+            self.hold(point, ms).await;
+        }
+    }
+
+    /// The length of the pause due at `point`, if one is: uses it up (or one of its `after`).
+    pub(crate) fn pause_due(&self, point: &str) -> Option<u64> {
+        let mut f = self.faults();
+        let rule = f
+            .pause
+            .iter_mut()
+            .find(|p| p.point == point && p.times > 0)?;
+        if rule.after > 0 {
+            rule.after -= 1;
+            return None;
+        }
+        rule.times -= 1;
+        Some(rule.ms)
+    }
+
+    /// Counts the pause as started (tests wait for that before killing the client), then sleeps.
+    pub(crate) async fn hold(&self, point: &'static str, ms: u64) {
+        *self
+            .paused
+            .lock()
+            .expect("paused")
+            .entry(point)
+            .or_default() += 1;
+        tracing::debug!(point, ms, "sandbox: pausing");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    /// How many pauses have started at each point.
+    pub(crate) fn paused(&self) -> BTreeMap<&'static str, u32> {
+        self.paused.lock().expect("paused").clone()
+    }
+
     pub(crate) fn seen(&self, r: SeenRequest) {
         tracing::debug!(surface = r.surface, method = %r.method, path = %r.path, status = r.status, "sandbox request");
         self.requests.lock().expect("requests").push(r);
@@ -213,5 +299,55 @@ impl State {
 
     pub(crate) fn requests(&self) -> MutexGuard<'_, Vec<SeenRequest>> {
         self.requests.lock().expect("requests")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_pauses(pauses: Value) -> State {
+        State::new(serde_json::from_value(json!({ "pause": pauses })).expect("faults"))
+    }
+
+    #[test]
+    fn a_pause_takes_its_defaults_from_the_json() {
+        let st = with_pauses(json!([{"point": "put-start", "ms": 10}]));
+        let p = st.faults().pause[0].clone();
+        assert_eq!(
+            (p.point.as_str(), p.ms, p.after, p.times),
+            ("put-start", 10, 0, 1)
+        );
+    }
+
+    #[test]
+    fn after_and_times_count_the_requests_that_reach_the_point() {
+        let st = with_pauses(json!([{"point": "confirm", "ms": 5, "after": 1, "times": 2}]));
+        let due: Vec<_> = (0..4).map(|_| st.pause_due("confirm")).collect();
+        assert_eq!(due, [None, Some(5), Some(5), None]);
+        assert_eq!(st.pause_due("send"), None);
+    }
+
+    /// An unknown point is ignored, as an `inject` rule for an unknown endpoint is: accepted,
+    /// never reached, never counted.
+    #[test]
+    fn a_pause_at_an_unknown_point_is_ignored() {
+        let st = with_pauses(json!([{"point": "put-strat", "ms": 5}]));
+        for point in PAUSE_POINTS {
+            assert_eq!(st.pause_due(point), None, "{point}");
+        }
+        assert_eq!(st.faults().pause[0].times, 1, "left as it was");
+        let paused = st.paused();
+        assert_eq!(paused.len(), PAUSE_POINTS.len());
+        assert!(paused.values().all(|n| *n == 0));
+    }
+
+    #[tokio::test]
+    async fn a_pause_is_counted_when_it_starts() {
+        let st = with_pauses(json!([{"point": "token", "ms": 1}]));
+        st.pause("token").await;
+        st.pause("token").await;
+        assert_eq!(st.paused()["token"], 1);
     }
 }

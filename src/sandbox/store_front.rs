@@ -59,18 +59,26 @@ async fn handle(AxState(front): AxState<Arc<Front>>, req: Request) -> Response {
 }
 
 async fn put(front: &Front, req: Request) -> Response {
+    let st = &front.state;
+    st.pause("put-start").await;
     let key = front.store.key_of(req.uri().path());
     let existed = key
         .as_ref()
         .is_some_and(|k| front.store.object_path(k).exists());
-    let req = match put_fault(&front.state, req).await {
+    let req = match put_fault(st, req).await {
         Ok(req) => req,
         Err(refusal) => return refusal,
     };
-    let resp = forward(front, req).await;
+    if let Some(refusal) = precheck(&front.store, &req) {
+        return refusal;
+    }
+    let req = pause_midway(st, req).await;
+    let resp = to_s3(front, req).await;
     if let Some(key) = key {
         if resp.status().is_success() {
             land(front, key).await;
+            // Stored, scanned and announced, as after any PUT; only the 200 is held back.
+            st.pause("put-stored").await;
         } else if !existed {
             // s3s-fs writes the object before it checks Content-MD5; S3 keeps nothing on BadDigest.
             let _ = std::fs::remove_file(front.store.object_path(&key));
@@ -84,6 +92,10 @@ async fn forward(front: &Front, req: Request) -> Response {
     if let Some(refusal) = precheck(&front.store, &req) {
         return refusal;
     }
+    to_s3(front, req).await
+}
+
+async fn to_s3(front: &Front, req: Request) -> Response {
     match front
         .store
         .s3
@@ -127,14 +139,45 @@ async fn put_fault(st: &State, req: Request) -> Result<Request, Response> {
     Ok(req)
 }
 
-/// Reads half the announced body, then ends the connection as a failing network would.
-async fn drop_halfway(st: &State, req: Request) -> Infallible {
-    let announced = req
-        .headers()
+/// The `put-mid` pause, when one is due: reads half the announced body, holds, then hands s3s
+/// the whole body (what was read, then the rest). A client killed meanwhile leaves an
+/// incomplete body, which s3s refuses, so nothing is stored.
+async fn pause_midway(st: &State, req: Request) -> Request {
+    let Some(ms) = st.pause_due("put-mid") else {
+        return req;
+    };
+    let (parts, body) = req.into_parts();
+    let half = announced_length(&parts.headers) / 2;
+    let mut rest = body.into_data_stream();
+    let mut read = Vec::new();
+    let mut len = 0;
+    while len < half {
+        let Some(chunk) = futures_util::StreamExt::next(&mut rest).await else {
+            break;
+        };
+        len += chunk.as_ref().map_or(0, |c| c.len());
+        let failed = chunk.is_err();
+        read.push(chunk);
+        if failed {
+            break;
+        }
+    }
+    st.hold("put-mid", ms).await;
+    let whole = futures_util::StreamExt::chain(futures_util::stream::iter(read), rest);
+    Request::from_parts(parts, Body::from_stream(whole))
+}
+
+fn announced_length(headers: &axum::http::HeaderMap) -> usize {
+    headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Reads half the announced body, then ends the connection as a failing network would.
+async fn drop_halfway(st: &State, req: Request) -> Infallible {
+    let announced = announced_length(req.headers());
     st.seen(SeenRequest {
         surface: "store",
         method: "PUT".into(),

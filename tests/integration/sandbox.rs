@@ -278,3 +278,212 @@ fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
         assert_eq!(r.status().as_u16(), 200);
     });
 }
+
+// The `pause` fault: the real binary killed (SIGKILL) while the sandbox holds a request at a
+// point, and the state that point promises checked afterwards.
+
+use gcupload::sandbox::Pause;
+use std::time::{Duration, Instant};
+
+/// Long enough that the client cannot finish before it is killed, short enough for a quick test.
+const HOLD_MS: u64 = 10_000;
+
+/// Waits until a pause at `point` has begun, then kills the client with SIGKILL.
+fn kill_when_paused(env: &Env, point: &str, mut child: std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while env.sandbox.paused(point) == 0 {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the client ended ({status}) before {point}: {}",
+                stderr(&out)
+            );
+        }
+        assert!(Instant::now() < deadline, "no pause at {point} began");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(env.sandbox.paused(point), 1);
+}
+
+/// Uploads one file on the external-contact route and kills the client during a pause at `point`.
+fn killed_at(env: &Env, point: &str, ms: u64, bytes: &[u8]) {
+    env.sandbox.faults().pause = vec![Pause::new(point, ms)];
+    let path = env.file("held.pdf", bytes);
+    kill_when_paused(env, point, env.spawn(&[path.as_os_str()]));
+}
+
+/// The file id the client was given, read from the object key `external/{contact}/{id}/{name}`.
+fn file_id(env: &Env) -> String {
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    objects[0].key.split('/').nth(2).unwrap().to_string()
+}
+
+/// The test's own confirm of `id`: (status, body).
+async fn confirm(env: &Env, id: &str) -> (u16, Value) {
+    let url = env.sandbox.base_url.join(&format!(
+        "api/v2/externalcontacts/contacts/{}/files/{id}/upload-complete",
+        env.sandbox.external_contact_id()
+    ));
+    let r = reqwest::Client::new()
+        .post(url.unwrap())
+        .bearer_auth(token(env).await)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn seen(env: &Env, suffix: &str) -> usize {
+    let requests = env.sandbox.requests();
+    requests.iter().filter(|r| r.path.ends_with(suffix)).count()
+}
+
+#[test]
+fn killed_at_put_start_the_url_is_issued_and_nothing_is_ever_stored() {
+    let env = Env::new();
+    // Short, so the test can watch the held PUT resume and find its client gone.
+    killed_at(&env, "put-start", 2000, &pdf(200_000));
+    assert_eq!(seen(&env, "/files"), 1, "the URL was issued");
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(env.sandbox.objects().is_empty());
+    assert_eq!(seen(&env, "/upload-complete"), 0);
+}
+
+#[test]
+fn killed_at_put_mid_nothing_is_ever_stored() {
+    let env = Env::new();
+    killed_at(&env, "put-mid", 2000, &pdf(2 << 20));
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(env.sandbox.objects().is_empty());
+}
+
+#[test]
+fn killed_at_put_stored_the_object_is_stored_scanned_and_unconfirmed() {
+    let env = Env::new();
+    let bytes = pdf(300_000);
+    killed_at(&env, "put-stored", HOLD_MS, &bytes);
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(
+        (objects[0].size, &objects[0].sha256),
+        (bytes.len() as u64, &sha256(&bytes))
+    );
+    assert_eq!(seen(&env, "/upload-complete"), 0);
+    let (status, body) = env.block_on(confirm(&env, &file_id(&env)));
+    assert_eq!(
+        (status, &body["virusScan"]),
+        (200, &json!("passed")),
+        "{body}"
+    );
+}
+
+#[test]
+fn killed_at_confirm_the_file_stays_confirmed() {
+    let env = Env::new();
+    killed_at(&env, "confirm", HOLD_MS, &pdf(5000));
+    let id = file_id(&env);
+    // The confirm that was cut off already recorded the verdict: a second one repeats it.
+    env.sandbox.faults().pause.clear();
+    let (status, body) = env.block_on(confirm(&env, &id));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"id": id, "status": "completed", "virusScan": "passed"})
+    );
+    assert!(
+        env.sandbox.webhooks().is_empty(),
+        "the client never got that far"
+    );
+}
+
+#[test]
+fn killed_at_webhook_the_event_is_not_received() {
+    let env = Env::new();
+    // Short, so the test can watch the held delivery resume and find its sender gone.
+    killed_at(&env, "webhook", 2000, &pdf(5000));
+    assert_eq!(seen(&env, "/upload-complete"), 1);
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(env.sandbox.webhooks().is_empty());
+}
+
+#[test]
+fn killed_at_send_the_conversation_message_is_recorded() {
+    let env = Env::new();
+    env.sandbox.faults().pause = vec![Pause::new("send", HOLD_MS)];
+    let path = env.file("held.pdf", &pdf(5000));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
+        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
+        .env("GENESYS_CONVERSATION_ID", env.sandbox.conversation_id())
+        .env("GENESYS_COMMUNICATION_ID", env.sandbox.communication_id())
+        .env("GCUPLOAD_OUTBOX", env.outbox())
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_when_paused(&env, "send", child);
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let (media, status) = &env.sandbox.media_statuses()[0];
+    assert_eq!(
+        (&messages[0]["mediaIds"][0], status.as_str()),
+        (&json!(media), "valid")
+    );
+}
+
+/// A client that waits out the pauses sees nothing but the delay: the PUT held midway still
+/// stores every byte, and each pause is counted once.
+#[test]
+fn an_upload_held_at_every_point_completes_unchanged() {
+    let env = Env::new();
+    let points = [
+        "token",
+        "request-url",
+        "put-start",
+        "put-mid",
+        "put-stored",
+        "confirm",
+        "webhook",
+    ];
+    env.sandbox.faults().pause = points.iter().map(|p| Pause::new(p, 200)).collect();
+    let bytes = pdf(1 << 20);
+    let out = env.cmd().arg(env.file("a.pdf", &bytes)).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(env.sandbox.objects()[0].sha256, sha256(&bytes));
+    assert_eq!(env.sandbox.webhooks().len(), 1);
+    for p in points {
+        assert_eq!(env.sandbox.paused(p), 1, "{p}");
+    }
+    assert_eq!(env.sandbox.paused("send"), 0, "not on this route");
+}
+
+/// A pause at an unknown point is accepted and ignored (as an `inject` rule for an unknown
+/// endpoint is): the upload runs unheld and nothing is counted.
+#[test]
+fn a_pause_at_an_unknown_point_is_ignored_and_pauses_are_in_the_state() {
+    let env = Env::new();
+    let http = reqwest::Client::new();
+    let control = |p: &str| env.sandbox.base_url.join(&format!("_sandbox/{p}")).unwrap();
+    let set = json!({"pause": [{"point": "put-strat", "ms": 60000}]});
+    let r = env.block_on(http.post(control("faults")).json(&set).send());
+    assert_eq!(r.unwrap().status().as_u16(), 200);
+    let f = env.file("a.pdf", &pdf(5000));
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: Value = env.block_on(async {
+        let r = http.get(control("state")).send().await.unwrap();
+        r.json().await.unwrap()
+    });
+    let paused = state["paused"].as_object().unwrap();
+    assert_eq!(paused.len(), gcupload::sandbox::PAUSE_POINTS.len());
+    assert!(paused.values().all(|n| n == 0), "{paused:?}");
+    let rule = &state["faults"]["pause"][0];
+    let untouched = json!({"point": "put-strat", "ms": 60000, "after": 0, "times": 1});
+    assert_eq!(*rule, untouched);
+}

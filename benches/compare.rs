@@ -41,7 +41,7 @@ impl Bench {
             .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
             .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
             .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
-            .env("GCUPLOAD_OUTBOX", self.dir.path().join("outbox"))
+            .env("GCUPLOAD_STATE_DIR", self.dir.path().join("state"))
             .arg("--quiet")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BarGuard, Pipeline, URL_FRESHNESS};
+use super::stages::{BarGuard, Pipeline};
 use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
@@ -15,6 +15,9 @@ use crate::routes::{Confirmation, UploadTarget, Uploaded};
 use crate::state::{Claim, Entry, Key, Step, Store};
 use crate::validate::{self, ValidatedFile};
 use crate::{retry, transfer};
+
+/// Protocol reference: a URL is valid 15 minutes; don't start a PUT on one older than 10.
+const URL_FRESHNESS: Duration = Duration::from_secs(600);
 
 /// How one file ended, before its record is written.
 enum Outcome {

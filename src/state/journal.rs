@@ -6,7 +6,8 @@
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Value, json};
 
-use super::{Result, StateError, Store, now_ms, now_text};
+use super::error::{Result, StateError};
+use super::store::{Store, now_ms, now_text};
 
 /// A lease lives this long unless renewed; a holder renews it at a third of that.
 pub const LEASE_MS: i64 = 60_000;

@@ -8,7 +8,8 @@ use std::path::Path;
 use rusqlite::params;
 use serde_json::Value;
 
-use super::{Result, Store, now_text};
+use super::error::Result;
+use super::store::{Store, now_text};
 
 /// The outbox file of gcupload before the state store; imported once.
 const JSONL: &str = "webhook-outbox.jsonl";

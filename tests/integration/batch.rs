@@ -69,7 +69,7 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
     // A quoted glob is expanded by gcupload; one that matches nothing is reported as not found.
     let out = env
         .cmd()
-        .args(["in/sub/*/*.png", "in/nothing-*.pdf"])
+        .args(["--force", "in/sub/*/*.png", "in/nothing-*.pdf"])
         .output()
         .unwrap();
     let recs = records(&out.stdout);

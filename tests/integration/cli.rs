@@ -197,7 +197,7 @@ fn a_revoked_token_is_refreshed_once_then_reported() {
     assert_eq!(env.sandbox.objects().len(), 1);
 
     env.sandbox.faults().reject_tokens = 10;
-    let out = env.cmd().arg(&f).output().unwrap();
+    let out = env.cmd().arg("--force").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "request-url");
@@ -230,7 +230,7 @@ fn an_expired_url_is_replaced_then_reported_when_attempts_run_out() {
     assert_eq!(stores, vec![403, 200]);
 
     env.sandbox.faults().expired_urls = 100;
-    let out = env.cmd().arg(&f).output().unwrap();
+    let out = env.cmd().arg("--force").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "transfer");
@@ -292,23 +292,36 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
             .contains("127.0.0.1")
     );
 
-    // Queued in the outbox for a later run.
+    // Queued in the outbox for a later run: the body only, never the URL it was meant for.
     assert_eq!(r["webhook"]["queued"], true);
     assert_eq!(env.queued().len(), 1);
     assert_eq!(env.queued()[0]["eventId"], r["eventId"]);
-    assert_eq!(env.queued()[0]["url"], url);
+    assert_eq!(env.queued()[0]["body"]["payload"]["eventId"], r["eventId"]);
+    let first = r["eventId"].clone();
+
+    // The next run delivers the queued event to the webhook configured now (the sandbox's),
+    // then its own.
+    let g = env.file("b.pdf", &pdf(101));
+    let out = env.cmd().arg(&g).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["webhook"]["delivered"], true);
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[0]["idempotencyKey"], first);
+    assert_eq!(hooks[1]["idempotencyKey"], r["eventId"]);
+    assert!(env.queued().is_empty());
 
     // A receiver that fails once gets the event on the next attempt, once.
     env.sandbox.faults().webhook_fail = 1;
-    let out = env.cmd().arg(&f).output().unwrap();
+    let h = env.file("c.pdf", &pdf(102));
+    let out = env.cmd().arg(&h).output().unwrap();
     assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     let r = &records(&out.stdout)[0];
     assert_eq!(r["webhook"]["delivered"], true);
     assert_eq!(r["webhook"]["attempts"], 2);
-    assert_eq!(env.sandbox.webhooks().len(), 1);
-    assert_eq!(env.sandbox.objects().len(), 2);
-    // The event for the dead receiver is still queued (its receiver is still down).
-    assert_eq!(env.queued().len(), 1);
+    assert_eq!(env.sandbox.webhooks().len(), 3);
+    assert_eq!(env.sandbox.objects().len(), 3);
 }
 
 #[test]
@@ -407,6 +420,7 @@ fn settings_come_from_flags_then_env_then_dotenv() {
     // The environment beats .env ...
     let out = env
         .bare_cmd()
+        .arg("--force")
         .env("GENESYS_CLIENT_SECRET", "wrong")
         .arg(&f)
         .output()
@@ -415,6 +429,7 @@ fn settings_come_from_flags_then_env_then_dotenv() {
     // ... and a flag beats the environment.
     let out = env
         .bare_cmd()
+        .arg("--force")
         .env("GENESYS_CLIENT_SECRET", "wrong")
         .args(["--client-secret", env.sandbox.client_secret()])
         .arg(&f)

@@ -81,7 +81,7 @@ impl Env {
             .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
             .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
             .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str())
-            .env("GCUPLOAD_OUTBOX", self.outbox())
+            .env("GCUPLOAD_STATE_DIR", self.outbox())
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -94,25 +94,29 @@ impl Env {
         let mut c = Command::cargo_bin("gcupload").unwrap();
         c.env_clear()
             .current_dir(self.dir.path())
-            .env("GCUPLOAD_OUTBOX", self.outbox())
+            .env("GCUPLOAD_STATE_DIR", self.outbox())
             .timeout(std::time::Duration::from_secs(60));
         c
     }
 
-    /// The run's webhook outbox (never the developer's own state directory).
+    /// The runs' state directory: journal and webhook outbox (never the developer's own).
     pub fn outbox(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
-    /// Events waiting in the outbox.
+    /// The state store, as the runs leave it.
+    pub fn store(&self) -> gcupload::state::Store {
+        gcupload::state::Store::open(&self.outbox()).unwrap()
+    }
+
+    /// Events waiting in the outbox: `{"eventId", "body"}`.
     pub fn queued(&self) -> Vec<Value> {
-        match std::fs::read_to_string(self.outbox().join("webhook-outbox.jsonl")) {
-            Ok(t) => t
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        self.store()
+            .queued()
+            .unwrap()
+            .into_iter()
+            .map(|q| serde_json::json!({"eventId": q.event_id, "body": q.body}))
+            .collect()
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {

@@ -343,7 +343,7 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
             let mode =
                 |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(env.outbox()), 0o700);
-            assert_eq!(mode(env.outbox().join("webhook-outbox.jsonl")), 0o600);
+            assert_eq!(mode(env.outbox().join("state.db")), 0o600);
         }
 
         // The next run delivers the queued event first, then its own.
@@ -384,14 +384,26 @@ fn webhook_flush_delivers_what_is_queued() {
     assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
     assert_eq!(env.queued().len(), 1);
     env.sandbox.faults().webhook_fail = 1;
+    // Without a webhook URL, a flush cannot know where the events go: it says so.
     let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    assert!(stderr(&out).contains("--webhook-url"), "{}", stderr(&out));
+    let hook = env.sandbox.webhook_url();
+    let flush = || {
+        env.bare_cmd()
+            .env("WEBHOOK_SYNC_URL", hook.as_str())
+            .args(["webhook", "flush"])
+            .output()
+            .unwrap()
+    };
+    let out = flush();
     assert_eq!(
         out.status.code(),
         Some(ExitStatus::Network.code()),
         "still failing: kept"
     );
     assert_eq!(env.queued().len(), 1);
-    let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+    let out = flush();
     assert_eq!(
         out.status.code(),
         Some(ExitStatus::Success.code()),
@@ -547,7 +559,11 @@ fn no_output_or_outbox_holds_a_secret_token_or_signature_on_any_route() {
         all.push_str(&String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(env.queued().len(), 3);
-    all.push_str(&std::fs::read_to_string(env.outbox().join("webhook-outbox.jsonl")).unwrap());
+    for f in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(env.outbox().join(f)) {
+            all.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
     assert!(all.contains("retrying"), "trace output was produced");
     for secret in [env.sandbox.client_secret(), "hook-secret-value"] {
         assert!(!all.contains(secret));

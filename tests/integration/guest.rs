@@ -78,7 +78,7 @@ fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
     env.sandbox.faults().read_only_sessions = 1;
     let out = env
         .guest_cmd()
-        .args(["-v", "--session-token", &token])
+        .args(["-v", "--force", "--session-token", &token])
         .arg(&a)
         .output()
         .unwrap();

@@ -163,7 +163,7 @@ fn sandbox_vars(env: &Env) -> Vec<(&'static str, String)> {
             "EXTERNAL_CONTACT_ID",
             env.sandbox.external_contact_id().to_string(),
         ),
-        ("GCUPLOAD_OUTBOX", env.outbox().display().to_string()),
+        ("GCUPLOAD_STATE_DIR", env.outbox().display().to_string()),
     ]
 }
 
@@ -188,7 +188,7 @@ fn progress_bars_appear_on_a_terminal_and_never_on_a_pipe() {
     );
 
     // On a pipe: no bar, and stdout is only JSON.
-    let out = env.cmd().args(["a.pdf", "b.pdf"]).output().unwrap();
+    let out = env.cmd().args(["--force", "a.pdf", "b.pdf"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("ETA"));
     assert!(
@@ -199,14 +199,14 @@ fn progress_bars_appear_on_a_terminal_and_never_on_a_pipe() {
     // --progress always draws even on a pipe, on stderr only; --quiet and never stay silent.
     let out = env
         .cmd()
-        .args(["--progress", "always", "a.pdf"])
+        .args(["--force", "--progress", "always", "a.pdf"])
         .output()
         .unwrap();
     assert!(stderr(&out).contains("ETA"), "{}", stderr(&out));
     assert_eq!(records(&out.stdout).len(), 1);
-    let tty = under_pty(&env, &sandbox_vars(&env), "--progress never a.pdf");
+    let tty = under_pty(&env, &sandbox_vars(&env), "--force --progress never a.pdf");
     assert!(!tty.contains("ETA"));
-    let tty = under_pty(&env, &sandbox_vars(&env), "--quiet a.pdf");
+    let tty = under_pty(&env, &sandbox_vars(&env), "--force --quiet a.pdf");
     assert!(!tty.contains("ETA"));
 }
 

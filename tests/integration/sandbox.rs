@@ -421,7 +421,7 @@ fn killed_at_send_the_conversation_message_is_recorded() {
         .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
         .env("GENESYS_CONVERSATION_ID", env.sandbox.conversation_id())
         .env("GENESYS_COMMUNICATION_ID", env.sandbox.communication_id())
-        .env("GCUPLOAD_OUTBOX", env.outbox())
+        .env("GCUPLOAD_STATE_DIR", env.outbox())
         .arg(&path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

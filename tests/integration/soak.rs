@@ -111,7 +111,12 @@ fn three_hundred_uploads_under_random_faults() {
 
     // Events: those not delivered during the run are in the outbox; a flush delivers them.
     env.sandbox.faults().inject.clear();
-    let flush = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
+    let flush = env
+        .bare_cmd()
+        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
+        .args(["webhook", "flush"])
+        .output()
+        .unwrap();
     assert_eq!(flush.status.code(), Some(0), "{}", stderr(&flush));
     let hooks = env.sandbox.webhooks();
     let keys: Vec<_> = hooks

@@ -1,0 +1,88 @@
+//! A run over many files: `jobs` at a time, each record printed as its file finishes, the
+//! totals at the end.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use super::stages::{Pipeline, Report};
+use super::summary::Summary;
+use crate::audit::{self, Output, Record};
+use crate::error::Error;
+use crate::error_reporting;
+
+impl Pipeline {
+    /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
+    /// earlier runs could not deliver to the webhook goes first, so events keep their order.
+    pub async fn run(&self, files: &[impl AsRef<Path>]) -> Report {
+        match self.webhook.flush_outbox().await {
+            Ok((0, 0)) => {}
+            Ok((d, p)) => tracing::info!(delivered = d, pending = p, "webhook outbox flushed"),
+            Err(e) => tracing::warn!("the webhook outbox could not be read: {e}"),
+        }
+        // A dry run checks the credentials (or opens the guest session) once, up front.
+        if self.dry_run
+            && !self.offline
+            && let Err(e) = self.route.preflight().await
+        {
+            audit::fail_all(self.route_name(), files, &e, self.output);
+            return Report {
+                first_failure: Some(error_reporting::exit_status(&e)),
+                ..Report::default()
+            };
+        }
+        let started = Instant::now();
+        let mut summary = Summary::default();
+        let mut report = Report::default();
+        let mut first: Option<usize> = None;
+        let mut done = futures_util::stream::iter(files.iter().enumerate())
+            .map(|(i, f)| async move { (i, self.file(f.as_ref()).await) })
+            .buffer_unordered(self.jobs.max(1));
+        while let Some((i, (record, err))) = done.next().await {
+            summary.add(&record);
+            if !report.stdout_broken
+                && let Err(e) = audit::emit(&record, self.output)
+            {
+                eprintln!("error: cannot write the record to stdout: {e}");
+                report.stdout_broken = true;
+            }
+            if let Some(e) = err
+                && first.is_none_or(|j| i < j)
+            {
+                first = Some(i);
+                report.first_failure = Some(error_reporting::exit_status(&e));
+            }
+        }
+        drop(done);
+        self.route.finish().await;
+        self.progress.finish();
+        self.print_summary(&summary, started.elapsed());
+        report.interrupted = self.stop.is_cancelled();
+        report
+    }
+
+    fn print_summary(&self, summary: &Summary, wall: Duration) {
+        if self.quiet {
+            return;
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
+            eprintln!("{}", summary.table());
+        }
+        eprintln!("{}", summary.line(wall));
+    }
+
+    /// One file's record, or an interrupted record when the run is stopping.
+    async fn file(&self, path: &Path) -> (Record, Option<Error>) {
+        if self.stop.is_cancelled() {
+            let e = Error::Interrupted;
+            let shown = path.display().to_string();
+            return (
+                audit::failed(self.route_name(), &shown, None, &e, 0),
+                Some(e),
+            );
+        }
+        self.upload_one(path).await
+    }
+}
+

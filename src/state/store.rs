@@ -1,0 +1,178 @@
+//! The open store: the database file, its connection, and who this process is to its leases.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::error::{Result, StateError};
+use super::schema;
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "state.db";
+
+/// `$XDG_STATE_HOME/gcupload` (or the platform's equivalent), when there is a home.
+pub fn default_dir() -> Option<PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("gcupload"))
+}
+
+/// The open store; cheap to clone, one connection per process behind a lock.
+#[derive(Clone)]
+pub struct Store {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    conn: Mutex<Connection>,
+    pub(super) path: PathBuf,
+    /// Who holds the leases this process takes.
+    pub(super) pid: u32,
+    pub(super) host: String,
+}
+
+impl Store {
+    /// Opens (creating it, owner-only) the store in `dir` and brings its schema up to date.
+    pub fn open(dir: &Path) -> Result<Store> {
+        prepare_dir(dir)?;
+        let path = dir.join(DB_FILE);
+        let sql = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let conn = open_private(&path).map_err(sql)?;
+        // Concurrent runs wait for each other's short transactions instead of failing.
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        // NORMAL in WAL mode: a killed process loses nothing; only a power cut can lose the
+        // last commits (the database stays consistent), and commits cost no fsync each.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        schema::migrate(&conn, &path)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                path,
+                pid: std::process::id(),
+                host: hostname(),
+            }),
+        };
+        store.import_jsonl_outbox(dir)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the connection; for the blocking side of the async facade.
+    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|source| StateError::Sqlite {
+            path: self.inner.path.clone(),
+            source,
+        })
+    }
+
+    /// Runs a store call on a blocking thread: a write may wait for another run's transaction.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+/// Creates the directory owner-only; refuses one that others could write into or that is a link.
+fn prepare_dir(dir: &Path) -> Result<()> {
+    let bad = |why: String| StateError::Directory {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| bad(e.to_string()))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(bad("it is not a directory (a symbolic link is not accepted)".into()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(bad(format!(
+                "it belongs to user {} (not you); use a directory of your own with --state-dir",
+                meta.uid()
+            )));
+        }
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(bad(format!(
+                "others can write into it (mode {:o}); run `chmod 700 {}`",
+                meta.permissions().mode() & 0o777,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the database with owner-only permissions (SQLite creates its `-wal` and `-shm` files
+/// with the database file's mode).
+fn open_private(path: &Path) -> rusqlite::Result<Connection> {
+    #[cfg(unix)]
+    if !path.exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Exclusive creation: never through a link planted in our place.
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        if let Err(e) = created
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create {}: {e}", path.display())),
+            ));
+        }
+    }
+    Connection::open(path)
+}
+
+/// This machine's name, for leases: a pid means something only on its own host.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Now, in milliseconds since the epoch (leases) and as RFC 3339 (what people read).
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(super) fn now_text() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

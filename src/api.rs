@@ -34,7 +34,7 @@ impl Api {
         let mut refreshed = false;
         let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
-            retry::gate().await;
+            retry::api_gate().await;
             let token = self.tokens.bearer().await?;
             let mut req = self.http.request(method.clone(), url.clone());
             if let Some(b) = body {

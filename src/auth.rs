@@ -95,7 +95,7 @@ impl TokenSource {
     async fn request(&self) -> Result<Cached> {
         let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::Auth);
         loop {
-            crate::retry::gate().await;
+            crate::retry::api_gate().await;
             tracing::debug!(url = %self.url, "requesting an access token");
             let started = Instant::now();
             let sent = self

@@ -17,6 +17,8 @@ pub enum ExitStatus {
     Infected = 7,
     FileChanged = 8,
     Interrupted = 130,
+    /// stdout was closed by its reader (`| head`): files not started were left for a later run.
+    StdoutClosed = 141,
 }
 
 impl ExitStatus {

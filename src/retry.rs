@@ -57,6 +57,27 @@ pub async fn gate() {
     }
 }
 
+/// `--rate`: the run's budget of Platform API calls per minute, shared by every task.
+static API_RATE: std::sync::OnceLock<governor::DefaultDirectRateLimiter> =
+    std::sync::OnceLock::new();
+
+/// Caps the run's Platform API calls at `per_minute` (a token bucket: a burst of at most a
+/// tenth of the minute's calls, then an even pace).
+pub fn limit_api_calls(per_minute: std::num::NonZeroU32) {
+    let burst = std::num::NonZeroU32::new(per_minute.get().div_ceil(10)).unwrap_or(per_minute);
+    let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
+    let _ = API_RATE.set(governor::RateLimiter::direct(quota));
+}
+
+/// Waits for a rate-limit pause and, with `--rate`, for the next API call's turn; call before
+/// each Platform API request.
+pub async fn api_gate() {
+    gate().await;
+    if let Some(limiter) = API_RATE.get() {
+        limiter.until_ready().await;
+    }
+}
+
 tokio::task_local! {
     static DEADLINE: Instant;
 }

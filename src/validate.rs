@@ -96,6 +96,9 @@ pub struct ValidatedFile {
     pub md5: Option<String>,
     /// A fast fingerprint (XXH3) of the same bytes: the PUT checks what it sent against it.
     pub fingerprint: u64,
+    /// The metadata of the handle the bytes were read through: which file this is (a drop
+    /// folder move checks the path still names it).
+    pub meta: std::fs::Metadata,
 }
 
 /// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
@@ -175,6 +178,9 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
     let content_type = check_type(&file_name, policy)?;
     let file = std::fs::File::open(path)
         .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")))?;
     let digest = read_and_digest(file, size, content_type, policy)?;
     Ok(ValidatedFile {
         path: path.to_path_buf(),
@@ -184,6 +190,7 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
         sha256: digest.sha256,
         fingerprint: digest.fingerprint,
         md5: digest.md5,
+        meta,
     })
 }
 

@@ -81,7 +81,15 @@ impl Webhook {
         let body = serde_json::to_vec(&envelope).expect("records serialise");
         let mut retrier = retry::Retrier::new(&POLICY, crate::error::Stage::Webhook);
         let (status, error) = loop {
-            match post(&self.client, url.as_str(), &body, event_id, self.secret.as_ref()).await {
+            match post(
+                &self.client,
+                url.as_str(),
+                &body,
+                event_id,
+                self.secret.as_ref(),
+            )
+            .await
+            {
                 Ok(s) => {
                     return Some(Delivery {
                         delivered: true,
@@ -142,7 +150,15 @@ impl Webhook {
         let (mut delivered, mut pending) = (0, 0);
         for q in queued {
             let body = serde_json::to_vec(&q.body).expect("stored bodies serialise");
-            match post(&self.client, url.as_str(), &body, &q.event_id, self.secret.as_ref()).await {
+            match post(
+                &self.client,
+                url.as_str(),
+                &body,
+                &q.event_id,
+                self.secret.as_ref(),
+            )
+            .await
+            {
                 Ok(_) => {
                     tracing::info!(event_id = %q.event_id, "queued webhook event delivered");
                     store.delivered(&q.event_id)?;

@@ -258,6 +258,20 @@ pub struct UploadArgs {
     #[arg(long, conflicts_with = "force")]
     pub no_state: bool,
 
+    /// After a file's upload is confirmed and journaled, move it into this directory (drop
+    /// folders); a name already taken there gets a number: `name (1).pdf`.
+    #[arg(long, value_name = "DIR", conflicts_with = "remove_source_files")]
+    pub move_to: Option<PathBuf>,
+
+    /// After a file's upload is confirmed and journaled, delete it.
+    #[arg(long)]
+    pub remove_source_files: bool,
+
+    /// Platform API calls per minute at most, for the whole run (stay under the tenant's limit
+    /// instead of riding on 429s); e.g. 300 or 300/min.
+    #[arg(long, value_name = "N/min", value_parser = parse_rate)]
+    pub rate: Option<std::num::NonZeroU32>,
+
     /// Upload the files inside directories, recursively.
     #[arg(short = 'r', long)]
     pub recursive: bool,
@@ -418,6 +432,14 @@ pub struct SandboxArgs {
     /// Log detail on stderr (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `300` or `300/min`: calls per minute.
+pub fn parse_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
+    let n = s.trim().trim_end_matches("/min").trim();
+    n.parse::<std::num::NonZeroU32>().map_err(|_| {
+        format!("`{s}` is not a rate: a whole number of calls per minute, e.g. 300/min")
+    })
 }
 
 /// `10MiB`, `512KB`, `1048576`: decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.

@@ -67,20 +67,34 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
             doctor::run(doctor_inputs(&args.settings, &sources)).await
         }
         Some(Command::Completions { shell }) => {
-            let mut out = std::io::stdout();
-            clap_complete::generate(shell, &mut Cli::command(), "gcupload", &mut out);
-            ExitStatus::Success
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gcupload", &mut script);
+            print_all(&script, "the completion script")
         }
         Some(Command::Man) => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => ExitStatus::Success,
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => print_all(&page, "the man page"),
                 Err(e) => {
-                    eprintln!("error: cannot write the man page: {e}");
+                    eprintln!("error: cannot render the man page: {e}");
                     ExitStatus::Usage
                 }
             }
         }
         None => upload(cli.upload, &sources).await,
+    }
+}
+
+/// Writes `bytes` to stdout. A reader that stops early (`| head`) took what it wanted.
+fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitStatus::Success,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success,
+        Err(e) => {
+            eprintln!("error: cannot write {what}: {e}");
+            ExitStatus::Usage
+        }
     }
 }
 
@@ -229,7 +243,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
 /// failure earliest in the input order.
 fn status_of(report: Report) -> ExitStatus {
     match report.first_failure {
-        _ if report.stdout_broken => ExitStatus::Usage,
+        _ if report.stdout_broken => ExitStatus::StdoutClosed,
         _ if report.interrupted => ExitStatus::Interrupted,
         Some(status) => status,
         None => ExitStatus::Success,

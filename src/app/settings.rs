@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
 use crate::secret::Secret;
 use crate::validate::Policy;
-use crate::{pipeline, retry, state};
+use crate::{moves, pipeline, retry, state};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +159,8 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             state_dir(&s.webhook.state)
         },
         force: args.force,
+        after: after_upload(args)?,
+        rate: args.rate,
         output: args.output(),
         progress: args.progress,
         dry_run: args.dry_run,
@@ -172,6 +174,53 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             ..retry::Policy::default()
         },
     })
+}
+
+/// What to do with a source file after its upload: `--move-to` or `--remove-source-files`.
+fn after_upload(args: &UploadArgs) -> Result<moves::After> {
+    if (args.move_to.is_some() || args.remove_source_files) && args.no_state {
+        return Err(Error::config(
+            "--move-to and --remove-source-files need the state store (they act only on what it journaled); drop --no-state",
+        ));
+    }
+    if let Some(dir) = &args.move_to {
+        check_outside_inputs(dir, &args.files)?;
+    }
+    Ok(match (&args.move_to, args.remove_source_files) {
+        (Some(dir), _) => moves::After::MoveTo(dir.clone()),
+        (None, true) => moves::After::Remove,
+        (None, false) => moves::After::Keep,
+    })
+}
+
+/// A `--move-to` directory inside an input directory would feed moved files to the next run.
+fn check_outside_inputs(dir: &std::path::Path, inputs: &[std::path::PathBuf]) -> Result<()> {
+    let absolute = |p: &std::path::Path| {
+        // The directory may not exist yet: resolve its nearest existing ancestor.
+        let mut base = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !base.exists() {
+            let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
+                break;
+            };
+            rest.push(name);
+            base.pop();
+        }
+        let mut full = std::fs::canonicalize(&base).unwrap_or(base);
+        full.extend(rest.iter().rev());
+        full
+    };
+    let target = absolute(dir);
+    for input in inputs.iter().filter(|p| p.is_dir()) {
+        if target.starts_with(absolute(input)) {
+            return Err(Error::config(format!(
+                "--move-to {} is inside the input {}: moved files would be uploaded again; choose a directory outside it",
+                dir.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `--state-dir` (or its former name `--outbox`), or the user's state directory.
@@ -343,8 +392,18 @@ pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
         "client_secret" => text(&s.client_secret),
         "webhook_url" => text(&s.webhook_url),
         "webhook_secret" => text(&s.webhook.webhook_secret),
-        "state_dir" => s.webhook.state.state_dir.as_ref().map(|p| p.display().to_string()),
-        "outbox" => s.webhook.state.outbox.as_ref().map(|p| p.display().to_string()),
+        "state_dir" => s
+            .webhook
+            .state
+            .state_dir
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        "outbox" => s
+            .webhook
+            .state
+            .outbox
+            .as_ref()
+            .map(|p| p.display().to_string()),
         _ => None,
     }
 }

@@ -44,7 +44,12 @@ impl Pipeline {
             if !report.stdout_broken
                 && let Err(e) = audit::emit(&record, self.output)
             {
-                eprintln!("error: cannot write the record to stdout: {e}");
+                // The reader went away (`| head -1`): start no new file, as a first Ctrl-C
+                // would; what was in flight finishes and every outcome stays in the journal.
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("error: cannot write the record to stdout: {e}");
+                }
+                self.stop.cancel();
                 report.stdout_broken = true;
             }
             if let Some(e) = err
@@ -85,4 +90,3 @@ impl Pipeline {
         self.upload_one(path).await
     }
 }
-

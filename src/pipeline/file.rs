@@ -14,7 +14,7 @@ use crate::error_reporting;
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
 use crate::state::{Claim, Entry, Key, Step, Store};
 use crate::validate::{self, ValidatedFile};
-use crate::{retry, transfer};
+use crate::{moves, retry, transfer};
 
 /// Protocol reference: a URL is valid 15 minutes; don't start a PUT on one older than 10.
 const URL_FRESHNESS: Duration = Duration::from_secs(600);
@@ -146,8 +146,18 @@ impl Pipeline {
                 }
                 record
             }
-            Outcome::Skipped(skip) => audit::skipped(route, shown, file, &skip, ms),
-            Outcome::Settle(entry) => self.settle(shown, file, entry, job, ms).await,
+            Outcome::Skipped(skip) => {
+                let mut record = audit::skipped(route, shown, file, &skip, ms);
+                if matches!(skip, Skip::Uploaded { .. }) {
+                    self.after_upload(&mut record, shown, file).await;
+                }
+                record
+            }
+            Outcome::Settle(entry) => {
+                let mut record = self.settle(shown, file, entry, job, ms).await;
+                self.after_upload(&mut record, shown, file).await;
+                record
+            }
             Outcome::Completed(conf, resumed) => {
                 let mut record = audit::completed(route, shown, file, conf, ms);
                 if resumed {
@@ -155,7 +165,39 @@ impl Pipeline {
                 }
                 tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
                 self.complete(&mut record, job).await;
+                self.after_upload(&mut record, shown, file).await;
                 record
+            }
+        }
+    }
+
+    /// `--move-to` / `--remove-source-files`, once the upload is confirmed and journaled; what
+    /// happened goes into the record. A failed move leaves the file where it is (the next run
+    /// skips its upload and tries the move again).
+    async fn after_upload(&self, record: &mut Record, shown: &str, file: &ValidatedFile) {
+        if matches!(self.after, moves::After::Keep) {
+            return;
+        }
+        let (after, path) = (self.after.clone(), file.path.clone());
+        let identity = moves::Identity::of(&file.meta);
+        let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
+            .await
+            .expect("a move does not panic");
+        match done {
+            Ok(moves::Outcome::Moved { to }) => {
+                record
+                    .extra
+                    .insert("movedTo".into(), to.display().to_string().into());
+            }
+            Ok(moves::Outcome::Removed) => {
+                record.extra.insert("removed".into(), true.into());
+            }
+            Ok(moves::Outcome::Kept) => {}
+            Err(e) => {
+                self.progress.println(&format!("warning: {shown}: {e}"));
+                record
+                    .extra
+                    .insert("moveError".into(), e.to_string().into());
             }
         }
     }
@@ -164,7 +206,9 @@ impl Pipeline {
     async fn complete(&self, record: &mut Record, job: Option<Job>) {
         let payload = serde_json::to_value(&*record).expect("records serialise");
         let event_id = record.event_id.to_string();
-        let store = job.as_ref().and_then(|j| j.store.clone().map(|s| (s, j.id)));
+        let store = job
+            .as_ref()
+            .and_then(|j| j.store.clone().map(|s| (s, j.id)));
         if let Some((s, id)) = &store
             && let Err(e) = s.completed(*id, payload.clone(), event_id.clone()).await
         {
@@ -273,7 +317,12 @@ impl Pipeline {
     }
 
     /// Uploads, confirms and sends, starting from the step `entry` reached.
-    async fn finish(&self, file: &ValidatedFile, job: &mut Job, entry: &Entry) -> Result<Confirmation> {
+    async fn finish(
+        &self,
+        file: &ValidatedFile,
+        job: &mut Job,
+        entry: &Entry,
+    ) -> Result<Confirmation> {
         let saved = entry.confirmation.clone();
         let mut conf = match saved.and_then(|v| serde_json::from_value(v).ok()) {
             Some(c) => c,
@@ -290,13 +339,21 @@ impl Pipeline {
     }
 
     /// The platform's confirmation: of an upload an earlier run may have landed, or of a new one.
-    async fn confirmed(&self, file: &ValidatedFile, job: &mut Job, entry: &Entry) -> Result<Confirmation> {
+    async fn confirmed(
+        &self,
+        file: &ValidatedFile,
+        job: &mut Job,
+        entry: &Entry,
+    ) -> Result<Confirmation> {
         let saved = saved_upload(entry);
         let mut conf = None;
         if let Some(up) = &saved
             && entry.step >= Step::UrlIssued
         {
-            conf = self.route.resume(file, up, entry.step >= Step::PutDone).await?;
+            conf = self
+                .route
+                .resume(file, up, entry.step >= Step::PutDone)
+                .await?;
         }
         let conf = match conf {
             Some(c) => c,

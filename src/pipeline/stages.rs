@@ -12,7 +12,7 @@ use crate::error_reporting::ExitStatus;
 use crate::routes::{self, Route, RouteConfig};
 use crate::secret::Secret;
 use crate::validate::Policy;
-use crate::{progress, retry, state, webhook};
+use crate::{moves, progress, retry, state, webhook};
 
 /// Everything a run is configured with, resolved from the command line by `app::settings`.
 #[derive(Debug, Clone)]
@@ -28,6 +28,10 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Send files again even when the journal says they were sent.
     pub force: bool,
+    /// What happens to a source file once its upload is confirmed and journaled.
+    pub after: moves::After,
+    /// Platform API calls per minute at most.
+    pub rate: Option<std::num::NonZeroU32>,
     pub output: Output,
     pub progress: progress::When,
     /// Validate and resolve everything, upload nothing.
@@ -61,6 +65,7 @@ pub struct Pipeline {
     pub(super) abandon: CancellationToken,
     pub(super) journal: Option<state::Store>,
     pub(super) force: bool,
+    pub(super) after: moves::After,
 }
 
 /// How a run ended, for the caller to choose the process's exit status.
@@ -80,6 +85,9 @@ impl Pipeline {
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
+        if let Some(per_minute) = config.rate {
+            retry::limit_api_calls(per_minute);
+        }
         let journal = match &config.state_dir {
             Some(dir) => Some(state::Store::open(dir).map_err(|e| Error::State {
                 message: e.to_string(),
@@ -115,6 +123,7 @@ impl Pipeline {
             abandon: CancellationToken::new(),
             journal,
             force: config.force,
+            after: config.after,
         })
     }
 
@@ -130,7 +139,10 @@ impl Pipeline {
 }
 
 /// Clears a file's progress bar however its upload ends.
-pub(super) struct BarGuard<'a>(pub(super) &'a crate::progress::Progress, pub(super) indicatif::ProgressBar);
+pub(super) struct BarGuard<'a>(
+    pub(super) &'a crate::progress::Progress,
+    pub(super) indicatif::ProgressBar,
+);
 
 impl Drop for BarGuard<'_> {
     fn drop(&mut self) {

@@ -252,7 +252,10 @@ impl Route for Conversation {
     }
 
     async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
-        match self.wait_until_valid(&up.file_id, self.confirm_timeout).await? {
+        match self
+            .wait_until_valid(&up.file_id, self.confirm_timeout)
+            .await?
+        {
             Ok(media) => Ok(self.confirmation(up, media)),
             Err(status) => Err(Error::protocol(
                 Stage::Confirm,

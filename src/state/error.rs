@@ -13,11 +13,18 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("journal row {id} is no longer held by this run: another run took it over after this one stalled past its lease")]
+    #[error(
+        "journal row {id} is no longer held by this run: another run took it over after this one stalled past its lease"
+    )]
     Lost { id: i64 },
-    #[error("the state store {path} has schema version {found}, newer than this gcupload knows ({known}); upgrade gcupload")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "the state store {path} has schema version {found}, newer than this gcupload knows ({known}); upgrade gcupload"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
-

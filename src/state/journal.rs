@@ -57,7 +57,10 @@ const STEPS: &[(Step, &str)] = &[
 
 impl Step {
     pub fn as_str(self) -> &'static str {
-        STEPS.iter().find(|(s, _)| *s == self).map_or("?", |(_, n)| n)
+        STEPS
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("?", |(_, n)| n)
     }
 
     fn parse(s: &str) -> Step {

@@ -72,7 +72,10 @@ impl Store {
     }
 
     fn quarantine_event(&self, event_id: &str, body: &str, why: &str) -> Result<()> {
-        tracing::warn!(event_id, "a queued webhook event is damaged; kept aside in quarantine");
+        tracing::warn!(
+            event_id,
+            "a queued webhook event is damaged; kept aside in quarantine"
+        );
         self.with(|conn| {
             let tx = conn.transaction()?;
             tx.execute(
@@ -105,15 +108,25 @@ impl Store {
         })?;
         let done = dir.join(format!("{JSONL}.imported"));
         if let Err(e) = std::fs::rename(&path, &done) {
-            tracing::warn!("the old outbox {} could not be renamed: {e}", path.display());
+            tracing::warn!(
+                "the old outbox {} could not be renamed: {e}",
+                path.display()
+            );
         }
-        tracing::info!(imported, kept_aside, "imported the JSON-lines webhook outbox");
+        tracing::info!(
+            imported,
+            kept_aside,
+            "imported the JSON-lines webhook outbox"
+        );
         Ok(())
     }
 }
 
 /// Queues each well-formed line of the old outbox; keeps the others in quarantine.
-fn import_lines(tx: &rusqlite::Transaction<'_>, lines: &[Vec<u8>]) -> rusqlite::Result<(usize, usize)> {
+fn import_lines(
+    tx: &rusqlite::Transaction<'_>,
+    lines: &[Vec<u8>],
+) -> rusqlite::Result<(usize, usize)> {
     let (mut imported, mut kept_aside) = (0, 0);
     for line in lines {
         if line.iter().all(u8::is_ascii_whitespace) {

@@ -69,7 +69,10 @@ impl Store {
     }
 
     /// Runs `f` on the connection; for the blocking side of the async facade.
-    pub(super) fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(super) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let mut conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut conn).map_err(|source| StateError::Sqlite {
             path: self.inner.path.clone(),
@@ -103,7 +106,9 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     b.create(dir).map_err(|e| bad(e.to_string()))?;
     let meta = std::fs::symlink_metadata(dir).map_err(|e| bad(e.to_string()))?;
     if !meta.is_dir() {
-        return Err(bad("it is not a directory (a symbolic link is not accepted)".into()));
+        return Err(bad(
+            "it is not a directory (a symbolic link is not accepted)".into(),
+        ));
     }
     #[cfg(unix)]
     {

@@ -7,6 +7,7 @@ mod architecture;
 mod batch;
 mod cli;
 mod conversation;
+mod dropfolder;
 mod faults;
 mod guest;
 mod polish;

@@ -188,7 +188,11 @@ fn progress_bars_appear_on_a_terminal_and_never_on_a_pipe() {
     );
 
     // On a pipe: no bar, and stdout is only JSON.
-    let out = env.cmd().args(["--force", "a.pdf", "b.pdf"]).output().unwrap();
+    let out = env
+        .cmd()
+        .args(["--force", "a.pdf", "b.pdf"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(!stderr(&out).contains("ETA"));
     assert!(

@@ -9,8 +9,8 @@ use super::frames::{self, Frame};
 use super::session::{Link, Session, live};
 use super::socket::{SocketError, not_echoed};
 use crate::error::{Result, Stage};
-use crate::routes::route::Confirmation;
 use crate::redact;
+use crate::routes::route::Confirmation;
 
 impl Link {
     /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
@@ -76,7 +76,10 @@ impl Link {
         slot: &mut Option<Session>,
         id: &str,
     ) -> Result<Option<Frame>> {
-        match self.ask(slot, frames::get_attachment(id), Stage::Confirm).await {
+        match self
+            .ask(slot, frames::get_attachment(id), Stage::Confirm)
+            .await
+        {
             Ok(f) if f.class == "PresignedUrlResponse" => {
                 Ok(Some(Frame::upload_success(id, &f.body["url"])))
             }

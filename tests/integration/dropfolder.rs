@@ -1,0 +1,222 @@
+//! Drop folders and long runs: `--move-to`, `--remove-source-files`, a reader that closes stdout,
+//! `--rate`.
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use gcupload::ExitStatus;
+
+#[test]
+fn moves_happen_only_after_a_confirmed_and_journaled_upload() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("inbox");
+    let sent = env.dir.path().join("sent");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let good = pdf(2000);
+    std::fs::write(inbox.join("good.pdf"), &good).unwrap();
+    std::fs::write(inbox.join("bad.pdf"), png(100)).unwrap(); // refused: not a PDF
+    // A file of that name is already in the destination: nothing is overwritten.
+    std::fs::create_dir_all(&sent).unwrap();
+    std::fs::write(sent.join("good.pdf"), b"an older file").unwrap();
+
+    let out = env
+        .cmd()
+        .args(["--recursive", "--move-to"])
+        .arg(&sent)
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let recs = records(&out.stdout);
+    let ok = by_name(&recs, "good.pdf");
+    assert_eq!(ok["action"], "FILE_UPLOAD_COMPLETED");
+    let moved = std::path::PathBuf::from(ok["movedTo"].as_str().unwrap());
+    assert_eq!(moved, sent.join("good (1).pdf"));
+    assert_eq!(std::fs::read(&moved).unwrap(), good, "moved byte-exact");
+    assert_eq!(
+        std::fs::read(sent.join("good.pdf")).unwrap(),
+        b"an older file"
+    );
+    assert!(!inbox.join("good.pdf").exists());
+    // The failed file stays where it was.
+    assert_eq!(by_name(&recs, "bad.pdf")["action"], "FILE_UPLOAD_FAILED");
+    assert!(inbox.join("bad.pdf").exists());
+    assert!(by_name(&recs, "bad.pdf").get("movedTo").is_none());
+
+    // --remove-source-files: the confirmed file is deleted, and only it.
+    let other = env.file("other.pdf", &pdf(3000));
+    let out = env
+        .cmd()
+        .arg("--remove-source-files")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    assert_eq!(records(&out.stdout)[0]["removed"], true);
+    assert!(!other.exists());
+    assert_eq!(env.sandbox.objects().len(), 2);
+}
+
+#[test]
+fn a_file_skipped_as_already_uploaded_is_moved_a_claimed_one_is_not() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(1000));
+    let sent = env.dir.path().join("sent");
+    // Uploaded without a move (say the mover was added later) ...
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    // ... then a run with --move-to skips the upload and moves it: it is confirmed and journaled.
+    let out = env
+        .cmd()
+        .arg("--move-to")
+        .arg(&sent)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_SKIPPED");
+    assert_eq!(r["movedTo"], sent.join("a.pdf").display().to_string());
+    assert!(!f.exists());
+    assert_eq!(env.sandbox.objects().len(), 1);
+
+    // A file another run is uploading is skipped and left in place.
+    let g = env.file("b.pdf", &pdf(5000));
+    env.sandbox
+        .faults()
+        .pause
+        .push(gcupload::sandbox::Pause::new("put-start", 4000));
+    let mut holder = env.spawn(&[g.as_os_str()]);
+    while env.sandbox.paused("put-start") == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = env
+        .cmd()
+        .arg("--move-to")
+        .arg(&sent)
+        .arg(&g)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["skipReason"], "claimed-by-another-run");
+    assert!(r.get("movedTo").is_none());
+    assert!(g.exists(), "a claimed file is never moved");
+    assert!(holder.wait().unwrap().success());
+    assert_eq!(env.sandbox.objects().len(), 2);
+}
+
+#[test]
+fn a_move_into_the_input_tree_is_refused_before_anything_is_sent() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("a.pdf"), pdf(100)).unwrap();
+    let out = env
+        .cmd()
+        .args(["-r", "--move-to"])
+        .arg(inbox.join("sent"))
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    assert!(
+        stderr(&out).contains("inside the input"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.sandbox.objects().is_empty());
+}
+
+#[test]
+fn a_closed_stdout_stops_new_files_and_the_journal_keeps_every_outcome() {
+    let env = Env::new();
+    let dir = env.dir.path().join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..50 {
+        std::fs::write(dir.join(format!("f{i:02}.pdf")), pdf(1000 + i)).unwrap();
+    }
+    env.sandbox.faults().put_delay_ms = 50;
+    // `gcupload … | head -1`: the reader takes one line and goes away.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
+        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
+        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
+        .env("GCUPLOAD_STATE_DIR", env.outbox())
+        .args(["--jobs", "2", "-r"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(ExitStatus::StdoutClosed.code()),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cannot write"),
+        "a closed pipe is not an error: {err}"
+    );
+    let stored = env.sandbox.objects().len();
+    assert!(stored < 50, "new files stopped: {stored} stored");
+
+    // Every file that was sent is in the journal as completed; the rest were never claimed.
+    let rows = env.store().history(&Default::default()).unwrap();
+    let completed = rows.iter().filter(|r| r["step"] == "completed").count();
+    assert_eq!(completed, stored, "{rows:?}");
+    // The next run sends exactly the rest.
+    let out = env.cmd().arg("-r").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    assert_eq!(env.sandbox.objects().len(), 50);
+}
+
+#[test]
+fn rate_paces_the_api_calls_of_a_run() {
+    let env = Env::new();
+    let files: Vec<_> = (0..6)
+        .map(|i| env.file(&format!("r{i}.pdf"), &pdf(100 + i)))
+        .collect();
+    // 1 token + 6 upload URLs + 6 confirms = 13 calls; 60/min allows a burst of 6 then one a
+    // second, so the run cannot take less than about 7 s.
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .args(["--rate", "60/min", "--jobs", "6"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(env.sandbox.objects().len(), 6);
+    assert!(took >= Duration::from_secs(6), "paced: {took:?}");
+
+    let out = env
+        .cmd()
+        .args(["--rate", "fast"])
+        .arg(&files[0])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+}

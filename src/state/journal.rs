@@ -524,3 +524,142 @@ fn keep(row: &Value, f: &HistoryFilter) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        Key {
+            route: "external-contact".into(),
+            target: "c1".into(),
+            file_name: name.into(),
+            sha256: "ab".repeat(32),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("state")).unwrap();
+        (dir, s)
+    }
+
+    async fn claim(s: &Store, name: &str, force: bool) -> Claim {
+        s.claim(key(name), format!("/in/{name}"), 10, force)
+            .await
+            .unwrap()
+    }
+
+    /// Pretends the row's lease belongs to another process on this host.
+    fn hand_over(s: &Store, id: i64, pid: u32, until_ms: i64) {
+        s.with(|c| {
+            c.execute(
+                "UPDATE uploads SET lease_pid = ?1, lease_until = ?2 WHERE id = ?3",
+                params![pid, until_ms, id],
+            )
+        })
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_goes_fresh_then_done_and_force_starts_anew() {
+        let (_d, s) = store();
+        let Claim::Fresh(e) = claim(&s, "a.pdf", false).await else {
+            panic!("fresh")
+        };
+        s.advance(e.id, Step::UrlIssued, Some("f1".into()), None)
+            .await
+            .unwrap();
+        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into())
+            .await
+            .unwrap();
+        s.settled(e.id, "delivered").await.unwrap();
+        let Claim::Done(done) = claim(&s, "a.pdf", false).await else {
+            panic!("done")
+        };
+        assert_eq!(done.event_id.as_deref(), Some("ev1"));
+        assert_eq!(done.file_id.as_deref(), Some("f1"));
+        let Claim::Fresh(again) = claim(&s, "a.pdf", true).await else {
+            panic!("forced")
+        };
+        assert_ne!(again.id, e.id, "a forced upload is a new row");
+    }
+
+    #[tokio::test]
+    async fn a_live_claim_is_held_a_dead_or_expired_one_is_taken_over() {
+        let (_d, s) = store();
+        let Claim::Fresh(e) = claim(&s, "a.pdf", false).await else {
+            panic!("fresh")
+        };
+        s.advance(e.id, Step::PutDone, Some("f1".into()), None)
+            .await
+            .unwrap();
+        // Our own live claim (the same file twice in one run) holds.
+        assert!(matches!(claim(&s, "a.pdf", false).await, Claim::Held(_)));
+        // A live process of this host (pid 1 always exists) holds it too.
+        hand_over(&s, e.id, 1, now_ms() + LEASE_MS);
+        assert!(matches!(claim(&s, "a.pdf", false).await, Claim::Held(l) if l.pid == 1));
+        // The same, but expired: taken over and resumed from its step.
+        hand_over(&s, e.id, 1, now_ms() - 1);
+        let Claim::Resume(r) = claim(&s, "a.pdf", false).await else {
+            panic!("resume")
+        };
+        assert_eq!((r.id, r.step), (e.id, Step::PutDone));
+        // A process that is gone, lease not expired: taken over at once.
+        hand_over(&s, r.id, u32::MAX - 7, now_ms() + LEASE_MS);
+        assert!(matches!(claim(&s, "a.pdf", false).await, Claim::Resume(_)));
+    }
+
+    #[tokio::test]
+    async fn a_row_taken_over_cannot_be_advanced_by_its_old_holder() {
+        let (_d, s) = store();
+        let Claim::Fresh(e) = claim(&s, "a.pdf", false).await else {
+            panic!("fresh")
+        };
+        hand_over(&s, e.id, 1, now_ms() + LEASE_MS);
+        let err = s.advance(e.id, Step::UrlIssued, None, None).await;
+        assert!(matches!(err, Err(StateError::Lost { .. })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn history_filters_and_pending_next_steps() {
+        let (_d, s) = store();
+        let Claim::Fresh(a) = claim(&s, "a.pdf", false).await else {
+            panic!()
+        };
+        s.advance(a.id, Step::UrlIssued, Some("f".into()), None)
+            .await
+            .unwrap();
+        s.failed(a.id, "boom".into(), false).await.unwrap();
+        let Claim::Fresh(b) = claim(&s, "b.pdf", false).await else {
+            panic!()
+        };
+        s.completed(b.id, json!({}), "ev".into()).await.unwrap();
+        s.settled(b.id, "none").await.unwrap();
+        let all = s.history(&HistoryFilter::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        let failed = s
+            .history(&HistoryFilter {
+                failed: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0]["fileName"], "a.pdf");
+        assert_eq!(failed[0]["next"], Step::UrlIssued.next_action());
+        let by_path = s
+            .history(&HistoryFilter {
+                path: Some("/in/b.pdf".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(by_path.len(), 1);
+        let later = s
+            .history(&HistoryFilter {
+                since: Some("9999-01-01".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(later.is_empty());
+    }
+}

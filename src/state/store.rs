@@ -181,3 +181,41 @@ pub(super) fn now_text() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_directory_others_can_write_or_a_link_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = Store::open(&tmp.path().join("ok")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&tmp.path().join("ok")), 0o700);
+        assert_eq!(mode(open.path()), 0o600);
+
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Store::open(&shared).err().expect("refused");
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path().join("ok"), &link).unwrap();
+        let err = Store::open(&link).err().expect("refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::open(tmp.path()).unwrap();
+        s.with(|c| c.pragma_update(None, "user_version", 99))
+            .unwrap();
+        drop(s);
+        let err = Store::open(tmp.path()).err().expect("refused");
+        assert!(matches!(err, StateError::TooNew { found: 99, .. }), "{err}");
+    }
+}

@@ -13,3 +13,4 @@ mod polish;
 mod props;
 mod sandbox;
 mod soak;
+mod state;

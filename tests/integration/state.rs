@@ -200,15 +200,18 @@ fn a_rerun_of_a_directory_skips_every_file_with_the_earlier_upload() {
         assert_eq!(r["integrityHash"], f["integrityHash"]);
         let at = r["uploadedAt"].as_str().expect("uploadedAt");
         assert!(
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .is_ok(),
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok(),
             "uploadedAt is RFC 3339: {at}"
         );
         assert_ne!(r["eventId"], f["eventId"], "a skip is an event of its own");
         assert!(r.get("webhook").is_none(), "no webhook for a skip: {r}");
     }
     assert_eq!(env.sandbox.objects().len(), 3, "nothing stored again");
-    assert_eq!(seen(&env, "POST", "/files").len(), urls_before, "no URL asked");
+    assert_eq!(
+        seen(&env, "POST", "/files").len(),
+        urls_before,
+        "no URL asked"
+    );
     assert_eq!(env.sandbox.webhooks().len(), 3, "no webhook sent");
 
     // A dry run over the sent directory says each would be skipped, and uploads nothing.
@@ -247,7 +250,10 @@ fn force_and_a_changed_file_upload_again_and_only_what_changed() {
     let b = by_name(&recs, "b.png");
     assert_eq!(b["action"], "FILE_UPLOAD_COMPLETED", "{b}");
     assert_ne!(b["fileId"], by_name(&first, "b.png")["fileId"]);
-    assert!(b.get("resumed").is_none(), "new content is a new upload: {b}");
+    assert!(
+        b.get("resumed").is_none(),
+        "new content is a new upload: {b}"
+    );
     let objects = env.sandbox.objects();
     assert_eq!(objects.len(), 4);
     let new = objects
@@ -302,7 +308,11 @@ fn no_state_sends_again_and_journals_nothing() {
     assert!(recs.iter().all(|r| r["action"] == "FILE_UPLOAD_COMPLETED"));
     assert_eq!(env.sandbox.objects().len(), 6);
     assert_eq!(env.sandbox.webhooks().len(), 6);
-    assert_eq!(history_str(&env, &[]).len(), rows, "--no-state journals nothing");
+    assert_eq!(
+        history_str(&env, &[]).len(),
+        rows,
+        "--no-state journals nothing"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,7 +322,7 @@ fn no_state_sends_again_and_journals_nothing() {
 /// What the journal says after a kill at `point`: the row's step.
 fn step_after_kill(point: &str) -> &'static str {
     match point {
-        "request-url" => "claimed",
+        "token" | "request-url" => "claimed",
         "put-start" | "put-mid" | "put-stored" => "url-issued",
         "confirm" => "confirm-sent",
         "send" => "send-started",
@@ -384,22 +394,41 @@ fn killed_then_rerun(route: Route, point: &str) {
         );
         let messages = env.sandbox.messages();
         assert_eq!(messages.len(), 1, "never sent twice: {messages:?}");
-        assert_eq!(messages[0]["mediaIds"][0].as_str(), Some(stored_id.as_str()));
+        assert_eq!(
+            messages[0]["mediaIds"][0].as_str(),
+            Some(stored_id.as_str())
+        );
         assert_eq!(seen(&env, "POST", "/messages").len(), 0, "no send answered");
         assert!(env.sandbox.webhooks().is_empty(), "nothing completed");
         let rows = history_str(&env, &["--path", path.to_str().unwrap()]);
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0]["step"], "send-started", "{}", rows[0]);
-        assert!(rows[0]["error"].as_str().unwrap().contains("may have been sent"));
+        assert!(
+            rows[0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("may have been sent")
+        );
         return;
     }
 
     assert_eq!(code(&out), Some(0), "{point}: {}", stderr(&out));
-    assert!(took < Duration::from_secs(15), "{point}: re-run took {took:?}");
+    // Well under the 60 s lease: a dead claimant is not waited for.
+    assert!(
+        took < Duration::from_secs(20),
+        "{point}: re-run took {took:?}"
+    );
     let hooks = env.sandbox.webhooks();
-    assert_eq!(hooks.len(), 1, "{point}: one event across both runs: {hooks:?}");
+    assert_eq!(
+        hooks.len(),
+        1,
+        "{point}: one event across both runs: {hooks:?}"
+    );
     assert_eq!(hooks[0]["body"]["payload"]["fileId"], stored_id.as_str());
-    assert_eq!(hooks[0]["body"]["payload"]["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(
+        hooks[0]["body"]["payload"]["action"],
+        "FILE_UPLOAD_COMPLETED"
+    );
     if point == "webhook" {
         // Completed by the killed run; the re-run only delivers its event.
         assert_eq!(r["action"], "FILE_UPLOAD_SKIPPED", "{r}");
@@ -414,7 +443,7 @@ fn killed_then_rerun(route: Route, point: &str) {
         assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
         assert_eq!(hooks[0]["idempotencyKey"], r["eventId"]);
         assert_eq!(r["webhook"]["delivered"], true, "{r}");
-        if point == "request-url" {
+        if point == "request-url" || point == "token" {
             // Nothing was journaled past the claim: a fresh upload.
             assert!(r.get("resumed").is_none(), "{r}");
         } else {
@@ -432,7 +461,8 @@ fn killed_then_rerun(route: Route, point: &str) {
             let mut ok: HashMap<String, usize> = HashMap::new();
             for (p, s) in &confirms {
                 if (200..300).contains(s) {
-                    *ok.entry(p.split('/').nth_back(1).unwrap().to_string()).or_default() += 1;
+                    *ok.entry(p.split('/').nth_back(1).unwrap().to_string())
+                        .or_default() += 1;
                 }
             }
             assert!(ok.values().all(|n| *n == 1), "{point}: {confirms:?}");
@@ -441,7 +471,10 @@ fn killed_then_rerun(route: Route, point: &str) {
         Route::Conversation => {
             let messages = env.sandbox.messages();
             assert_eq!(messages.len(), 1, "{point}: one message: {messages:?}");
-            assert_eq!(messages[0]["mediaIds"][0].as_str(), Some(stored_id.as_str()));
+            assert_eq!(
+                messages[0]["mediaIds"][0].as_str(),
+                Some(stored_id.as_str())
+            );
             // The completed record (this run's, or the killed run's in the event) names it.
             let completed = if point == "webhook" {
                 &hooks[0]["body"]["payload"]
@@ -556,6 +589,9 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
         .iter()
         .map(OsStr::new)
         .collect();
+    // The store exists already (as after any earlier run): two runs creating it at once is
+    // `two_runs_starting_at_once_on_a_new_state_directory_both_open_it`.
+    drop(env.store());
     // Both started before either is waited on; each drained on its own thread.
     let runs: Vec<Child> = (0..2).map(|_| Route::External.spawn(&env, &args)).collect();
     let outs: Vec<Output> = runs
@@ -572,7 +608,10 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
         assert_eq!(code(out), Some(0), "run {n}: {}", stderr(out));
         let recs = records(&out.stdout);
         assert_eq!(recs.len(), 100, "run {n}: one record per file");
-        let names: HashSet<&str> = recs.iter().map(|r| r["fileName"].as_str().unwrap()).collect();
+        let names: HashSet<&str> = recs
+            .iter()
+            .map(|r| r["fileName"].as_str().unwrap())
+            .collect();
         assert_eq!(names.len(), 100, "run {n}: each file once");
         for r in &recs {
             match r["action"].as_str().unwrap() {
@@ -596,7 +635,11 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
             }
         }
     }
-    assert_eq!(completed.len(), 100, "every file completed by exactly one run");
+    assert_eq!(
+        completed.len(),
+        100,
+        "every file completed by exactly one run"
+    );
     assert!(claimed_skips > 0, "the runs overlapped");
 
     // Stored exactly once each, byte-exact, under the id the completing run reported.
@@ -609,7 +652,11 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
             .filter(|o| o.sha256 == sha256(bytes))
             .collect();
         assert_eq!(mine.len(), 1, "{name}");
-        assert_eq!(key_id(&mine[0].key), r["fileId"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            key_id(&mine[0].key),
+            r["fileId"].as_str().unwrap(),
+            "{name}"
+        );
     }
 
     // 100 events, none twice, each a completed record's.
@@ -747,7 +794,11 @@ fn a_lease_held_on_another_host_is_respected_until_it_expires() {
     let bytes = pdf(30_000);
     let path = env.file("remote.pdf", &bytes);
     env.sandbox.faults().pause = vec![Pause::new("put-start", HOLD_MS)];
-    kill_when_paused(&env, "put-start", Route::External.spawn(&env, &[path.as_os_str()]));
+    kill_when_paused(
+        &env,
+        "put-start",
+        Route::External.spawn(&env, &[path.as_os_str()]),
+    );
     env.sandbox.faults().pause.clear();
 
     // A pid means nothing on another host: only the expiry tells.
@@ -812,7 +863,10 @@ fn quarantine(env: &Env) -> Vec<(String, Vec<u8>, String)> {
 fn the_jsonl_outbox_is_imported_once_and_damaged_lines_are_kept_aside() {
     let env = Env::new();
     let dir = state_dir(&env);
-    let (id1, id2) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+    let (id1, id2) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
     let good1 = old_entry(&id1, "one.pdf");
     let good2 = old_entry(&id2, "two.pdf");
     let full = old_entry(&uuid::Uuid::new_v4().to_string(), "three.pdf").to_string();
@@ -858,7 +912,10 @@ fn the_jsonl_outbox_is_imported_once_and_damaged_lines_are_kept_aside() {
     let strip = |b: &[u8]| b.strip_suffix(b"\n").unwrap_or(b).to_vec();
     assert_eq!(strip(&kept[0].1), truncated);
     assert_eq!(strip(&kept[1].1), not_utf8);
-    assert!(kept.iter().all(|(src, _, why)| src == "webhook-outbox.jsonl" && !why.is_empty()));
+    assert!(
+        kept.iter()
+            .all(|(src, _, why)| src == "webhook-outbox.jsonl" && !why.is_empty())
+    );
     assert!(!dir.join("webhook-outbox.jsonl").exists());
     assert_eq!(
         std::fs::read(dir.join("webhook-outbox.jsonl.imported")).unwrap(),
@@ -882,7 +939,11 @@ fn the_jsonl_outbox_is_imported_once_and_damaged_lines_are_kept_aside() {
 fn history_filters_by_failure_path_time_and_what_is_pending() {
     let env = Env::new();
     let sub = env.dir.path().join("docs");
-    let (a, b, c) = (sub.join("a.pdf"), sub.join("b.pdf"), env.dir.path().join("c.pdf"));
+    let (a, b, c) = (
+        sub.join("a.pdf"),
+        sub.join("b.pdf"),
+        env.dir.path().join("c.pdf"),
+    );
     let (ab, bb, cb) = (pdf(3000), pdf(4000), pdf(5000));
     write(&a, &ab);
     write(&b, &bb);
@@ -907,16 +968,31 @@ fn history_filters_by_failure_path_time_and_what_is_pending() {
         .args([&a, &b, &c])
         .output()
         .unwrap();
-    assert_eq!(code(&out), Some(ExitStatus::Remote.code()), "{}", stderr(&out));
+    assert_eq!(
+        code(&out),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
     let recs = records(&out.stdout);
     assert_eq!(by_name(&recs, "a.pdf")["action"], "FILE_UPLOAD_COMPLETED");
     let rb = by_name(&recs, "b.pdf");
-    assert_eq!((&rb["action"], &rb["error"]["stage"]), (&"FILE_UPLOAD_FAILED".into(), &"request-url".into()), "{rb}");
+    assert_eq!(
+        (&rb["action"], &rb["error"]["stage"]),
+        (&"FILE_UPLOAD_FAILED".into(), &"request-url".into()),
+        "{rb}"
+    );
     let rc = by_name(&recs, "c.pdf");
-    assert_eq!((&rc["action"], &rc["error"]["stage"]), (&"FILE_UPLOAD_FAILED".into(), &"confirm".into()), "{rc}");
+    assert_eq!(
+        (&rc["action"], &rc["error"]["stage"]),
+        (&"FILE_UPLOAD_FAILED".into(), &"confirm".into()),
+        "{rc}"
+    );
 
     let name = |rows: &[Value]| -> Vec<String> {
-        rows.iter().map(|r| r["fileName"].as_str().unwrap().to_string()).collect()
+        rows.iter()
+            .map(|r| r["fileName"].as_str().unwrap().to_string())
+            .collect()
     };
     let all = history_str(&env, &[]);
     assert_eq!(name(&all), ["a.pdf", "b.pdf", "c.pdf"], "{all:?}");
@@ -928,7 +1004,11 @@ fn history_filters_by_failure_path_time_and_what_is_pending() {
     assert!(row("a.pdf")["error"].is_null());
     // b failed before anything was sent: closed, a re-run starts it anew.
     assert_eq!(row("b.pdf")["step"], "failed");
-    assert!(row("b.pdf")["error"].as_str().unwrap().contains("500"), "{}", row("b.pdf"));
+    assert!(
+        row("b.pdf")["error"].as_str().unwrap().contains("500"),
+        "{}",
+        row("b.pdf")
+    );
     // c failed after its bytes landed: a re-run confirms it.
     assert_eq!(row("c.pdf")["step"], "confirm-sent");
     assert!(row("c.pdf")["error"].is_string());
@@ -940,16 +1020,26 @@ fn history_filters_by_failure_path_time_and_what_is_pending() {
     let only = |p: &Path| name(&history(&env, &[OsStr::new("--path"), p.as_os_str()]));
     assert_eq!(only(&a), ["a.pdf"]);
     assert_eq!(only(&b), ["b.pdf"]);
-    assert_eq!(only(&sub), ["a.pdf", "b.pdf"], "a directory: what is below it");
     assert_eq!(
-        name(&history(&env, &[OsStr::new("--path"), OsStr::new("docs/a.pdf")])),
+        only(&sub),
+        ["a.pdf", "b.pdf"],
+        "a directory: what is below it"
+    );
+    assert_eq!(
+        name(&history(
+            &env,
+            &[OsStr::new("--path"), OsStr::new("docs/a.pdf")]
+        )),
         ["a.pdf"],
         "a relative path is resolved from the current directory"
     );
     assert!(history_str(&env, &["--since", "2999-01-01T00:00:00Z"]).is_empty());
     assert_eq!(history_str(&env, &["--since", "2000-01-01"]).len(), 3);
     assert_eq!(
-        name(&history_str(&env, &["--failed", "--path", b.to_str().unwrap()])),
+        name(&history_str(
+            &env,
+            &["--failed", "--path", b.to_str().unwrap()]
+        )),
         ["b.pdf"]
     );
 
@@ -975,10 +1065,327 @@ fn history_filters_by_failure_path_time_and_what_is_pending() {
     let objects = env.sandbox.objects();
     assert_eq!(objects.len(), 3, "{objects:?}");
     let hashes: HashSet<String> = objects.into_iter().map(|o| o.sha256).collect();
-    assert_eq!(hashes, [sha256(&ab), sha256(&bb), sha256(&cb)].into_iter().collect());
+    assert_eq!(
+        hashes,
+        [sha256(&ab), sha256(&bb), sha256(&cb)]
+            .into_iter()
+            .collect()
+    );
     assert_eq!(env.sandbox.webhooks().len(), 3);
     // b's failed attempt stays in the journal as its own row; the new one is completed.
     let rows = history_str(&env, &["--path", b.to_str().unwrap()]);
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!((rows[0]["step"].as_str(), rows[1]["step"].as_str()), (Some("failed"), Some("completed")));
+    assert_eq!(
+        (rows[0]["step"].as_str(), rows[1]["step"].as_str()),
+        (Some("failed"), Some("completed"))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bugs found: each test says what should happen; ignored until the client is fixed.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn external_contact_killed_at_token_then_rerun() {
+    killed_then_rerun(Route::External, "token");
+}
+
+#[test]
+#[ignore = "BUG: after a kill at `send`, `--force` still fails with 'may have been sent' (exit 6) though the message says --force uploads and sends anew"]
+fn force_after_a_kill_at_send_uploads_and_sends_the_file_anew() {
+    let env = Env::new();
+    let bytes = pdf(20_000);
+    let path = env.file("held.pdf", &bytes);
+    env.sandbox.faults().pause = vec![Pause::new("send", HOLD_MS)];
+    kill_when_paused(
+        &env,
+        "send",
+        Route::Conversation.spawn(&env, &[path.as_os_str()]),
+    );
+    env.sandbox.faults().pause.clear();
+    let out = env.conversation_cmd().arg(&path).output().unwrap();
+    assert_eq!(code(&out), Some(ExitStatus::Network.code()));
+    let r = &records(&out.stdout)[0];
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--force uploads and sends the file anew"),
+        "{r}"
+    );
+
+    // The way out the message names: the user accepts a second message.
+    let out = env
+        .conversation_cmd()
+        .arg("--force")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let r = &records(&out.stdout)[0];
+    assert_eq!(code(&out), Some(0), "{r}\n{}", stderr(&out));
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 2, "uploaded anew: {objects:?}");
+    assert!(objects.iter().all(|o| o.sha256 == sha256(&bytes)));
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 2, "sent anew: {messages:?}");
+    assert_eq!(messages[1]["mediaIds"][0], r["fileId"]);
+    assert_eq!(r["messageId"], messages[1]["id"]);
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["idempotencyKey"], r["eventId"]);
+    assert!(history_str(&env, &["--pending"]).is_empty());
+}
+
+#[test]
+#[ignore = "BUG: two overlapping `webhook flush` runs (or two runs starting with a non-empty outbox) both deliver every queued event: the outbox has no claim"]
+fn overlapping_flushes_deliver_each_queued_event_once() {
+    let env = Env::new();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| env.file(&format!("q{i}.pdf"), &pdf(1000 + i)))
+        .collect();
+    // 3 attempts per event, all refused: the three events are queued.
+    env.sandbox.faults().webhook_fail = 9;
+    let out = env
+        .cmd()
+        .arg("--jobs")
+        .arg("1")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let recs = records(&out.stdout);
+    assert_eq!(env.queued().len(), 3);
+    assert!(env.sandbox.webhooks().is_empty());
+
+    // Flush A is held on its first delivery while flush B runs.
+    env.sandbox.faults().pause = vec![Pause::new("webhook", 2000)];
+    let hook = env.sandbox.webhook_url();
+    let a = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .current_dir(env.dir.path())
+        .env("GCUPLOAD_STATE_DIR", env.outbox())
+        .env("WEBHOOK_SYNC_URL", hook.as_str())
+        .args(["webhook", "flush"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.sandbox.paused("webhook") == 0 {
+        assert!(Instant::now() < deadline, "flush A never delivered");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let b = env
+        .bare_cmd()
+        .env("WEBHOOK_SYNC_URL", hook.as_str())
+        .args(["webhook", "flush"])
+        .output()
+        .unwrap();
+    let a = a.wait_with_output().unwrap();
+    assert_eq!(code(&a), Some(0), "{}", stderr(&a));
+    assert_eq!(code(&b), Some(0), "{}", stderr(&b));
+    assert!(env.queued().is_empty());
+
+    let keys: Vec<String> = env
+        .sandbox
+        .webhooks()
+        .iter()
+        .map(|h| h["idempotencyKey"].as_str().unwrap().to_string())
+        .collect();
+    let expected: HashSet<String> = recs
+        .iter()
+        .map(|r| r["eventId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys.len(),
+        3,
+        "each queued event delivered once, not once per flush: {keys:?}\nA: {}B: {}",
+        stderr(&a),
+        stderr(&b)
+    );
+    assert_eq!(keys.into_iter().collect::<HashSet<_>>(), expected);
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+#[ignore = "BUG: `history --since` compares text, not times: an RFC 3339 time with a non-Z offset filters the wrong rows"]
+fn history_since_compares_times_with_any_offset() {
+    let env = Env::new();
+    let f = env.file("s.pdf", &pdf(100));
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let now = time::OffsetDateTime::now_utc();
+    let east = time::UtcOffset::from_hms(5, 0, 0).unwrap();
+    let west = time::UtcOffset::from_hms(-5, 0, 0).unwrap();
+    // The same instants as Z times behave (checked first), then with offsets.
+    let hour = time::Duration::hours(1);
+    assert_eq!(
+        history_str(&env, &["--since", &rfc3339(now - hour)]).len(),
+        1
+    );
+    assert!(history_str(&env, &["--since", &rfc3339(now + hour)]).is_empty());
+    let past_east = rfc3339((now - hour).to_offset(east));
+    let future_west = rfc3339((now + hour).to_offset(west));
+    assert_eq!(
+        history_str(&env, &["--since", &past_east]).len(),
+        1,
+        "an hour ago, written as {past_east}: the row is newer"
+    );
+    assert!(
+        history_str(&env, &["--since", &future_west]).is_empty(),
+        "in an hour, written as {future_west}: the row is older"
+    );
+}
+
+#[test]
+#[ignore = "BUG: `history --since` takes any text: `--since yesterday` prints nothing and exits 0 instead of a usage error"]
+fn history_since_refuses_what_is_not_a_time() {
+    let env = Env::new();
+    let f = env.file("s.pdf", &pdf(100));
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    for bad in ["yesterday", "26/11/2026", "now"] {
+        let out = env
+            .bare_cmd()
+            .args(["history", "--since", bad])
+            .output()
+            .unwrap();
+        assert_eq!(
+            code(&out),
+            Some(ExitStatus::Usage.code()),
+            "--since {bad}: stdout {:?}, stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+#[ignore = "BUG: the same content under the same name twice in one run is skipped as `claimed-by-another-run`, naming the run's own pid"]
+fn a_duplicate_within_one_run_is_not_claimed_by_another_run() {
+    let env = Env::new();
+    let bytes = pdf(5000);
+    write(&env.dir.path().join("in/x/report.pdf"), &bytes);
+    write(&env.dir.path().join("in/y/report.pdf"), &bytes);
+    let child = Route::External.spawn(&env, &["--jobs", "4", "--recursive", "in"].map(OsStr::new));
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 2);
+    let done: Vec<_> = recs
+        .iter()
+        .filter(|r| r["action"] == "FILE_UPLOAD_COMPLETED")
+        .collect();
+    assert_eq!(done.len(), 1, "{recs:?}");
+    assert_eq!(env.sandbox.objects().len(), 1);
+    let skip = recs
+        .iter()
+        .find(|r| r["action"] == "FILE_UPLOAD_SKIPPED")
+        .unwrap();
+    let own = format!("pid {pid} on ");
+    assert!(
+        !skip["claimedBy"]
+            .as_str()
+            .is_some_and(|b| b.starts_with(&own)),
+        "this run is not another run: {skip}"
+    );
+}
+
+#[test]
+#[ignore = "BUG: after a kill at `webhook`, a `--force` run supersedes the journal row: the first upload's event is never delivered and `history --pending` lists it forever"]
+fn force_over_an_upload_killed_before_its_webhook_still_delivers_its_event() {
+    let env = Env::new();
+    let bytes = pdf(20_000);
+    let path = env.file("held.pdf", &bytes);
+    env.sandbox.faults().pause = vec![Pause::new("webhook", HOLD_MS)];
+    kill_when_paused(
+        &env,
+        "webhook",
+        Route::External.spawn(&env, &[path.as_os_str()]),
+    );
+    env.sandbox.faults().pause.clear();
+    let pending = history_str(&env, &["--pending"]);
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["next"], "deliver the webhook event");
+    let first_event = pending[0]["eventId"].as_str().unwrap().to_string();
+
+    let out = env.cmd().arg("--force").arg(&path).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
+    assert_eq!(env.sandbox.objects().len(), 2, "--force uploaded anew");
+    // And a plain run afterwards, which --pending says would deliver the first event.
+    let out = env.cmd().arg(&path).output().unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+
+    // Two uploads reached the platform: the integrator hears of both, once each.
+    let keys: Vec<String> = env
+        .sandbox
+        .webhooks()
+        .iter()
+        .map(|h| h["idempotencyKey"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        keys.contains(&first_event),
+        "first upload's event lost: {keys:?}"
+    );
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        history_str(&env, &["--pending"]).is_empty(),
+        "{:?}",
+        history_str(&env, &["--pending"])
+    );
+}
+
+#[test]
+#[ignore = "BUG: two runs starting at once on a new state directory: one fails to open the store ('database is locked', exit 2, every file FAILED with route none)"]
+fn two_runs_starting_at_once_on_a_new_state_directory_both_open_it() {
+    let env = Env::new();
+    let files: Vec<PathBuf> = (0..5)
+        .map(|i| env.file(&format!("n{i}.pdf"), &pdf(700 + i)))
+        .collect();
+    let mut args: Vec<&OsStr> = vec![OsStr::new("--jobs"), OsStr::new("8")];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    // A few trials, each on a state directory of its own that does not exist yet.
+    for trial in 0..20 {
+        let dir = env.dir.path().join(format!("fresh-state-{trial}"));
+        let runs: Vec<Child> = (0..2)
+            .map(|_| {
+                Route::External
+                    .background(&env)
+                    .env("GCUPLOAD_STATE_DIR", &dir)
+                    .args(&args)
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = runs
+            .into_iter()
+            .map(|c| std::thread::spawn(move || c.wait_with_output().unwrap()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let mut completed = 0;
+        for out in &outs {
+            let recs = records(&out.stdout);
+            assert_eq!(
+                code(out),
+                Some(0),
+                "trial {trial}: {}\n{}",
+                stderr(out),
+                recs.first().map(Value::to_string).unwrap_or_default()
+            );
+            completed += recs
+                .iter()
+                .filter(|r| r["action"] == "FILE_UPLOAD_COMPLETED")
+                .count();
+        }
+        assert_eq!(completed, 5, "trial {trial}: each file once");
+    }
 }

@@ -14,3 +14,4 @@ mod polish;
 mod props;
 mod sandbox;
 mod soak;
+mod state;

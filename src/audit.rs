@@ -34,6 +34,9 @@ pub enum Skip {
     },
     /// Another run is uploading it right now.
     Claimed { by: String },
+    /// This run uploads the same content under the same name to the same target from another
+    /// path.
+    SameRun,
 }
 
 /// The record's `route` when no route could be resolved.
@@ -186,6 +189,10 @@ pub fn skipped(
         Skip::Claimed { by } => {
             extra.insert("skipReason".into(), "claimed-by-another-run".into());
             extra.insert("claimedBy".into(), by.clone().into());
+            None
+        }
+        Skip::SameRun => {
+            extra.insert("skipReason".into(), "same-content-in-this-run".into());
             None
         }
     };

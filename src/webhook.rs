@@ -136,11 +136,23 @@ impl Webhook {
     }
 
     /// Re-sends what earlier runs could not deliver, to the webhook URL configured now.
-    /// Returns (delivered, still pending).
-    pub async fn flush_outbox(&self) -> Result<(usize, usize), crate::state::StateError> {
+    /// Returns (delivered, still pending), or `None` while another process delivers them.
+    pub async fn flush_outbox(&self) -> Result<Option<(usize, usize)>, crate::state::StateError> {
         let (Some(store), Some(url)) = (self.outbox.clone(), self.url.as_ref()) else {
-            return Ok((0, 0));
+            return Ok(Some((0, 0)));
         };
+        let Some(_turn) = store.flush_turn()? else {
+            tracing::info!("another run is delivering the webhook outbox; leaving it to that run");
+            return Ok(None);
+        };
+        let adopted =
+            store.adopt_owed_events(|record| json!({ "event": EVENT, "payload": record }))?;
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "webhook events of interrupted runs queued for delivery"
+            );
+        }
         let queued = {
             let s = store.clone();
             tokio::task::spawn_blocking(move || s.queued())
@@ -170,6 +182,6 @@ impl Webhook {
                 }
             }
         }
-        Ok((delivered, pending))
+        Ok(Some((delivered, pending)))
     }
 }

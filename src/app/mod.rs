@@ -159,11 +159,15 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         outbox: Some(store),
     };
     match hook.flush_outbox().await {
-        Ok((delivered, 0)) => {
+        Ok(None) => {
+            eprintln!("webhook outbox {shown}: another run is delivering it now; nothing to do");
+            ExitStatus::Success
+        }
+        Ok(Some((delivered, 0))) => {
             eprintln!("webhook outbox {shown}: {delivered} delivered, none pending");
             ExitStatus::Success
         }
-        Ok((delivered, pending)) => {
+        Ok(Some((delivered, pending))) => {
             eprintln!(
                 "webhook outbox {shown}: {delivered} delivered, {pending} still pending (run again later)"
             );
@@ -182,8 +186,15 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
+    let since = match args.since.as_deref().map(settings::parse_time).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitStatus::Usage;
+        }
+    };
     let filter = state::HistoryFilter {
-        since: args.since,
+        since,
         failed: args.failed,
         pending: args.pending,
         path: args

@@ -408,6 +408,23 @@ pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
     }
 }
 
+/// `--since`: an RFC 3339 time (any offset), or a date (midnight UTC).
+pub fn parse_time(s: &str) -> std::result::Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &date)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            format!(
+                "--since `{s}` is not a time: use 2026-11-26 or 2026-11-26T08:00:00Z (any offset)"
+            )
+        })
+}
+
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }

@@ -17,8 +17,10 @@ impl Pipeline {
     /// earlier runs could not deliver to the webhook goes first, so events keep their order.
     pub async fn run(&self, files: &[impl AsRef<Path>]) -> Report {
         match self.webhook.flush_outbox().await {
-            Ok((0, 0)) => {}
-            Ok((d, p)) => tracing::info!(delivered = d, pending = p, "webhook outbox flushed"),
+            Ok(None | Some((0, 0))) => {}
+            Ok(Some((d, p))) => {
+                tracing::info!(delivered = d, pending = p, "webhook outbox flushed")
+            }
             Err(e) => tracing::warn!("the webhook outbox could not be read: {e}"),
         }
         // A dry run checks the credentials (or opens the guest session) once, up front.

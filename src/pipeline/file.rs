@@ -265,6 +265,9 @@ impl Pipeline {
         }
         let entry = match self.claim(path, file).await? {
             Claim::Done(e) => return Ok(Outcome::Skipped(earlier(&e))),
+            Claim::Held(lease) if self.journal.as_ref().is_some_and(|s| s.is_own(&lease)) => {
+                return Ok(Outcome::Skipped(Skip::SameRun));
+            }
             Claim::Held(lease) => {
                 return Ok(Outcome::Skipped(Skip::Claimed {
                     by: lease.to_string(),

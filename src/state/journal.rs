@@ -234,10 +234,15 @@ impl Store {
             let claim = match latest {
                 Some((e, _)) if done(&e) && !force => Claim::Done(e),
                 Some((_, Some(l))) if alive(&l, &host, now) => Claim::Held(l),
-                Some((e, _)) if matches!(e.step, Step::Completed | Step::Failed) && force => {
+                Some((e, _)) if e.step == Step::Failed || done(&e) => {
                     Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
                 }
-                Some((e, _)) if e.step == Step::Failed => {
+                Some((e, _)) if force => {
+                    // `--force` over an upload left part-way: that row is closed, not resumed
+                    // (a completed one keeps its owed webhook event for the next flush).
+                    if e.step != Step::Completed {
+                        supersede(&tx, e.id)?;
+                    }
                     Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
                 }
                 Some((e, _)) => {
@@ -423,6 +428,15 @@ fn insert(
     })
 }
 
+fn supersede(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE uploads SET step = 'failed', error = 'superseded by a forced upload', \
+         lease_pid = NULL, lease_host = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+        params![id, now_text()],
+    )
+    .map(drop)
+}
+
 fn take_lease(
     tx: &rusqlite::Transaction<'_>,
     id: i64,
@@ -439,11 +453,56 @@ fn take_lease(
     Ok(())
 }
 
+impl Store {
+    /// Whether `lease` is this process's own.
+    pub fn is_own(&self, lease: &Lease) -> bool {
+        lease.pid == self.inner.pid && lease.host == self.inner.host
+    }
+
+    /// Moves the webhook events of completed uploads whose run died before handling them into
+    /// the outbox (`envelope` builds each from its record), so the next flush delivers them.
+    pub fn adopt_owed_events(&self, envelope: impl Fn(&Value) -> Value) -> Result<usize> {
+        let host = self.inner.host.clone();
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let owed: Vec<(Entry, Option<Lease>)> = {
+                let mut stmt = tx.prepare(&format!(
+                    "SELECT {COLUMNS} FROM uploads WHERE step = 'completed' AND webhook IS NULL"
+                ))?;
+                stmt.query_map([], entry)?.collect::<rusqlite::Result<_>>()?
+            };
+            let now = now_ms();
+            let mut adopted = 0;
+            for (e, lease) in owed {
+                let (Some(record), Some(event_id)) = (&e.record, &e.event_id) else {
+                    continue;
+                };
+                if lease.is_some_and(|l| alive(&l, &host, now)) {
+                    continue; // its run is still delivering it
+                }
+                tx.execute(
+                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts) \
+                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0)",
+                    params![event_id, envelope(record).to_string(), now_text()],
+                )?;
+                tx.execute(
+                    "UPDATE uploads SET webhook = 'queued', lease_pid = NULL, lease_host = NULL, \
+                     lease_until = NULL WHERE id = ?1",
+                    [e.id],
+                )?;
+                adopted += 1;
+            }
+            tx.commit()?;
+            Ok(adopted)
+        })
+    }
+}
+
 /// Which rows `gcupload history` prints.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {
-    /// Rows updated at or after this RFC 3339 time.
-    pub since: Option<String>,
+    /// Rows updated at or after this time.
+    pub since: Option<time::OffsetDateTime>,
     /// Only rows whose last attempt failed.
     pub failed: bool,
     /// Only rows a resume would act on.
@@ -506,8 +565,14 @@ fn history_row(r: &Row<'_>) -> rusqlite::Result<Value> {
 
 fn keep(row: &Value, f: &HistoryFilter) -> bool {
     let s = |k: &str| row[k].as_str().unwrap_or("");
-    if f.since.as_deref().is_some_and(|t| s("updatedAt") < t) {
-        return false;
+    if let Some(since) = f.since {
+        let updated = time::OffsetDateTime::parse(
+            s("updatedAt"),
+            &time::format_description::well_known::Rfc3339,
+        );
+        if updated.is_ok_and(|t| t < since) {
+            return false;
+        }
     }
     if f.failed && (row["error"].is_null() || s("step") == "completed") {
         return false;
@@ -656,7 +721,7 @@ mod tests {
         assert_eq!(by_path.len(), 1);
         let later = s
             .history(&HistoryFilter {
-                since: Some("9999-01-01".into()),
+                since: Some(time::macros::datetime!(9999-01-01 0:00 UTC)),
                 ..Default::default()
             })
             .unwrap();

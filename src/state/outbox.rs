@@ -9,7 +9,7 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::error::Result;
-use super::store::{Store, now_text};
+use super::store::{Store, lock_file, now_text};
 
 /// The outbox file of gcupload before the state store; imported once.
 const JSONL: &str = "webhook-outbox.jsonl";
@@ -23,7 +23,17 @@ pub struct Queued {
     pub attempts: i64,
 }
 
+/// Held by the one process delivering the outbox.
+const FLUSH_LOCK: &str = "outbox.lock";
+
 impl Store {
+    /// The right to deliver the outbox; `None` while another process delivers it (so two runs
+    /// starting together do not both send every queued event).
+    pub fn flush_turn(&self) -> Result<Option<std::fs::File>> {
+        let dir = self.inner.path.parent().unwrap_or(Path::new("."));
+        lock_file(dir, FLUSH_LOCK, false)
+    }
+
     /// Keeps an event for a later delivery (once: the event id is the key).
     pub fn queue(&self, event_id: &str, body: &Value, error: &str) -> Result<()> {
         self.with(|conn| {

@@ -11,6 +11,35 @@ use super::schema;
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
+/// Held while a process opens the store.
+const OPEN_LOCK: &str = "open.lock";
+
+/// An advisory lock on `dir/name` (created owner-only, never through a link): waits for it, or
+/// with `wait` false gives `None` when another process holds it.
+pub(super) fn lock_file(dir: &Path, name: &str, wait: bool) -> Result<Option<std::fs::File>> {
+    let path = dir.join(name);
+    let bad = |e: std::io::Error| StateError::Directory {
+        path: path.clone(),
+        why: e.to_string(),
+    };
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let f = o.open(&path).map_err(bad)?;
+    if wait {
+        f.lock().map_err(bad)?;
+        return Ok(Some(f));
+    }
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(bad(e)),
+    }
+}
 
 /// `$XDG_STATE_HOME/gcupload` (or the platform's equivalent), when there is a home.
 pub fn default_dir() -> Option<PathBuf> {
@@ -37,6 +66,10 @@ impl Store {
     /// Opens (creating it, owner-only) the store in `dir` and brings its schema up to date.
     pub fn open(dir: &Path) -> Result<Store> {
         prepare_dir(dir)?;
+        // Runs starting together take turns here: switching a new database to WAL, migrating
+        // and importing the old outbox each need the database to themselves, and SQLite's busy
+        // timeout does not cover the journal-mode switch.
+        let _opening = lock_file(dir, OPEN_LOCK, true)?;
         let path = dir.join(DB_FILE);
         let sql = |source| StateError::Sqlite {
             path: path.clone(),

@@ -75,9 +75,15 @@ fn module(src: &Path, file: &Path) -> Option<Module> {
         rel
     };
     let text = std::fs::read_to_string(file).unwrap();
-    // Unit tests sit in an inline `mod tests` at the end, where `super` is the file itself.
-    let text = match text.find("#[cfg(test)]\nmod ") {
-        Some(i) => &text[..i],
+    // Unit tests sit in an inline `mod tests` at the end (under a `#[cfg(…test…)]`), where
+    // `super` is the file itself.
+    let text = match text.find("\nmod tests {") {
+        Some(i) => {
+            let attr = text[..i]
+                .rfind("\n#[cfg(")
+                .filter(|a| !text[*a..i].contains("\n\n"));
+            &text[..attr.unwrap_or(i)]
+        }
         None => &text[..],
     };
     let code = text

@@ -40,6 +40,8 @@ impl fmt::Display for Stage {
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     NotFound,
+    /// A directory given without `--recursive`.
+    Directory,
     NotRegularFile,
     Empty,
     TooLarge,

@@ -71,6 +71,7 @@ pub fn hint(err: &Error) -> Option<String> {
             Rule::NotFound | Rule::NotRegularFile | Rule::Unreadable => {
                 "check the path and its permissions"
             }
+            Rule::Directory => "pass --recursive (-r) to upload the files inside the directory",
             Rule::Empty => "an empty file cannot be sent; check that it was written completely",
             Rule::TooLarge => "raise --max-size only if the platform accepts larger files",
             Rule::UnknownType | Rule::TypeNotAllowed => {

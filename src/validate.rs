@@ -200,6 +200,12 @@ fn check_metadata(path: &Path, policy: &Policy) -> Result<u64> {
         std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
         _ => Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")),
     })?;
+    if meta.is_dir() {
+        return Err(Error::invalid(
+            Rule::Directory,
+            "a directory (its files are uploaded with --recursive)",
+        ));
+    }
     if !meta.is_file() {
         return Err(Error::invalid(
             Rule::NotRegularFile,

@@ -55,6 +55,9 @@ pub struct Delivery {
     /// Written to the outbox for a later run (or `gcupload webhook flush`) to deliver.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub queued: bool,
+    /// Why an undelivered event could not be kept either: it is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -17,6 +17,8 @@ pub enum ExitStatus {
     Infected = 7,
     FileChanged = 8,
     Interrupted = 130,
+    /// Every upload succeeded, but a webhook event was neither delivered nor kept for later.
+    WebhookLost = 9,
     /// stdout was closed by its reader (`| head`): files not started were left for a later run.
     StdoutClosed = 141,
 }
@@ -44,6 +46,7 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
         Error::State { .. } => ExitStatus::Usage,
+        Error::WebhookLost { .. } => ExitStatus::WebhookLost,
     }
 }
 
@@ -60,6 +63,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
         Error::State { .. } => "state",
+        Error::WebhookLost { .. } => "webhook-lost",
     }
 }
 
@@ -138,6 +142,9 @@ pub fn hint(err: &Error) -> Option<String> {
             "wait until whatever writes the file has finished, then run again"
         }
         Error::Interrupted => "run again to upload the remaining files",
+        Error::WebhookLost { .. } => {
+            "free disk space in the state directory (or drop --no-state) so undelivered events are kept; the record above is the event to re-send"
+        }
         Error::State { .. } => {
             "fix the state directory (--state-dir, GCUPLOAD_STATE_DIR), or run with --no-state to upload without skip and resume"
         }

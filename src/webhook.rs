@@ -97,6 +97,7 @@ impl Webhook {
                         error: None,
                         attempts: retrier.attempt(),
                         queued: false,
+                        queue_error: None,
                     });
                 }
                 Err((status, why, again)) => {
@@ -109,27 +110,34 @@ impl Webhook {
             }
         };
         tracing::warn!(url = %redact::url(url), "webhook not delivered: {error}");
+        let kept = self.queue(event_id, &envelope, &error).await;
         Some(Delivery {
             delivered: false,
             http_status: status,
-            queued: self.queue(event_id, &envelope, &error).await,
+            queued: kept.is_ok(),
+            queue_error: kept.err(),
             error: Some(error),
             attempts: retrier.attempt(),
         })
     }
 
-    /// Keeps an undelivered event for a later run; false when it could not be kept.
-    async fn queue(&self, event_id: &str, envelope: &serde_json::Value, error: &str) -> bool {
+    /// Keeps an undelivered event for a later run; `Err` says why it could not be kept.
+    async fn queue(
+        &self,
+        event_id: &str,
+        envelope: &serde_json::Value,
+        error: &str,
+    ) -> Result<(), String> {
         let Some(store) = self.outbox.clone() else {
-            return false;
+            return Err("there is no outbox (--no-state)".into());
         };
         let (id, body, why) = (event_id.to_string(), envelope.clone(), error.to_string());
         let kept = tokio::task::spawn_blocking(move || store.queue(&id, &body, &why)).await;
         match kept {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::error!("the webhook event could not be saved to the outbox: {e}");
-                false
+                Err(format!("the outbox could not keep it: {e}"))
             }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }

@@ -112,11 +112,16 @@ impl Pipeline {
         let ms = started.elapsed().as_millis() as u64;
         let file = validated.as_ref();
         match result {
-            Ok(outcome) => (
-                self.record(outcome, &shown, file.expect("validated"), job, ms)
-                    .await,
-                None,
-            ),
+            Ok(outcome) => {
+                let record = self
+                    .record(outcome, &shown, file.expect("validated"), job, ms)
+                    .await;
+                let lost = lost_event(&record);
+                if let Some(e) = &lost {
+                    self.progress.println(&error_reporting::human(&shown, e));
+                }
+                (record, lost)
+            }
             Err(e) => {
                 self.progress.println(&error_reporting::human(&shown, &e));
                 if let Some(job) = job {
@@ -447,6 +452,14 @@ fn earlier(e: &Entry) -> Skip {
         event_id: e.event_id.clone(),
         at: e.completed_at.clone(),
     }
+}
+
+/// A completed upload whose webhook event was neither delivered nor kept: the user must learn it.
+fn lost_event(record: &Record) -> Option<Error> {
+    let why = record.webhook.as_ref()?.queue_error.as_ref()?;
+    Some(Error::WebhookLost {
+        message: why.clone(),
+    })
 }
 
 fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {

@@ -227,7 +227,10 @@ fn every_input_gets_its_record_even_a_bad_pattern() {
         .unwrap();
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 3, "{}", stderr(&out));
-    assert_eq!(by_name(&recs, "good.pdf")["action"], "FILE_UPLOAD_COMPLETED");
+    assert_eq!(
+        by_name(&recs, "good.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED"
+    );
     let bad = recs.iter().find(|r| r["path"] == "C/x[.pdf").unwrap();
     assert_eq!(bad["error"]["kind"], "config");
     assert!(bad["error"]["message"].as_str().unwrap().contains("glob"));
@@ -235,7 +238,12 @@ fn every_input_gets_its_record_even_a_bad_pattern() {
         .iter()
         .find(|r| r["error"]["rule"] == "directory")
         .expect("the directory's own record");
-    assert!(dir["error"]["hint"].as_str().unwrap().contains("--recursive"));
+    assert!(
+        dir["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--recursive")
+    );
     // The earliest failure in input order decides the exit code: the pattern's.
     assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
     assert_eq!(env.sandbox.objects().len(), 1);

@@ -575,3 +575,52 @@ fn no_output_or_outbox_holds_a_secret_token_or_signature_on_any_route() {
         assert!(!all.contains(s), "a URL signature leaked");
     }
 }
+
+#[test]
+fn an_event_that_can_be_neither_delivered_nor_kept_says_so_and_fails_the_run() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 100;
+    // The outbox refuses every event, as a full disk would.
+    drop(env.store());
+    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(db);
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::WebhookLost.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(
+        r["action"], "FILE_UPLOAD_COMPLETED",
+        "the upload itself succeeded"
+    );
+    assert_eq!(r["webhook"]["delivered"], false);
+    assert!(r["webhook"].get("queued").is_none());
+    assert!(
+        r["webhook"]["queueError"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{r}"
+    );
+    assert!(stderr(&out).contains("webhook event is lost"));
+
+    // Without a state store there is no outbox: the same, said plainly.
+    let g = env.file("b.pdf", &pdf(101));
+    let out = env.cmd().arg("--no-state").arg(&g).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::WebhookLost.code()));
+    let r = &records(&out.stdout)[0];
+    assert!(
+        r["webhook"]["queueError"]
+            .as_str()
+            .unwrap()
+            .contains("--no-state")
+    );
+}

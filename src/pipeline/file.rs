@@ -215,7 +215,14 @@ impl Pipeline {
             .as_ref()
             .and_then(|j| j.store.clone().map(|s| (s, j.id)));
         if let Some((s, id)) = &store
-            && let Err(e) = s.completed(*id, payload.clone(), event_id.clone()).await
+            && let Err(e) = s
+                .completed(
+                    *id,
+                    payload.clone(),
+                    event_id.clone(),
+                    self.webhook.tag(&payload),
+                )
+                .await
         {
             tracing::error!("the completed upload could not be journaled: {e}");
         }

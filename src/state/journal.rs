@@ -311,14 +311,23 @@ impl Store {
     }
 
     /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
-    pub async fn completed(&self, id: i64, record: Value, event_id: String) -> Result<()> {
+    /// `mac` tags the record as written by gcupload (see [`Store::adopt_owed_events`]).
+    pub async fn completed(
+        &self,
+        id: i64,
+        record: Value,
+        event_id: String,
+        mac: Option<String>,
+    ) -> Result<()> {
         self.update(
             id,
-            "step = 'completed', record = ?3, event_id = ?4, completed_at = ?5, error = NULL",
+            "step = 'completed', record = ?3, event_id = ?4, completed_at = ?5, record_mac = ?6, \
+             error = NULL",
             vec![
                 record.to_string().into(),
                 event_id.into(),
                 now_text().into(),
+                mac.map_or(rusqlite::types::Value::Null, Into::into),
             ],
         )
         .await
@@ -460,30 +469,37 @@ impl Store {
     }
 
     /// Moves the webhook events of completed uploads whose run died before handling them into
-    /// the outbox (`envelope` builds each from its record), so the next flush delivers them.
-    pub fn adopt_owed_events(&self, envelope: impl Fn(&Value) -> Value) -> Result<usize> {
+    /// the outbox, so the next flush delivers them. `envelope` builds each event from its record
+    /// and the record's tag, with the tag of the event (see [`Store::completed`]).
+    pub fn adopt_owed_events(
+        &self,
+        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
+    ) -> Result<usize> {
         let host = self.inner.host.clone();
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let owed: Vec<(Entry, Option<Lease>)> = {
+            let owed: Vec<((Entry, Option<Lease>), Option<String>)> = {
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT {COLUMNS} FROM uploads WHERE step = 'completed' AND webhook IS NULL"
+                    "SELECT {COLUMNS}, record_mac FROM uploads \
+                     WHERE step = 'completed' AND webhook IS NULL"
                 ))?;
-                stmt.query_map([], entry)?.collect::<rusqlite::Result<_>>()?
+                stmt.query_map([], |r| Ok((entry(r)?, r.get(12)?)))?
+                    .collect::<rusqlite::Result<_>>()?
             };
             let now = now_ms();
             let mut adopted = 0;
-            for (e, lease) in owed {
+            for ((e, lease), record_mac) in owed {
                 let (Some(record), Some(event_id)) = (&e.record, &e.event_id) else {
                     continue;
                 };
                 if lease.is_some_and(|l| alive(&l, &host, now)) {
                     continue; // its run is still delivering it
                 }
+                let (body, mac) = envelope(record, record_mac.as_deref());
                 tx.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts) \
-                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0)",
-                    params![event_id, envelope(record).to_string(), now_text()],
+                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts, mac) \
+                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0, ?4)",
+                    params![event_id, body.to_string(), now_text(), mac],
                 )?;
                 tx.execute(
                     "UPDATE uploads SET webhook = 'queued', lease_pid = NULL, lease_host = NULL, \
@@ -635,7 +651,7 @@ mod tests {
         s.advance(e.id, Step::UrlIssued, Some("f1".into()), None)
             .await
             .unwrap();
-        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into())
+        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
             .await
             .unwrap();
         s.settled(e.id, "delivered").await.unwrap();
@@ -699,7 +715,9 @@ mod tests {
         let Claim::Fresh(b) = claim(&s, "b.pdf", false).await else {
             panic!()
         };
-        s.completed(b.id, json!({}), "ev".into()).await.unwrap();
+        s.completed(b.id, json!({}), "ev".into(), None)
+            .await
+            .unwrap();
         s.settled(b.id, "none").await.unwrap();
         let all = s.history(&HistoryFilter::default()).unwrap();
         assert_eq!(all.len(), 2);

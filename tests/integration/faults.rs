@@ -624,3 +624,57 @@ fn an_event_that_can_be_neither_delivered_nor_kept_says_so_and_fails_the_run() {
             .contains("--no-state")
     );
 }
+
+#[test]
+fn the_outbox_signs_only_what_gcupload_queued() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 3;
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .args(["--webhook-secret", "s3cret"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let genuine = records(&out.stdout)[0]["eventId"].clone();
+    assert_eq!(env.queued().len(), 1);
+
+    // Someone who can write the state directory plants an event (no tag, or a made-up one).
+    drop(env.store());
+    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    for (id, mac) in [("forged-1", None), ("forged-2", Some("sha256=00ff"))] {
+        db.execute(
+            "INSERT INTO outbox (event_id, body, queued_at, last_error, attempts, mac) VALUES (?1, ?2, '2026-01-01T00:00:00Z', '', 1, ?3)",
+            rusqlite::params![id, r#"{"event":"genesys.file.uploaded","payload":{"evil":true}}"#, mac],
+        )
+        .unwrap();
+    }
+    drop(db);
+
+    let out = env
+        .bare_cmd()
+        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
+        .args(["webhook", "flush", "--webhook-secret", "s3cret"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(
+        hooks.len(),
+        1,
+        "only gcupload's own event is signed and sent: {hooks:?}"
+    );
+    assert_eq!(hooks[0]["idempotencyKey"], genuine);
+    assert!(env.queued().is_empty());
+    assert_eq!(
+        env.store().quarantined().unwrap(),
+        2,
+        "the planted events are kept aside"
+    );
+}

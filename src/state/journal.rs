@@ -151,7 +151,10 @@ pub enum Claim {
 const COLUMNS: &str = "id, step, file_id, confirm_url, confirmation, record, event_id, webhook, \
                        completed_at, lease_pid, lease_host, lease_until";
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<(Entry, Option<Lease>)> {
+/// A row as read: the entry and its lease, if one is held.
+type Leased = (Entry, Option<Lease>);
+
+fn entry(r: &Row<'_>) -> rusqlite::Result<Leased> {
     let json = |i: usize| -> rusqlite::Result<Option<Value>> {
         Ok(r.get::<_, Option<String>>(i)?
             .and_then(|t| serde_json::from_str(&t).ok()))
@@ -478,7 +481,7 @@ impl Store {
         let host = self.inner.host.clone();
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let owed: Vec<((Entry, Option<Lease>), Option<String>)> = {
+            let owed: Vec<(Leased, Option<String>)> = {
                 let mut stmt = tx.prepare(&format!(
                     "SELECT {COLUMNS}, record_mac FROM uploads \
                      WHERE step = 'completed' AND webhook IS NULL"

@@ -212,7 +212,8 @@ async fn token(State(s): State<Shared>) -> Response {
     if let Some(after) = &s.script.token_retry_after {
         return too_many(after);
     }
-    let body = json!({"access_token": "tok", "token_type": "bearer", "expires_in": s.script.expires_in});
+    let body =
+        json!({"access_token": "tok", "token_type": "bearer", "expires_in": s.script.expires_in});
     answer(body, s.script.drip_token)
 }
 
@@ -316,6 +317,8 @@ fn assert_ends_within_budget(script: Script, stage: &str) {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_exit(&out, ExitStatus::Network);
     assert_failed(&r, stage);
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("timed out"), "{r:#}");
 }
 
 #[test]
@@ -433,7 +436,11 @@ fn a_confirmation_of_another_id_is_a_failure() {
 
 #[test]
 fn an_upload_complete_url_outside_the_files_is_refused() {
-    for url in ["/oauth/token", "/api/v2/../oauth/token", "/api/v2/%2e%2e/oauth/token"] {
+    for url in [
+        "/oauth/token",
+        "/api/v2/../oauth/token",
+        "/api/v2/%2e%2e/oauth/token",
+    ] {
         let h = Hostile::start(Script {
             upload_complete_url: Some(url.into()),
             ..Script::default()

@@ -15,29 +15,23 @@ use crate::routes::UploadTarget;
 use crate::validate::{CHUNK, ValidatedFile};
 use crate::{http, redact};
 
+/// `within`: what is left of the file's budget. It bounds the whole PUT, body included, and is
+/// its only total bound: a fixed short timeout would fail large files on slow links.
 pub async fn put(
     client: &reqwest::Client,
     target: &UploadTarget,
     file: &ValidatedFile,
     bar: &indicatif::ProgressBar,
+    within: std::time::Duration,
 ) -> Result<()> {
     http::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
-    let f = std::fs::File::open(&file.path).map_err(|e| Error::FileChanged {
-        message: format!("it could not be reopened for sending: {e}"),
-    })?;
     let seen = Arc::new(Mutex::new(Tap::default()));
-    bar.set_position(0);
-    let stream = Tapped {
-        inner: read_ahead(f, file.size),
-        tap: seen.clone(),
-        bar: bar.clone(),
-    };
-
     let mut req = client
         .put(target.url.clone())
         .header(CONTENT_LENGTH, file.size)
-        .body(reqwest::Body::wrap_stream(stream));
+        .timeout(within)
+        .body(body(file, &seen, bar)?);
     for (name, value) in signed_headers(target)? {
         req = req.header(name, value);
     }
@@ -77,6 +71,24 @@ pub async fn put(
         });
     }
     Ok(())
+}
+
+/// The file, re-opened and streamed from its start, through `seen`.
+fn body(
+    file: &ValidatedFile,
+    seen: &Arc<Mutex<Tap>>,
+    bar: &indicatif::ProgressBar,
+) -> Result<reqwest::Body> {
+    let f = std::fs::File::open(&file.path).map_err(|e| Error::FileChanged {
+        message: format!("it could not be reopened for sending: {e}"),
+    })?;
+    bar.set_position(0);
+    let stream = Tapped {
+        inner: read_ahead(f, file.size),
+        tap: seen.clone(),
+        bar: bar.clone(),
+    };
+    Ok(reqwest::Body::wrap_stream(stream))
 }
 
 /// The headers the URL was signed with, checked: valid, and never an Authorization header.

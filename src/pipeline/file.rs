@@ -404,13 +404,14 @@ impl Pipeline {
                 target = self.new_target(file, job).await?;
                 continue;
             }
-            let err = match transfer::put(&self.http, &target, file, &bar.1).await {
-                Ok(()) => {
-                    job.advance(Step::PutDone, None).await?;
-                    return Ok(target);
-                }
-                Err(e) => e,
-            };
+            let err =
+                match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
+                    Ok(()) => {
+                        job.advance(Step::PutDone, None).await?;
+                        return Ok(target);
+                    }
+                    Err(e) => e,
+                };
             match transfer::verdict(&err) {
                 transfer::Verdict::UrlExpired => {
                     retrier

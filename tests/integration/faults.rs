@@ -678,3 +678,40 @@ fn the_outbox_signs_only_what_gcupload_queued() {
         "the planted events are kept aside"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_others_could_tamper_with_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let link = env.dir.path().join("link");
+    std::os::unix::fs::symlink(env.outbox(), &link).unwrap();
+    std::fs::create_dir_all(env.outbox()).unwrap();
+    for (dir, fix) in [(&shared, "chmod 700"), (&link, "symbolic link")] {
+        let out = env
+            .cmd()
+            .env("GCUPLOAD_STATE_DIR", dir)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        let r = &records(&out.stdout)[0];
+        assert_eq!(r["error"]["kind"], "state");
+        assert!(r["error"]["message"].as_str().unwrap().contains(fix), "{r}");
+        assert!(
+            r["error"]["hint"].as_str().unwrap().contains("--state-dir"),
+            "{r}"
+        );
+    }
+    // Nothing was written into the shared directory, nor through the link.
+    assert!(std::fs::read_dir(&shared).unwrap().next().is_none());
+    assert!(
+        !env.outbox().join("state.db").exists(),
+        "never written through the link"
+    );
+    assert!(env.sandbox.objects().is_empty());
+}

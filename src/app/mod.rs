@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
 use crate::pipeline::{Pipeline, Report};
-use crate::{audit, http, inputs, state, webhook};
+use crate::{audit, http, inputs, redact, state, webhook};
 use cli::{Cli, Command, UploadArgs};
 use settings::Sources;
 
@@ -119,6 +119,11 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
     }
 }
 
+/// An error for a person: what it quotes (paths, a server's words) is shown escaped.
+fn error_line(e: &dyn std::fmt::Display) {
+    eprintln!("error: {}", redact::for_terminal(&e.to_string()));
+}
+
 /// The state store of a subcommand, or why it cannot be opened.
 fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
@@ -126,7 +131,7 @@ fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
         return Err(ExitStatus::Usage);
     };
     state::Store::open(&dir).map_err(|e| {
-        eprintln!("error: {e}");
+        error_line(&e);
         ExitStatus::Usage
     })
 }
@@ -145,7 +150,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         }
         None => None,
     };
-    let shown = store.path().display().to_string();
+    let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
     if url.is_none() && waiting > 0 {
         eprintln!(
@@ -175,7 +180,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
             ExitStatus::Network
         }
         Err(e) => {
-            eprintln!("error: webhook outbox {shown}: {e}");
+            error_line(&format!("webhook outbox {shown}: {e}"));
             ExitStatus::Usage
         }
     }
@@ -190,7 +195,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
     let since = match args.since.as_deref().map(settings::parse_time).transpose() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return ExitStatus::Usage;
         }
     };
@@ -205,7 +210,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
     let rows = match store.history(&filter) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return ExitStatus::Usage;
         }
     };
@@ -233,7 +238,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     ) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return error_reporting::exit_status(&e);
         }
     };

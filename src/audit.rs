@@ -289,8 +289,13 @@ pub fn emit(record: &Record, output: Output) -> std::io::Result<()> {
     out.flush()
 }
 
-/// `ok      report.pdf  12.3 kB  external-contact  id 6d1f…` and the like.
+/// `ok      report.pdf  12.3 kB  external-contact  id 6d1f…` and the like, for a person: what
+/// the line quotes (path, server message, ids) is shown escaped.
 pub fn text(r: &Record) -> String {
+    crate::redact::for_terminal(&text_line(r)).into_owned()
+}
+
+fn text_line(r: &Record) -> String {
     let size = r
         .size
         .map(|s| format!("{:.1} kB", s as f64 / 1000.0))

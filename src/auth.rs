@@ -96,7 +96,7 @@ impl TokenSource {
         let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::Auth);
         loop {
             crate::retry::api_gate().await;
-            tracing::debug!(url = %self.url, "requesting an access token");
+            tracing::debug!(url = %crate::redact::url(&self.url), "requesting an access token");
             let started = Instant::now();
             // The whole exchange, body included, ends with the file's budget.
             let sent = self

@@ -59,11 +59,17 @@ impl Endpoints {
     pub fn resolve(region: &str, base_url: Option<&str>) -> Result<Self> {
         match base_url {
             Some(b) => {
-                let url = Url::parse(b)
-                    .map_err(|e| Error::config(format!("--base-url `{b}` is not a URL: {e}")))?;
+                // The URL is quoted without its credentials: errors reach records and terminals.
+                let shown = || crate::redact::url_text(b);
+                let url = Url::parse(b).map_err(|e| {
+                    Error::config(format!("--base-url `{}` is not a URL: {e}", shown()))
+                })?;
                 check_transport(&url, "--base-url")?;
                 if url.host_str().is_none() {
-                    return Err(Error::config(format!("--base-url `{b}` has no host")));
+                    return Err(Error::config(format!(
+                        "--base-url `{}` has no host",
+                        shown()
+                    )));
                 }
                 let mut socket = url.join("v1").expect("static path");
                 let ws = if url.scheme() == "https" { "wss" } else { "ws" };

@@ -1,6 +1,7 @@
 //! The one place that turns an [`Error`] into an exit code, a record `kind` and a next step.
 
 use crate::error::{Error, Rule, Stage};
+use crate::redact::for_terminal;
 
 /// The process's exit status, documented in the README's table. `app` is the only place that
 /// picks one for the process; records carry the status of their own failure.
@@ -175,12 +176,15 @@ fn guest_hint(code: Option<&str>) -> Option<&'static str> {
     })
 }
 
-/// The one-line human message for stderr: file, stage, what happened, next step.
+/// The one-line human message for stderr: file, stage, what happened, next step. The path and
+/// the error (which may quote a server) are shown escaped: a terminal acts on no byte of theirs.
 pub fn human(path: &str, err: &Error) -> String {
     let mut s = format!(
-        "{} {path}: [{}] {err}",
+        "{} {}: [{}] {}",
         crate::colour::red("error:"),
-        err.stage()
+        for_terminal(path),
+        err.stage(),
+        for_terminal(&err.to_string())
     );
     if let Some(h) = hint(err) {
         s.push_str("\n  hint: ");

@@ -199,7 +199,8 @@ impl Pipeline {
             }
             Ok(moves::Outcome::Kept) => {}
             Err(e) => {
-                self.progress.println(&format!("warning: {shown}: {e}"));
+                let line = format!("warning: {shown}: {e}");
+                self.progress.println(&crate::redact::for_terminal(&line));
                 record
                     .extra
                     .insert("moveError".into(), e.to_string().into());

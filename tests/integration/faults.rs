@@ -715,3 +715,69 @@ fn a_state_directory_others_could_tamper_with_is_refused_with_the_fix() {
     );
     assert!(env.sandbox.objects().is_empty());
 }
+
+/// Whether `needle` (any case) is followed, past quotes, `=`, `:` and spaces, by at least `n`
+/// characters that satisfy `is_secret`: a value where only a mask may stand.
+fn followed_by(text: &str, needle: &str, n: usize, is_secret: fn(char) -> bool) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    lower.match_indices(&needle).any(|(i, _)| {
+        let rest = text[i + needle.len()..].trim_start_matches(['"', '\'', '=', ':', ' ']);
+        rest.chars().take_while(|c| is_secret(*c)).count() >= n
+    })
+}
+
+/// The embedded sandbox logs into the client's own stderr (its S3 library logs whole request
+/// URLs at debug): every line must still come out without a signature, a token or a secret.
+#[test]
+fn no_log_line_of_the_embedded_sandbox_holds_a_signature_token_or_secret() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(5000));
+    let mut all = String::new();
+    for level in ["trace", "debug"] {
+        for route in ROUTES {
+            let out = env
+                .bare_cmd()
+                .env("RUST_LOG", level)
+                .args(["--sandbox", "--route", route, "--force"])
+                .args(["--webhook-secret", "hook-secret-value"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(ExitStatus::Success.code()),
+                "{level} {route}: {}",
+                stderr(&out)
+            );
+            all.push_str(&String::from_utf8_lossy(&out.stdout));
+            all.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    // The check means something only if the store's own request log was there to leak.
+    assert!(
+        all.contains("checked signature v4"),
+        "the S3 library logged"
+    );
+    assert!(!all.contains("hook-secret-value"));
+    let hex = |c: char| c.is_ascii_hexdigit();
+    let b64 = |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c);
+    let word = |c: char| c.is_ascii_alphanumeric() || "-_.~%".contains(c);
+    for (needle, n, what) in [
+        ("X-Amz-Signature", 16, hex as fn(char) -> bool),
+        ("Signature", 16, hex),
+        ("X-Amz-Credential", 1, word),
+        ("X-Amz-Security-Token", 1, word),
+        // The sandbox issues 32-hex tokens and secrets (the test cannot read those of an
+        // embedded sandbox, so it looks for their shape where they would stand).
+        ("Bearer ", 32, hex),
+        ("access_token", 32, hex),
+        ("client_secret", 32, hex),
+        ("Basic ", 16, b64),
+    ] {
+        assert!(
+            !followed_by(&all, needle, n, what),
+            "{needle} is followed by its value"
+        );
+    }
+}

@@ -224,16 +224,7 @@ impl Store {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = now_ms();
-            let latest = tx
-                .query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
-                         AND file_name = ?3 AND sha256 = ?4 ORDER BY id DESC LIMIT 1"
-                    ),
-                    params![key.route, key.target, key.file_name, key.sha256],
-                    entry,
-                )
-                .optional()?;
+            let latest = latest(&tx, key, "")?;
             let claim = match latest {
                 Some((e, _)) if done(&e) && !force => Claim::Done(e),
                 Some((_, Some(l))) if alive(&l, &host, now) => Claim::Held(l),
@@ -266,18 +257,7 @@ impl Store {
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
     pub async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
         self.run(move |s| {
-            s.with(|conn| {
-                conn.query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
-                         AND file_name = ?3 AND sha256 = ?4 AND step = 'completed' \
-                         ORDER BY id DESC LIMIT 1"
-                    ),
-                    params![key.route, key.target, key.file_name, key.sha256],
-                    |r| entry(r).map(|(e, _)| e),
-                )
-                .optional()
-            })
+            s.with(|conn| Ok(latest(conn, &key, "AND step = 'completed'")?.map(|(e, _)| e)))
         })
         .await
     }
@@ -393,6 +373,19 @@ impl Store {
         })
         .await
     }
+}
+
+/// The newest row for `key` (narrowed by the SQL condition `and`, if any).
+fn latest(conn: &rusqlite::Connection, key: &Key, and: &str) -> rusqlite::Result<Option<Leased>> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
+             AND file_name = ?3 AND sha256 = ?4 {and} ORDER BY id DESC LIMIT 1"
+        ),
+        params![key.route, key.target, key.file_name, key.sha256],
+        entry,
+    )
+    .optional()
 }
 
 /// Confirmed to the target and nothing left to do.

@@ -282,3 +282,69 @@ fn an_unknown_deployment_is_refused() {
         "{e}"
     );
 }
+
+/// A raw guest socket on the sandbox, and a session configured on it with a new token.
+async fn raw_session(
+    env: &Env,
+    token: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    serde_json::Value,
+) {
+    let mut url = env.sandbox.base_url.join("v1").unwrap();
+    url.set_scheme("ws").unwrap();
+    url.set_query(Some(&format!(
+        "deploymentId={}&application=test",
+        env.sandbox.deployment_id()
+    )));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let answer = configure(env, &mut ws, token, false).await;
+    (ws, answer)
+}
+
+async fn configure(
+    env: &Env,
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    token: &str,
+    start_new: bool,
+) -> serde_json::Value {
+    let req = serde_json::json!({"action": "configureSession", "token": token,
+        "deploymentId": env.sandbox.deployment_id(), "startNew": start_new,
+        "tracingId": uuid::Uuid::new_v4().to_string()});
+    crate::sandbox::guest_request(ws, req).await
+}
+
+/// The sandbox, as the platform: a session whose conversation ended starts a new one only on a
+/// socket where closeSession with `closeAllConnections: true` was answered `connected: false`
+/// (transport SDK `MessagingClientImpl.kt`: `startNewChat`, `handleSessionResponse`).
+#[test]
+fn a_new_conversation_starts_only_after_close_all_connections() {
+    let env = Env::new();
+    env.block_on(async {
+        let token = uuid::Uuid::new_v4().to_string();
+        drop(raw_session(&env, &token).await);
+        env.sandbox.faults().read_only_sessions = 1;
+        let (mut ws, answer) = raw_session(&env, &token).await;
+        assert_eq!(answer["body"]["readOnly"], true);
+        let close = |all: bool| {
+            serde_json::json!({"action": "closeSession", "token": token,
+                "closeAllConnections": all, "tracingId": uuid::Uuid::new_v4().to_string()})
+        };
+        let kept = crate::sandbox::guest_request(&mut ws, close(false)).await;
+        assert_eq!(kept["class"], "SessionResponse");
+        assert_eq!(kept["body"]["connected"], true, "{kept}");
+        let still = configure(&env, &mut ws, &token, true).await;
+        assert_eq!(still["body"]["readOnly"], true, "not closed: {still}");
+
+        let closed = crate::sandbox::guest_request(&mut ws, close(true)).await;
+        assert_eq!(closed["class"], "SessionResponse");
+        assert_eq!(closed["body"]["connected"], false, "{closed}");
+        let fresh = configure(&env, &mut ws, &token, true).await;
+        assert_eq!(fresh["body"]["readOnly"], false, "{fresh}");
+        assert_eq!(fresh["body"]["newSession"], true, "{fresh}");
+    });
+}

@@ -120,9 +120,17 @@ pub(super) fn configure_session(deployment_id: &str, start_new: bool) -> Value {
     json!({"action": "configureSession", "deploymentId": deployment_id, "startNew": start_new})
 }
 
-/// Ends the conversation but keeps the socket, so the session can start a new one.
+/// Ends the session's connections so that it can start a new conversation. The transport SDK
+/// always sends `closeAllConnections: true` and waits for a `SessionResponse` with
+/// `connected: false` (MyPureCloud/genesys-messenger-transport-mobile-sdk, `MessagingClientImpl.kt`,
+/// `closeAllConnectionsForTheSession` and `handleSessionResponse`).
 pub(super) fn close_session() -> Value {
-    json!({"action": "closeSession", "closeAllConnections": false})
+    json!({"action": "closeSession", "closeAllConnections": true})
+}
+
+/// The answer a `closeSession` waits for: the session's connections are closed.
+pub(super) fn is_disconnected(f: &Frame) -> bool {
+    f.class == "SessionResponse" && f.body_flag("connected") == Some(false)
 }
 
 pub(super) fn on_attachment(attachment_id: &str, file: &ValidatedFile) -> Value {

@@ -150,14 +150,20 @@ impl Link {
         self.start_new_conversation(conn).await
     }
 
-    /// As the Messenger does for "start a new chat": closeSession, then configureSession anew,
-    /// on the same token.
+    /// As the Messenger does for "start a new chat": closeSession, its `connected: false`
+    /// answer, then configureSession anew on the same token (transport SDK,
+    /// `MessagingClientImpl.kt`: `startNewChat`, `handleSessionResponse`).
     async fn start_new_conversation(&self, conn: &mut Connection) -> Result<Frame> {
         tracing::info!(
             "the guest session is read-only (its conversation ended); starting a new conversation"
         );
         let token = self.config.session_token;
-        conn.request(token, frames::close_session(), Stage::RequestUrl)
+        // The disconnect answer may come without our tracingId; an error comes with it.
+        let closed = |f: &Frame, tid: &str| {
+            frames::is_disconnected(f)
+                || (f.tracing_id.as_deref() == Some(tid) && f.error_code().is_some())
+        };
+        conn.request_for(token, frames::close_session(), Stage::RequestUrl, closed)
             .await?;
         let request = frames::configure_session(&self.config.deployment_id, true);
         let answer = conn.request(token, request, Stage::RequestUrl).await?;

@@ -235,8 +235,27 @@ impl Connection {
     pub(super) async fn request(
         &mut self,
         token: uuid::Uuid,
+        body: Value,
+        stage: Stage,
+    ) -> std::result::Result<Frame, SocketError> {
+        let attachment = body
+            .get("attachmentId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.request_for(token, body, stage, |f, tracing_id| {
+            answers(f, tracing_id, attachment.as_deref())
+        })
+        .await
+    }
+
+    /// Sends one request and returns the first frame `is_answer` picks (given the request's
+    /// tracingId), waiting out rate limits; an error answer is the error.
+    pub(super) async fn request_for(
+        &mut self,
+        token: uuid::Uuid,
         mut body: Value,
         stage: Stage,
+        is_answer: impl Fn(&Frame, &str) -> bool,
     ) -> std::result::Result<Frame, SocketError> {
         let deadline = Instant::now() + MAX_RETRY_AFTER * 2;
         loop {
@@ -244,9 +263,8 @@ impl Connection {
             body["token"] = json!(token);
             body["tracingId"] = json!(tracing_id);
             self.send(body.clone(), stage).await?;
-            let attachment = body.get("attachmentId").and_then(Value::as_str);
             let answer = self
-                .wait(stage, ANSWER_WAIT, |f| answers(f, &tracing_id, attachment))
+                .wait(stage, ANSWER_WAIT, |f| is_answer(f, &tracing_id))
                 .await?;
             if answer.class == "TooManyRequestsErrorMessage" {
                 wait_out(&answer, deadline, stage).await?;

@@ -10,6 +10,28 @@ use super::super::state::Faults;
 use super::frame::{error, field, frame};
 use super::sessions::{Call, Session, Socket};
 
+/// closeSession. With `closeAllConnections: true`, the only form the transport SDK sends
+/// (MyPureCloud/genesys-messenger-transport-mobile-sdk, `MessagingClientImpl.kt`,
+/// `closeAllConnectionsForTheSession`): the session's other sockets get a ConnectionClosedEvent,
+/// and the answer is a SessionResponse with `connected: false`; only then may this socket start a
+/// new conversation. Any other closeSession closes nothing: the session stays connected.
+pub(crate) fn close(call: Call, session: &mut Session, socket: &mut Socket) -> String {
+    let all = call.req.get("closeAllConnections").and_then(Value::as_bool) == Some(true);
+    if all {
+        let event = frame("message", "ConnectionClosedEvent", 200, json!({}), None);
+        session.sockets.retain(|s| {
+            let own = s.same_channel(&socket.tx);
+            if !own {
+                let _ = s.send(event.clone());
+            }
+            own
+        });
+        socket.closed = true;
+    }
+    let body = json!({"connected": !all, "readOnly": session.read_only});
+    frame("response", "SessionResponse", 200, body, call.tid)
+}
+
 /// How long a guest session lives, as the platform advertises it.
 const SESSION_SECS: u64 = 259200;
 
@@ -33,12 +55,13 @@ pub(crate) fn configure(
     let start_new = req.get("startNew").and_then(Value::as_bool) == Some(true);
     let mut new = !sessions.contains_key(token);
     let session = sessions.entry(token.to_string()).or_default();
-    if start_new && session.read_only {
+    if start_new && session.read_only && socket.closed {
         // A new conversation on the same token: what was attached before is gone.
         session.read_only = false;
         session.attachments.clear();
+        socket.closed = false;
         new = true;
-    } else if !new && st.take(|f| &mut f.read_only_sessions) {
+    } else if !new && !start_new && st.take(|f| &mut f.read_only_sessions) {
         session.read_only = true;
     }
     if st.take(|f| &mut f.expire_sessions) {

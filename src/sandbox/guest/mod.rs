@@ -50,6 +50,7 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
         tx,
         deployment,
         bound: None,
+        closed: false,
     };
     while let Some(Ok(msg)) = stream.next().await {
         if writer.is_finished() {
@@ -123,10 +124,7 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
         "getAttachment" => attachments::get(call, session),
         "deleteAttachment" => attachments::delete(call, session),
         "echo" => messages::echo(call),
-        "closeSession" => {
-            let body = json!({"connected": false, "newSession": false});
-            frame("response", "SessionResponse", 200, body, tid)
-        }
+        "closeSession" => configure::close(call, session, socket),
         _ => error(400, &format!("Unknown action {action}"), tid),
     }
 }

@@ -55,6 +55,9 @@ pub(crate) struct Socket {
     pub(crate) deployment: String,
     /// The session token this socket configured, if any.
     pub(crate) bound: Option<String>,
+    /// A `closeSession` with `closeAllConnections: true` was answered on this socket: only now
+    /// may it start a new conversation (`configureSession` with `startNew`).
+    pub(crate) closed: bool,
 }
 
 /// One request being answered: by whom (the session token), what, and the id to echo back.

@@ -348,3 +348,33 @@ fn a_new_conversation_starts_only_after_close_all_connections() {
         assert_eq!(fresh["body"]["newSession"], true, "{fresh}");
     });
 }
+
+/// A file of exactly `len` bytes that validates as a PDF.
+fn pdf_of(len: usize) -> Vec<u8> {
+    let mut b = pdf(100);
+    b.resize(len, b' ');
+    b
+}
+
+/// The size rule is the transport SDK's: `size / 1000 > maxFileSizeKB` in whole kilobytes
+/// (`AttachmentHandlerImpl.kt`), so 2999 bytes pass a 2 KB limit and 3000 do not.
+#[test]
+fn the_size_limit_counts_whole_kilobytes_as_the_sdk_does() {
+    let env = Env::new();
+    env.sandbox.faults().guest_max_file_size_kb = 2;
+    let fits = env.file("fits.pdf", &pdf_of(2999));
+    let over = env.file("over.pdf", &pdf_of(3000));
+    let out = env.guest_cmd().arg(&fits).arg(&over).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let recs = records(&out.stdout);
+    assert_eq!(
+        by_name(&recs, "fits.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(by_name(&recs, "over.pdf")["error"]["rule"], "too-large");
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].size, 2999);
+}

@@ -70,8 +70,10 @@ impl SessionRules {
                 ),
             ));
         }
+        // Whole kilobytes of 1000 bytes, as the transport SDK compares them:
+        // `size / 1000 > maxFileSizeKB` (`core/AttachmentHandlerImpl.kt`, `isInvalid`, `toKB`).
         if let Some(kb) = self.max_file_size_kb
-            && file.size > kb.saturating_mul(1000)
+            && file.size / 1000 > kb
         {
             return Err(Error::invalid(
                 Rule::TooLarge,

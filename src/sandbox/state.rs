@@ -31,6 +31,9 @@ pub struct Faults {
     /// Advertise `*/*` with no limits in SessionResponse but enforce the real rules in
     /// onAttachment, as a deployment with a stricter Supported Content profile can.
     pub guest_hidden_rules: bool,
+    /// An older deployment: SessionResponse carries no `allowedMedia`, and config.json has no
+    /// `fileUpload.enableAttachments`, only `fileUpload.modes` with the rules.
+    pub guest_omit_allowed_media: bool,
     /// The next n guest configureSession calls (without startNew) of an existing session find
     /// its conversation ended: the session answers `readOnly: true`.
     pub read_only_sessions: u32,
@@ -150,6 +153,7 @@ impl Default for Faults {
             guest_max_file_size_kb: 10240,
             guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
             guest_hidden_rules: false,
+            guest_omit_allowed_media: false,
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,

@@ -378,3 +378,56 @@ fn the_size_limit_counts_whole_kilobytes_as_the_sdk_does() {
     assert_eq!(objects.len(), 1);
     assert_eq!(objects[0].size, 2999);
 }
+
+/// A deployment whose session answer carries no `allowedMedia`: as the transport SDK does, the
+/// rules come from its config.json (`fileUpload.modes`), so files within them are sent.
+#[test]
+fn without_allowed_media_the_deployment_configuration_gives_the_rules() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.guest_omit_allowed_media = true;
+        f.guest_max_file_size_kb = 2;
+    }
+    let fits = env.file("fits.pdf", &pdf_of(1500));
+    let big = env.file("big.pdf", &pdf_of(5000));
+    let bundle = env.file("bundle.zip", &zip(100));
+    let out = env
+        .guest_cmd()
+        .arg(&fits)
+        .arg(&big)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let recs = records(&out.stdout);
+    assert_eq!(
+        by_name(&recs, "fits.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED",
+        "{}",
+        stderr(&out)
+    );
+    let big = &by_name(&recs, "big.pdf")["error"];
+    assert_eq!(big["rule"], "too-large");
+    assert!(big["message"].as_str().unwrap().contains("2 KB"), "{big}");
+    assert_eq!(
+        by_name(&recs, "bundle.zip")["error"]["rule"],
+        "type-not-allowed"
+    );
+    assert_eq!(env.sandbox.objects().len(), 1);
+    let config = format!(
+        "/webdeployments/v1/deployments/{}/config.json",
+        env.sandbox.deployment_id()
+    );
+    let fetched = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == config)
+        .count();
+    assert_eq!(fetched, 1, "config.json read once per run");
+
+    // `doctor` says where the rules come from.
+    let out = env.guest_cmd().arg("doctor").output().unwrap();
+    assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
+}

@@ -5,6 +5,7 @@
 
 mod config;
 mod confirm;
+mod deployment;
 mod frames;
 mod rules;
 mod session;
@@ -13,7 +14,6 @@ mod socket;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use url::Url;
 
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::error::{Result, Stage};
@@ -29,15 +29,10 @@ pub struct Guest {
 }
 
 impl Guest {
-    pub fn new(
-        socket_url: Url,
-        config: Config,
-        confirm_timeout: Duration,
-        retry: crate::retry::Policy,
-    ) -> Self {
+    pub fn new(ctx: &route::Context, config: Config) -> Self {
         Guest {
-            link: Link::new(socket_url, config, retry),
-            confirm_timeout,
+            link: Link::new(ctx, config),
+            confirm_timeout: ctx.confirm_timeout,
         }
     }
 }

@@ -78,30 +78,39 @@ pub(crate) fn configure(
     frame("response", "SessionResponse", 200, body, tid)
 }
 
-/// The SessionResponse body. With hidden rules the deployment advertises `*/*` and no limits,
-/// yet onAttachment still enforces the real ones.
-fn session_response(f: &Faults, new: bool, read_only: bool) -> Value {
-    let (types, max_kb, blocked): (Vec<Value>, u64, Vec<String>) = if f.guest_hidden_rules {
-        (vec![json!({"type": "*/*"})], 1 << 30, vec![])
+/// What the deployment advertises: types, size limit (KB) and blocked extensions. With hidden
+/// rules it advertises `*/*` and no limits, yet onAttachment still enforces the real ones.
+pub(crate) fn advertised(f: &Faults) -> (Vec<String>, u64, Vec<String>) {
+    if f.guest_hidden_rules {
+        (vec!["*/*".into()], 1 << 30, vec![])
     } else {
         (
-            f.guest_allowed_types
-                .iter()
-                .map(|t| json!({"type": t}))
-                .collect(),
+            f.guest_allowed_types.clone(),
             f.guest_max_file_size_kb,
             f.guest_blocked_extensions.clone(),
         )
-    };
+    }
+}
+
+/// The SessionResponse body; an older deployment's has no `allowedMedia`.
+fn session_response(f: &Faults, new: bool, read_only: bool) -> Value {
+    let (types, max_kb, blocked) = advertised(f);
+    let types: Vec<Value> = types.iter().map(|t| json!({"type": t})).collect();
     let expires = (SystemTime::now() + Duration::from_secs(SESSION_SECS))
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    json!({
+    let mut body = json!({
         "connected": true, "newSession": new, "readOnly": read_only,
         "allowedMedia": {"inbound": {"fileTypes": types, "maxFileSizeKB": max_kb}},
         "blockedExtensions": blocked,
         "durationSeconds": SESSION_SECS,
         "expirationDate": expires,
-    })
+    });
+    if f.guest_omit_allowed_media {
+        body.as_object_mut()
+            .expect("an object")
+            .remove("allowedMedia");
+    }
+    body
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 mod attachments;
 mod configure;
+mod deployment;
 mod frame;
 mod messages;
 mod rules;
@@ -28,6 +29,10 @@ use sessions::{Call, Session, Socket};
 pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
     axum::Router::new()
         .route("/v1", get(upgrade))
+        .route(
+            "/webdeployments/v1/deployments/{id}/config.json",
+            get(deployment::config),
+        )
         .with_state(guest)
 }
 

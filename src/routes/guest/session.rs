@@ -159,7 +159,8 @@ impl Link {
         let mut conn = Connection::open(&self.url(), self.config.origin.as_deref()).await?;
         let answer = self.configure(&mut conn).await?;
         let rules = SessionRules::resolve(&answer.body, self.deployment_upload().await);
-        let new_session = answer.body_flag("newSession").unwrap_or(true);
+        // Absent means false, as in the transport SDK's model (`shyrka/receive/SessionResponse.kt`).
+        let new_session = answer.body_flag("newSession").unwrap_or(false);
         tracing::info!(new_session, "guest session configured");
         let _ = self.created.set(new_session);
         Ok(Session { conn, rules })

@@ -28,7 +28,7 @@ pub(crate) fn close(call: Call, session: &mut Session, socket: &mut Socket) -> S
         });
         socket.closed = true;
     }
-    let body = json!({"connected": !all, "readOnly": session.read_only});
+    let body = without_false_flags(json!({"connected": !all, "readOnly": session.read_only}));
     frame("response", "SessionResponse", 200, body, call.tid)
 }
 
@@ -111,6 +111,18 @@ fn session_response(f: &Faults, new: bool, read_only: bool) -> Value {
         body.as_object_mut()
             .expect("an object")
             .remove("allowedMedia");
+    }
+    without_false_flags(body)
+}
+
+/// `newSession` and `readOnly` are left out when false: the SDK's model defaults them to false
+/// (`shyrka/receive/SessionResponse.kt`), while `connected` has no default and is always sent.
+fn without_false_flags(mut body: Value) -> Value {
+    let fields = body.as_object_mut().expect("an object");
+    for flag in ["newSession", "readOnly"] {
+        if fields.get(flag) == Some(&Value::Bool(false)) {
+            fields.remove(flag);
+        }
     }
     body
 }

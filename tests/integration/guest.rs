@@ -467,3 +467,44 @@ fn a_session_answer_without_new_session_is_an_existing_session() {
     );
     assert_eq!(second["newSession"], false);
 }
+
+/// A caption over the guest limit (4096 UTF-8 bytes, 4011 MessageTooLong) is refused before
+/// anything is sent, instead of a file uploaded and then refused; one at the limit is sent.
+#[test]
+fn a_caption_over_the_guest_limit_is_refused_before_any_upload() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    // 2049 characters, 4098 bytes: the limit is in bytes.
+    let long = "é".repeat(2049);
+    let out = env
+        .guest_cmd()
+        .args(["--message", &long])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Usage.code()),
+        "{}",
+        stderr(&out)
+    );
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["kind"], "config");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("--message") && message.contains("4096"),
+        "{e}"
+    );
+    assert!(env.sandbox.objects().is_empty());
+    assert!(env.sandbox.requests().is_empty(), "nothing was asked");
+
+    let fits = "é".repeat(2048);
+    let out = env
+        .guest_cmd()
+        .args(["--message", &fits])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.sandbox.messages()[0]["text"], fits.as_str());
+}

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::error::{Result, Stage};
 use crate::validate::ValidatedFile;
-pub use config::Config;
+pub use config::{Config, MESSAGE_MAX_BYTES, checked_message};
 pub use frames::Frame;
 use session::Link;
 use socket::SocketError;

@@ -31,6 +31,9 @@ pub struct Faults {
     /// Advertise `*/*` with no limits in SessionResponse but enforce the real rules in
     /// onAttachment, as a deployment with a stricter Supported Content profile can.
     pub guest_hidden_rules: bool,
+    /// The deployment's allowed domains: a guest socket handshake whose `Origin` host is not one
+    /// of them is refused with HTTP 403. Empty: any Origin.
+    pub guest_allowed_origins: Vec<String>,
     /// An older deployment: SessionResponse carries no `allowedMedia`, and config.json has no
     /// `fileUpload.enableAttachments`, only `fileUpload.modes` with the rules.
     pub guest_omit_allowed_media: bool,
@@ -154,6 +157,7 @@ impl Default for Faults {
             guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
             guest_hidden_rules: false,
             guest_omit_allowed_media: false,
+            guest_allowed_origins: Vec::new(),
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,

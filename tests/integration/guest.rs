@@ -508,3 +508,47 @@ fn a_caption_over_the_guest_limit_is_refused_before_any_upload() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(env.sandbox.messages()[0]["text"], fits.as_str());
 }
+
+/// A deployment that restricts allowed domains refuses the handshake with HTTP 403: the record
+/// says so and how to fix it; with an allowed `--origin` the file goes through.
+#[test]
+fn a_refused_origin_is_reported_with_its_fix() {
+    let env = Env::new();
+    env.sandbox.faults().guest_allowed_origins = vec!["www.example.com".into()];
+    let a = env.file("a.pdf", &pdf(1000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["httpStatus"], 403, "{e}");
+    assert_eq!(e["code"], "WebsocketAccessDenied");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("allowed domains"), "{e}");
+    assert!(
+        message.contains(env.sandbox.base_url.host_str().unwrap()),
+        "the Origin sent: {e}"
+    );
+    assert!(
+        e["hint"].as_str().unwrap().contains("--origin https://"),
+        "{e}"
+    );
+    let handshakes = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1")
+        .count();
+    assert_eq!(handshakes, 1, "a refusal is not retried");
+
+    let out = env
+        .guest_cmd()
+        .args(["--origin", "https://www.example.com"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -82,9 +82,11 @@ pub(super) fn not_echoed() -> Error {
     )
 }
 
-/// The handshake request, with the Origin the SDKs always send (the socket's own host unless
-/// told otherwise: deployments may restrict allowed domains).
-fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<Request> {
+/// The handshake request and the Origin it carries. The SDKs always send one, the socket's own
+/// host (`network/PlatformSocket.kt`, Android and iOS); gcupload sends the socket's own origin in
+/// the standard `scheme://host` form unless `--origin` says otherwise: deployments may restrict
+/// allowed domains.
+fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<(Request, String)> {
     let mut req = url
         .as_str()
         .into_client_request()
@@ -94,7 +96,31 @@ fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<Request> {
         .parse()
         .map_err(|_| Error::config(format!("--origin `{origin}` is not a valid header value")))?;
     req.headers_mut().insert("Origin", v);
-    Ok(req)
+    Ok((req, origin))
+}
+
+/// Why the handshake failed: a 403 is the deployment refusing our Origin (the SDK's
+/// `WebsocketAccessDenied`), anything else a network failure.
+fn refused(
+    e: tokio_tungstenite::tungstenite::Error,
+    origin: &str,
+    net: impl Fn(String) -> Error,
+) -> Error {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e {
+        WsError::Http(resp) if resp.status().as_u16() == 403 => Error::Remote {
+            stage: Stage::RequestUrl,
+            remote: crate::error::Remote {
+                status: Some(403),
+                code: Some("WebsocketAccessDenied".into()),
+                message: format!(
+                    "the guest socket refused the handshake with HTTP 403: the deployment restricts allowed domains, and the Origin sent, `{origin}`, is not one of them"
+                ),
+                correlation_id: crate::http::correlation_id(resp.headers()),
+            },
+        },
+        e => net(format!("could not open the socket: {e}")),
+    }
 }
 
 fn own_origin(url: &Url) -> String {
@@ -190,7 +216,7 @@ impl Connection {
             message,
         };
         crate::http::check_transport(url, "the guest socket")?;
-        let req = handshake(url, &shown, origin)?;
+        let (req, origin) = handshake(url, &shown, origin)?;
         tracing::info!(url = %shown, "opening the guest session socket");
         // Frames are small JSON; a hostile or broken server cannot make us buffer more.
         let limits = WebSocketConfig::default()
@@ -200,7 +226,7 @@ impl Connection {
         let (ws, _) = tokio::time::timeout(ANSWER_WAIT, connecting)
             .await
             .map_err(|_| net("timed out opening the socket".into()))?
-            .map_err(|e| net(format!("could not open the socket: {e}")))?;
+            .map_err(|e| refused(e, &origin, net))?;
         let (sink, stream) = ws.split();
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();

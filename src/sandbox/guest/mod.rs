@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -38,11 +39,30 @@ pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
 
 async fn upgrade(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     AxState(guest): AxState<Arc<Guest>>,
 ) -> Response {
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    if !origin_allowed(&guest.state.faults().guest_allowed_origins, origin) {
+        // As a deployment that restricts allowed domains: the handshake itself is refused (the
+        // transport SDK's `WebsocketAccessDenied`, `network/PlatformSocket.kt`).
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
     let deployment = q.get("deploymentId").cloned().unwrap_or_default();
     ws.on_upgrade(move |socket| connection(guest, socket, deployment))
+}
+
+/// Whether the host of `origin` (`https://host:port` or a bare host) is one of `allowed`;
+/// an empty list allows any.
+fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = origin else { return false };
+    let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    allowed.iter().any(|d| d.eq_ignore_ascii_case(host))
 }
 
 async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {

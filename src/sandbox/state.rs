@@ -61,6 +61,14 @@ pub struct Faults {
     pub lose_sends: u32,
     /// The next guest connection is closed by the server after it sent this many frames.
     pub close_guest_after_frames: u32,
+    /// The next n guest uploads: the session's sockets are closed 200 ms after the object lands
+    /// (the client waits for its upload event by then); the event goes to sockets bound later.
+    pub close_guest_on_upload: u32,
+    /// The next n guest upload events are lost: the session's sockets are closed instead.
+    pub lose_guest_upload_events: u32,
+    /// How long after its object lands a guest attachment counts as uploaded and its upload
+    /// event is sent (the platform's scan), milliseconds.
+    pub guest_scan_delay_ms: u64,
     /// Requests held at a point of their handling, so a test can kill the client there.
     pub pause: Vec<Pause>,
 }
@@ -169,6 +177,9 @@ impl Default for Faults {
             lose_confirms: 0,
             lose_sends: 0,
             close_guest_after_frames: 0,
+            close_guest_on_upload: 0,
+            lose_guest_upload_events: 0,
+            guest_scan_delay_ms: 0,
             pause: Vec::new(),
         }
     }

@@ -552,3 +552,47 @@ fn a_refused_origin_is_reported_with_its_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// The socket drops after the object landed, while the platform's scan runs: getAttachment
+/// answers with a URL to upload to, not a refreshed link, so gcupload keeps waiting for the
+/// upload event instead of sending an attachment that is not uploaded yet (4010).
+#[test]
+fn a_get_attachment_answer_without_a_refreshed_link_is_not_an_upload() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.close_guest_on_upload = 1;
+        f.guest_scan_delay_ms = 1500;
+    }
+    let bytes = pdf(3000);
+    let a = env.file("a.pdf", &bytes);
+    let out = env.guest_cmd().arg("-v").arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+    assert!(stderr(&out).contains("reconnecting"), "the socket dropped");
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1, "uploaded once");
+    assert_eq!(objects[0].sha256, sha256(&bytes));
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["attachmentIds"][0], r["fileId"]);
+}
+
+/// The upload event is lost with the socket: getAttachment's refreshed link (empty headers,
+/// fileSize) confirms the upload.
+#[test]
+fn a_lost_upload_event_is_recovered_from_a_refreshed_link() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_upload_events = 1;
+        f.guest_scan_delay_ms = 300;
+    }
+    let a = env.file("a.pdf", &pdf(3000));
+    let out = env.guest_cmd().arg("-v").arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reconnecting"), "the socket dropped");
+    assert_eq!(env.sandbox.objects().len(), 1);
+    assert_eq!(env.sandbox.messages().len(), 1);
+}

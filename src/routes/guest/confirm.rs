@@ -12,6 +12,16 @@ use crate::error::{Result, Stage};
 use crate::redact;
 use crate::routes::route::Confirmation;
 
+/// What getAttachment says of an attachment.
+enum Known {
+    /// Uploaded: its success event, rebuilt from the refreshed link.
+    Uploaded(Frame),
+    /// Issued, not uploaded yet (or its scan is under way).
+    Pending,
+    /// Not known to the session, or an answer that says nothing.
+    Unknown,
+}
+
 impl Link {
     /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
     pub(super) async fn upload_event(
@@ -31,8 +41,8 @@ impl Link {
         }
     }
 
-    /// On a new socket: a download URL for the attachment means it was stored; without one,
-    /// the event may still come.
+    /// On a new socket: getAttachment's refreshed link means it was stored; otherwise the
+    /// event may still come.
     async fn recover_upload_event(
         &self,
         slot: &mut Option<Session>,
@@ -40,16 +50,28 @@ impl Link {
         timeout: Duration,
     ) -> Result<Frame> {
         self.reconnect(slot).await?;
-        let asked = self
-            .ask(slot, frames::get_attachment(id), Stage::Confirm)
-            .await;
-        match asked {
-            Ok(f) if f.class == "PresignedUrlResponse" => {
-                Ok(Frame::upload_success(id, &f.body["url"]))
-            }
-            _ => Ok(live(slot)
+        match self.ask_attachment(slot, id).await? {
+            Known::Uploaded(event) => Ok(event),
+            Known::Pending | Known::Unknown => Ok(live(slot)
                 .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
                 .await?),
+        }
+    }
+
+    /// What getAttachment says of attachment `id`. The SDK uses it only to refresh the link of
+    /// an uploaded attachment (`MessagingClientImpl.kt`, `refreshAttachmentUrl`); only that
+    /// shape of answer means uploaded.
+    async fn ask_attachment(&self, slot: &mut Option<Session>, id: &str) -> Result<Known> {
+        match self
+            .ask(slot, frames::get_attachment(id), Stage::Confirm)
+            .await
+        {
+            Ok(f) if f.is_refreshed_attachment() => {
+                Ok(Known::Uploaded(Frame::upload_success(id, &f.body["url"])))
+            }
+            Ok(f) if f.class == "PresignedUrlResponse" => Ok(Known::Pending),
+            Ok(_) | Err(SocketError::Other(_)) => Ok(Known::Unknown),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -70,21 +92,24 @@ impl Link {
         }
     }
 
-    /// On a new socket: the attachment's success event, when getAttachment shows it uploaded.
+    /// For an attachment an earlier run left part-way: its upload event, if getAttachment shows
+    /// it uploaded, or if the earlier run's PUT `landed` and the attachment is still waiting for
+    /// its verdict (the scan is under way). `None`: upload it again.
     pub(super) async fn uploaded(
         &self,
         slot: &mut Option<Session>,
         id: &str,
+        landed: bool,
+        timeout: Duration,
     ) -> Result<Option<Frame>> {
-        match self
-            .ask(slot, frames::get_attachment(id), Stage::Confirm)
-            .await
-        {
-            Ok(f) if f.class == "PresignedUrlResponse" => {
-                Ok(Some(Frame::upload_success(id, &f.body["url"])))
-            }
-            Ok(_) | Err(SocketError::Other(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+        match self.ask_attachment(slot, id).await? {
+            Known::Uploaded(event) => Ok(Some(event)),
+            Known::Pending if landed => Ok(Some(
+                live(slot)
+                    .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
+                    .await?,
+            )),
+            Known::Pending | Known::Unknown => Ok(None),
         }
     }
 

@@ -38,6 +38,17 @@ impl Frame {
         }
     }
 
+    /// A `PresignedUrlResponse` that refreshes the link of an uploaded attachment: empty
+    /// `headers` and a `fileSize` (transport SDK `util/extensions/MessageExtension.kt`,
+    /// `isRefreshUrl`). Any other is a URL to upload to, which says nothing of an upload.
+    pub(super) fn is_refreshed_attachment(&self) -> bool {
+        self.class == "PresignedUrlResponse"
+            && self.body["headers"]
+                .as_object()
+                .is_some_and(|h| h.is_empty())
+            && self.body["fileSize"].is_u64()
+    }
+
     pub(super) fn body_str(&self, k: &str) -> Option<&str> {
         self.body.get(k).and_then(Value::as_str)
     }

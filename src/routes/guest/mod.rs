@@ -128,20 +128,24 @@ impl Route for Guest {
     }
 
     /// The upload event went to the earlier run's socket: getAttachment on the same session
-    /// says whether the attachment was uploaded.
+    /// says whether the attachment was uploaded (or, after a PUT that landed, is being scanned).
     async fn resume(
         &self,
         _file: &ValidatedFile,
         up: &Uploaded,
-        _landed: bool,
+        landed: bool,
     ) -> Result<Option<Confirmation>> {
         let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
-        Ok(self
+        let event = self
             .link
-            .uploaded(&mut guard, id)
-            .await?
-            .map(|event| self.link.confirmation(id, &event)))
+            .uploaded(&mut guard, id, landed, self.confirm_timeout)
+            .await?;
+        match event {
+            Some(e) if e.class == "UploadFailureEvent" => Err(e.upload_failure()),
+            Some(e) => Ok(Some(self.link.confirmation(id, &e))),
+            None => Ok(None),
+        }
     }
 
     fn sends(&self) -> bool {

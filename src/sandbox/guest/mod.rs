@@ -25,7 +25,7 @@ mod sessions;
 
 use frame::{error, field, frame};
 pub(crate) use sessions::Guest;
-use sessions::{Call, Session, Socket};
+use sessions::{CLOSE, Call, Session, Socket};
 
 pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
     axum::Router::new()
@@ -103,7 +103,7 @@ async fn write_frames(
 ) {
     let mut sent = 0;
     while let Some(text) = rx.recv().await {
-        if sink.send(Message::Text(text.into())).await.is_err() {
+        if text == CLOSE || sink.send(Message::Text(text.into())).await.is_err() {
             break;
         }
         sent += 1;

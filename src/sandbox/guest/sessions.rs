@@ -47,6 +47,9 @@ pub(crate) struct Attachment {
     pub(crate) sent: bool,
 }
 
+/// Sent on a socket's queue instead of a frame: its writer closes the socket.
+pub(crate) const CLOSE: &str = "";
+
 /// One WebSocket connection.
 pub(crate) struct Socket {
     /// Frames to the client; the connection's writer task drains it.

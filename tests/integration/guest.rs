@@ -596,3 +596,89 @@ fn a_lost_upload_event_is_recovered_from_a_refreshed_link() {
     assert_eq!(env.sandbox.objects().len(), 1);
     assert_eq!(env.sandbox.messages().len(), 1);
 }
+
+/// A message refused after its attachment was uploaded leaves no orphan: gcupload deletes the
+/// attachment (deleteAttachment → AttachmentDeletedResponse, as the SDK's detach) and the
+/// record says so.
+#[test]
+fn an_attachment_whose_message_was_refused_is_deleted() {
+    let env = Env::new();
+    env.sandbox
+        .faults()
+        .inject
+        .push(gcupload::sandbox::Inject::new("send", 500, None));
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["stage"], "send", "{r}");
+    let orphans = r["orphans"]
+        .as_array()
+        .expect("the record lists the orphans");
+    assert_eq!(orphans.len(), 1, "{r}");
+    assert_eq!(orphans[0]["deleted"], true, "{r}");
+    assert!(
+        env.sandbox.objects().is_empty(),
+        "the attachment's object is gone"
+    );
+    assert!(env.sandbox.messages().is_empty());
+}
+
+/// The binary on the guest route, running in the background.
+fn spawn_guest(env: &Env, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_DEPLOYMENT_ID", env.sandbox.deployment_id())
+        .env("GCUPLOAD_STATE_DIR", env.outbox())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A run abandoned (a second interrupt) while the platform scans its upload deletes the
+/// attachment it will never send, and the interrupted record says so.
+#[cfg(unix)]
+#[test]
+fn an_abandoned_upload_is_deleted() {
+    let env = Env::new();
+    env.sandbox.faults().guest_scan_delay_ms = 30_000;
+    let a = env.file("a.pdf", &pdf(2000));
+    let child = spawn_guest(&env, &[a.as_os_str()]);
+    for _ in 0..500 {
+        if env.sandbox.objects().len() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(env.sandbox.objects().len(), 1, "the PUT landed");
+    for _ in 0..2 {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Interrupted.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["kind"], "interrupted", "{r}");
+    assert_eq!(r["orphans"][0]["deleted"], true, "{r}");
+    assert!(
+        env.sandbox.objects().is_empty(),
+        "the attachment's object is gone"
+    );
+}

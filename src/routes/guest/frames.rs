@@ -159,6 +159,10 @@ pub(super) fn get_attachment(attachment_id: &str) -> Value {
     json!({"action": "getAttachment", "attachmentId": attachment_id})
 }
 
+pub(super) fn delete_attachment(attachment_id: &str) -> Value {
+    json!({"action": "deleteAttachment", "attachmentId": attachment_id})
+}
+
 pub(super) fn on_message(caption: &str, attachment_id: &str) -> Value {
     json!({
         "action": "onMessage",

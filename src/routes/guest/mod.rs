@@ -7,6 +7,7 @@ mod config;
 mod confirm;
 mod deployment;
 mod frames;
+mod orphans;
 mod rules;
 mod session;
 mod socket;
@@ -16,16 +17,19 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
-use crate::error::{Result, Stage};
+use crate::error::{Error, Result, Stage};
 use crate::validate::ValidatedFile;
 pub use config::{Config, MESSAGE_MAX_BYTES, checked_message};
 pub use frames::Frame;
+use orphans::Orphans;
 use session::Link;
 use socket::SocketError;
 
 pub struct Guest {
     link: Link,
     confirm_timeout: Duration,
+    /// Attachments of each file that no message carries yet.
+    orphans: Orphans,
 }
 
 impl Guest {
@@ -33,7 +37,18 @@ impl Guest {
         Guest {
             link: Link::new(ctx, config),
             confirm_timeout: ctx.confirm_timeout,
+            orphans: Orphans::default(),
         }
+    }
+
+    /// The platform's verdict on attachment `id` of `file`: a refused attachment is the
+    /// platform's to remove, not ours (the SDK drops it too, `AttachmentHandlerImpl.kt`, `onError`).
+    fn verdict(&self, file: &ValidatedFile, id: &str, event: &Frame) -> Result<Confirmation> {
+        if event.class == "UploadFailureEvent" {
+            self.orphans.settle(&file.path, id);
+            return Err(event.upload_failure());
+        }
+        Ok(self.link.confirmation(id, event))
     }
 }
 
@@ -103,7 +118,9 @@ impl Route for Guest {
             other => other?,
         };
         answer.require_class("PresignedUrlResponse", "onAttachment", Stage::RequestUrl)?;
-        upload_target(&answer, &attachment_id, file)
+        let target = upload_target(&answer, &attachment_id, file)?;
+        self.orphans.track(&file.path, &attachment_id);
+        Ok(target)
     }
 
     /// The deployment and the session: a run without `--session-token` opens a new session, so
@@ -113,7 +130,7 @@ impl Route for Guest {
         format!("{}/{}", c.deployment_id, c.session_token)
     }
 
-    async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
+    async fn confirm(&self, file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
         let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
         // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
@@ -121,17 +138,14 @@ impl Route for Guest {
             .link
             .upload_event(&mut guard, id, self.confirm_timeout)
             .await?;
-        if event.class == "UploadFailureEvent" {
-            return Err(event.upload_failure());
-        }
-        Ok(self.link.confirmation(id, &event))
+        self.verdict(file, id, &event)
     }
 
     /// The upload event went to the earlier run's socket: getAttachment on the same session
     /// says whether the attachment was uploaded (or, after a PUT that landed, is being scanned).
     async fn resume(
         &self,
-        _file: &ValidatedFile,
+        file: &ValidatedFile,
         up: &Uploaded,
         landed: bool,
     ) -> Result<Option<Confirmation>> {
@@ -141,11 +155,9 @@ impl Route for Guest {
             .link
             .uploaded(&mut guard, id, landed, self.confirm_timeout)
             .await?;
-        match event {
-            Some(e) if e.class == "UploadFailureEvent" => Err(e.upload_failure()),
-            Some(e) => Ok(Some(self.link.confirmation(id, &e))),
-            None => Ok(None),
-        }
+        let Some(event) = event else { return Ok(None) };
+        self.orphans.track(&file.path, id);
+        self.verdict(file, id, &event).map(Some)
     }
 
     fn sends(&self) -> bool {
@@ -153,18 +165,39 @@ impl Route for Guest {
     }
 
     async fn send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
+        let id = conf.file_id.as_str();
+        self.orphans.track(&file.path, id);
         let mut guard = self.link.session().await?;
         let caption = self.link.config.message.as_deref();
         let caption = caption.unwrap_or(&file.file_name);
-        let echo = self
+        let sent = self
             .link
-            .send_message(&mut guard, frames::on_message(caption, &conf.file_id))
-            .await?;
+            .send_message(&mut guard, frames::on_message(caption, id))
+            .await;
+        // Only a refusal says the message was not sent; after anything else it may carry the
+        // attachment, which is then not ours to delete (nor, once sent, any earlier attempt's).
+        match &sent {
+            Ok(_) => drop(self.orphans.take(&file.path)),
+            Err(Error::Remote { .. }) => {}
+            Err(_) => self.orphans.settle(&file.path, id),
+        }
+        let echo = sent?;
         echo.require_class("StructuredMessage", "onMessage", Stage::Send)?;
         if let Some(m) = echo.body_str("id") {
             conf.extra.insert("messageId".into(), m.into());
         }
         Ok(())
+    }
+
+    /// Deletes the attachments the failed file left that no message carries.
+    async fn discard(&self, file: &ValidatedFile) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        let ids = self.orphans.take(&file.path);
+        if !ids.is_empty() {
+            let done = self.link.delete_attachments(ids).await;
+            extra.insert("orphans".into(), done.into());
+        }
+        extra
     }
 
     /// What the deployment accepts, as the open session reported it.

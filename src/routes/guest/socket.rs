@@ -189,7 +189,7 @@ fn answers(f: &Frame, tracing_id: &str, attachment: Option<&str>) -> bool {
         || (attachment.is_some()
             && matches!(
                 f.class.as_str(),
-                "GenerateUrlError" | "PresignedUrlResponse"
+                "GenerateUrlError" | "PresignedUrlResponse" | "AttachmentDeletedResponse"
             )
             && f.body_str("attachmentId") == attachment)
 }

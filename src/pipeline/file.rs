@@ -349,7 +349,12 @@ impl Pipeline {
         };
         if self.route.sends() {
             if entry.step == Step::SendStarted {
-                return Err(may_have_been_sent());
+                // The earlier run's send may have gone out: where the platform can tell, ask it.
+                match self.route.was_sent(file, &mut conf).await? {
+                    Some(true) => return Ok(conf),
+                    Some(false) => {}
+                    None => return Err(may_have_been_sent()),
+                }
             }
             job.advance(Step::SendStarted, None).await?;
             self.route.send(file, &mut conf).await?;

@@ -217,6 +217,17 @@ pub trait Route: Send + Sync {
         Ok(())
     }
 
+    /// For a send an earlier run started and never saw answered: `Some(true)` if the platform
+    /// shows the message was sent (`conf` gets what the record needs), `Some(false)` if it shows
+    /// it was not (it is sent now), `None` if it cannot tell ("may have been sent").
+    async fn was_sent(
+        &self,
+        _file: &ValidatedFile,
+        _conf: &mut Confirmation,
+    ) -> Result<Option<bool>> {
+        Ok(None)
+    }
+
     /// After `file` failed or was abandoned: removes what the route left on the platform for it
     /// that nothing uses (the guest route's attachments no message carries), and returns what the
     /// failure's record says of it.

@@ -66,6 +66,10 @@ pub struct Faults {
     pub close_guest_on_upload: u32,
     /// The next n guest upload events are lost: the session's sockets are closed instead.
     pub lose_guest_upload_events: u32,
+    /// The next n guest onMessage are sent, then the socket closes before their echo.
+    pub lose_guest_sends: u32,
+    /// The next n guest onMessage close the socket unread: nothing is sent.
+    pub drop_guest_sends: u32,
     /// How long after its object lands a guest attachment counts as uploaded and its upload
     /// event is sent (the platform's scan), milliseconds.
     pub guest_scan_delay_ms: u64,
@@ -179,6 +183,8 @@ impl Default for Faults {
             close_guest_after_frames: 0,
             close_guest_on_upload: 0,
             lose_guest_upload_events: 0,
+            lose_guest_sends: 0,
+            drop_guest_sends: 0,
             guest_scan_delay_ms: 0,
             pause: Vec::new(),
         }

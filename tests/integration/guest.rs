@@ -682,3 +682,117 @@ fn an_abandoned_upload_is_deleted() {
         "the attachment's object is gone"
     );
 }
+
+/// The message went out but the socket closed before its echo: the session's history (getJwt,
+/// then the messages endpoint, as the SDK's history) shows it, so the file is done, not "may
+/// have been sent", and it is not sent twice.
+#[test]
+fn a_send_whose_echo_was_lost_is_found_in_the_session_history() {
+    let env = Env::new();
+    env.sandbox.faults().lose_guest_sends = 1;
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendCheck"]["by"], "session-history", "{r}");
+    assert_eq!(r["sendCheck"]["found"], true, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "sent once");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+    assert_eq!(messages[0]["attachmentIds"][0], r["fileId"]);
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .any(|q| q.path == "/api/v2/webmessaging/messages")
+    );
+}
+
+/// The socket closed after the message was written but before the platform read it: the history
+/// does not show it, so it is sent once more and the record says why.
+#[test]
+fn a_send_the_history_does_not_show_is_sent_again() {
+    let env = Env::new();
+    env.sandbox.faults().drop_guest_sends = 1;
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendCheck"]["found"], false, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "sent once");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+}
+
+/// When the history cannot be read, a lost echo is still reported as "may have been sent".
+#[test]
+fn without_the_history_a_lost_echo_may_have_been_sent() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_sends = 1;
+        let mut unavailable = gcupload::sandbox::Inject::new("history", 503, None);
+        unavailable.times = 100;
+        f.inject.push(unavailable);
+    }
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may have been sent"),
+        "{r}"
+    );
+    assert!(r.get("orphans").is_none(), "a message may carry it: {r}");
+    assert_eq!(env.sandbox.messages().len(), 1);
+}
+
+/// A run that could not tell whether its message went out leaves it in the journal; the next run
+/// on the same session reads the history, finds the message and completes the file without
+/// sending it again.
+#[test]
+fn a_later_run_finds_an_earlier_runs_send_in_the_history() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_sends = 1;
+        let mut unavailable = gcupload::sandbox::Inject::new("history", 503, None);
+        unavailable.times = 100;
+        f.inject.push(unavailable);
+    }
+    let token = uuid::Uuid::new_v4().to_string();
+    let a = env.file("a.pdf", &pdf(2000));
+    let run = || {
+        env.guest_cmd()
+            .args(["--session-token", &token])
+            .arg(&a)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    env.sandbox.faults().inject.clear();
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(r["sendCheck"]["found"], true, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "never sent twice");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+    assert_eq!(env.sandbox.objects().len(), 1);
+}

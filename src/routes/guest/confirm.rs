@@ -12,6 +12,13 @@ use crate::error::{Result, Stage};
 use crate::redact;
 use crate::routes::route::Confirmation;
 
+/// A sent message: its echo (or its entry in the session's history), and whether the history
+/// was looked at because the echo was lost (`Some(found)`).
+pub(super) struct Sent {
+    pub(super) echo: Frame,
+    pub(super) found: Option<bool>,
+}
+
 /// What getAttachment says of an attachment.
 enum Known {
     /// Uploaded: its success event, rebuilt from the refreshed link.
@@ -75,20 +82,61 @@ impl Link {
         }
     }
 
-    /// Sends `message` (an onMessage) and returns its echo. Resent only when it was never
-    /// written: one written but not echoed may have posted the file already.
+    /// Sends `message` (an onMessage carrying attachment `id`) and returns its echo. Resent
+    /// only when it was never written, or when the session's history shows that it did not go
+    /// out: one written but not echoed may have posted the file already.
     pub(super) async fn send_message(
         &self,
         slot: &mut Option<Session>,
         message: Value,
-    ) -> Result<Frame> {
+        id: &str,
+    ) -> Result<Sent> {
         if live(slot).is_closed() {
             self.reconnect(slot).await?;
         }
-        match self.ask(slot, message.clone(), Stage::Send).await {
-            Err(SocketError::Unsent(_)) => self.resend(slot, message, Stage::Send).await,
-            Err(SocketError::Closed(_)) => Err(not_echoed()),
-            other => Ok(other?),
+        let echo = match self.ask(slot, message.clone(), Stage::Send).await {
+            Err(SocketError::Unsent(_)) => self.resend(slot, message, Stage::Send).await?,
+            Err(SocketError::Closed(_)) => return self.after_lost_echo(slot, message, id).await,
+            other => other?,
+        };
+        Ok(Sent { echo, found: None })
+    }
+
+    /// The socket closed after the message was written: the history says whether it went out;
+    /// if it did not, it is sent once more. "May have been sent" only when no look is possible.
+    async fn after_lost_echo(
+        &self,
+        slot: &mut Option<Session>,
+        message: Value,
+        id: &str,
+    ) -> Result<Sent> {
+        tracing::info!(
+            "the message was written but not echoed; looking for it in the session's history"
+        );
+        if let Err(e) = self.reconnect(slot).await {
+            tracing::warn!("the session history cannot be read without the socket: {e}");
+            return Err(not_echoed());
+        }
+        match self.find_sent(slot, id).await {
+            Ok(Some(echo)) => Ok(Sent {
+                echo,
+                found: Some(true),
+            }),
+            Ok(None) => {
+                tracing::info!("the message is not in the session's history; sending it again");
+                match self.ask(slot, message, Stage::Send).await {
+                    Ok(echo) => Ok(Sent {
+                        echo,
+                        found: Some(false),
+                    }),
+                    Err(SocketError::Closed(_)) => Err(not_echoed()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(why) => {
+                tracing::warn!("the session history could not be read: {why}");
+                Err(not_echoed())
+            }
         }
     }
 

@@ -49,6 +49,17 @@ impl Frame {
             && self.body["fileSize"].is_u64()
     }
 
+    /// A message the session's history shows, as if it were the echo of its send.
+    pub(super) fn sent_message(body: Value) -> Frame {
+        Frame {
+            kind: "message".into(),
+            class: "StructuredMessage".into(),
+            code: 200,
+            body,
+            tracing_id: None,
+        }
+    }
+
     pub(super) fn body_str(&self, k: &str) -> Option<&str> {
         self.body.get(k).and_then(Value::as_str)
     }

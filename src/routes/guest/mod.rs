@@ -7,6 +7,7 @@ mod config;
 mod confirm;
 mod deployment;
 mod frames;
+mod history;
 mod orphans;
 mod rules;
 mod session;
@@ -172,7 +173,7 @@ impl Route for Guest {
         let caption = caption.unwrap_or(&file.file_name);
         let sent = self
             .link
-            .send_message(&mut guard, frames::on_message(caption, id))
+            .send_message(&mut guard, frames::on_message(caption, id), id)
             .await;
         // Only a refusal says the message was not sent; after anything else it may carry the
         // attachment, which is then not ours to delete (nor, once sent, any earlier attempt's).
@@ -181,12 +182,43 @@ impl Route for Guest {
             Err(Error::Remote { .. }) => {}
             Err(_) => self.orphans.settle(&file.path, id),
         }
-        let echo = sent?;
-        echo.require_class("StructuredMessage", "onMessage", Stage::Send)?;
-        if let Some(m) = echo.body_str("id") {
+        let sent = sent?;
+        if let Some(found) = sent.found {
+            conf.extra
+                .insert("sendCheck".into(), history::send_check(found));
+        }
+        sent.echo
+            .require_class("StructuredMessage", "onMessage", Stage::Send)?;
+        if let Some(m) = sent.echo.body_str("id") {
             conf.extra.insert("messageId".into(), m.into());
         }
         Ok(())
+    }
+
+    /// An earlier run stopped while sending: the session's history says whether its message
+    /// went out (the run that resumes must use the same `--session-token`).
+    async fn was_sent(
+        &self,
+        file: &ValidatedFile,
+        conf: &mut Confirmation,
+    ) -> Result<Option<bool>> {
+        let mut guard = self.link.session().await?;
+        let id = conf.file_id.clone();
+        match self.link.find_sent(&mut guard, &id).await {
+            Ok(found) => {
+                conf.extra
+                    .insert("sendCheck".into(), history::send_check(found.is_some()));
+                if let Some(m) = found.as_ref().and_then(|f| f.body_str("id")) {
+                    conf.extra.insert("messageId".into(), m.into());
+                    self.orphans.settle(&file.path, &id);
+                }
+                Ok(Some(found.is_some()))
+            }
+            Err(why) => {
+                tracing::warn!("the session history could not be read: {why}");
+                Ok(None)
+            }
+        }
     }
 
     /// Deletes the attachments the failed file left that no message carries.

@@ -27,7 +27,7 @@ pub(super) fn live(slot: &mut Option<Session>) -> &mut Connection {
 
 /// The guest's link to the platform: the session on its socket, opened on first use.
 pub(super) struct Link {
-    socket_url: Url,
+    pub(super) socket_url: Url,
     pub(super) config: Config,
     pub(super) http: reqwest::Client,
     pub(super) endpoints: crate::config::Endpoints,

@@ -91,7 +91,7 @@ fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<(Request, S
         .as_str()
         .into_client_request()
         .map_err(|e| Error::config(format!("guest socket URL {shown}: {e}")))?;
-    let origin = origin.map_or_else(|| own_origin(url), str::to_string);
+    let origin = self::origin(url, origin);
     let v = origin
         .parse()
         .map_err(|_| Error::config(format!("--origin `{origin}` is not a valid header value")))?;
@@ -121,6 +121,11 @@ fn refused(
         },
         e => net(format!("could not open the socket: {e}")),
     }
+}
+
+/// The Origin to send: `configured` (`--origin`), else the socket's own.
+pub(super) fn origin(socket: &Url, configured: Option<&str>) -> String {
+    configured.map_or_else(|| own_origin(socket), str::to_string)
 }
 
 fn own_origin(url: &Url) -> String {

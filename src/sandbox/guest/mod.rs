@@ -19,6 +19,7 @@ mod attachments;
 mod configure;
 mod deployment;
 mod frame;
+mod history;
 mod messages;
 mod rules;
 mod sessions;
@@ -34,6 +35,7 @@ pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
             "/webdeployments/v1/deployments/{id}/config.json",
             get(deployment::config),
         )
+        .route("/api/v2/webmessaging/messages", get(history::messages))
         .with_state(guest)
 }
 
@@ -145,13 +147,28 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
     }
     match action {
         "onAttachment" => attachments::on_attachment(call, session),
-        "onMessage" => messages::on_message(call, session),
+        "onMessage" => send(call, session),
+        "getJwt" => history::jwt(call),
         "getAttachment" => attachments::get(call, session),
         "deleteAttachment" => attachments::delete(call, session),
         "echo" => messages::echo(call),
         "closeSession" => configure::close(call, session, socket),
         _ => error(400, &format!("Unknown action {action}"), tid),
     }
+}
+
+/// onMessage, with its faults: the socket closes before the message is read, or after it was
+/// sent and before its echo.
+fn send(call: Call, session: &mut Session) -> String {
+    let st = &call.guest.state;
+    if st.take(|f| &mut f.drop_guest_sends) {
+        return CLOSE.to_string();
+    }
+    let echo = messages::on_message(call, session);
+    if st.take(|f| &mut f.lose_guest_sends) {
+        return CLOSE.to_string();
+    }
+    echo
 }
 
 /// An expired session refuses every action (4006); a read-only one refuses what would write.

@@ -14,6 +14,8 @@ pub(crate) struct Guest {
     pub(crate) state: Arc<State>,
     pub(crate) store: Arc<Store>,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
+    /// Session JWTs issued by getJwt, with the session token each is for.
+    pub(crate) jwts: Mutex<HashMap<String, String>>,
 }
 
 impl Guest {
@@ -22,6 +24,7 @@ impl Guest {
             state,
             store,
             sessions: Mutex::default(),
+            jwts: Mutex::default(),
         })
     }
 }

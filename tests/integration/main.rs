@@ -10,6 +10,7 @@ mod conversation;
 mod dropfolder;
 mod faults;
 mod guest;
+mod hostile;
 mod polish;
 mod props;
 mod sandbox;

@@ -3,13 +3,19 @@
 //! 1. one 10 MiB upload: gcupload vs the same four calls made by `curl` as separate processes;
 //! 2. 500 files of 64 KiB: `--jobs 16` vs `--jobs 1` vs a shell loop of single-file runs
 //!    (with no added latency, and with 20 ms of emulated API latency, closer to a real tenant);
-//! 3. one 1 GiB file: PUT throughput (measured by the store, from first byte to answer) vs
+//! 3. the state store: the same batch (`--jobs 16`) with the journal on (a fresh `--state-dir`
+//!    each run) vs `--no-state`, and a re-run of the sent files (all skipped) vs sending them;
+//! 4. one 1 GiB file: PUT throughput (measured by the store, from first byte to answer) vs
 //!    `curl --upload-file` to a pre-signed URL of the same sandbox, and gcupload's peak RSS;
-//! 4. throughput of the validation stage (SHA-256 + XXH3 + EICAR scan) and of SHA-256 alone.
+//! 5. throughput of the validation stage (SHA-256 + XXH3 + EICAR scan) and of SHA-256 alone.
+//!
+//! Sections 1, 2 and 4 run gcupload with its state store on (the default) and `--force`, so
+//! every run sends its files (a re-run would otherwise skip them: section 3 measures that).
 //!
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
-//! (500). Results: a table on stdout and JSON in target/bench-results.json
-//! (GCUPLOAD_BENCH_OUT to change).
+//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing) runs only
+//! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
+//! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,7 +54,19 @@ impl Bench {
         c
     }
 
-    fn run_ok(&self, mut c: Command) -> Duration {
+    /// gcupload with the state store on that sends every file, even one journaled as sent.
+    fn sending(&self) -> Command {
+        let mut c = self.gcupload();
+        c.arg("--force");
+        c
+    }
+
+    fn run_ok(&self, c: Command) -> Duration {
+        self.run_out(c).0
+    }
+
+    /// Runs `c`, which must succeed: its wall time and stdout.
+    fn run_out(&self, mut c: Command) -> (Duration, Vec<u8>) {
         let t = Instant::now();
         let out = c.output().expect("runs");
         let d = t.elapsed();
@@ -58,7 +76,7 @@ impl Bench {
             c,
             String::from_utf8_lossy(&out.stderr)
         );
-        d
+        (d, out.stdout)
     }
 
     fn base(&self) -> String {
@@ -204,7 +222,7 @@ fn peak_rss_kib(b: &Bench, args: &[&std::ffi::OsStr]) -> Option<u64> {
     let status = like_gcupload(b, "/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&out_file)
-        .args([BIN, "--quiet"])
+        .args([BIN, "--quiet", "--force"])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -216,10 +234,166 @@ fn peak_rss_kib(b: &Bench, args: &[&std::ffi::OsStr]) -> Option<u64> {
     std::fs::read_to_string(out_file).ok()?.trim().parse().ok()
 }
 
+/// How many records of each `action` a run printed (one JSON object per line).
+fn actions(stdout: &[u8]) -> std::collections::BTreeMap<String, usize> {
+    let mut n = std::collections::BTreeMap::new();
+    for line in stdout.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_slice(line).expect("a JSON record per line");
+        let action = v["action"].as_str().unwrap_or("?").to_string();
+        *n.entry(action).or_insert(0) += 1;
+    }
+    n
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+const SECTIONS: &[&str] = &["single", "batch", "state", "big", "hashing"];
+
+/// The sections GCUPLOAD_BENCH_ONLY names (comma-separated), or all of them.
+fn selected() -> Vec<&'static str> {
+    let Ok(only) = std::env::var("GCUPLOAD_BENCH_ONLY") else {
+        return SECTIONS.to_vec();
+    };
+    let names: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    for n in &names {
+        assert!(
+            SECTIONS.contains(n),
+            "GCUPLOAD_BENCH_ONLY: unknown section `{n}`; known: {}",
+            SECTIONS.join(", ")
+        );
+    }
+    SECTIONS
+        .iter()
+        .copied()
+        .filter(|s| names.contains(s))
+        .collect()
+}
+
+/// Section 3, at one API latency: the batch with the state store on vs off (median of `reps`,
+/// alternating which goes first, after one warm-up run), and a re-run of what each state-on
+/// run sent. Overhead is the extra wall time: median on / median off - 1.
+fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: usize) -> Value {
+    b.sandbox.faults().api_latency_ms = latency;
+    let batch = |c: &mut Command| {
+        c.args(["--jobs", "16", "--recursive"]).arg(small_dir);
+    };
+    let (mut on, mut off, mut rerun) = (Vec::new(), Vec::new(), Vec::new());
+    // Requests the sandbox saw during each re-run (none is needed to skip).
+    let mut api_calls = Vec::new();
+    // One run not counted, so that the measured runs start from a warm page cache and sandbox.
+    let mut warm = b.gcupload();
+    warm.arg("--no-state");
+    batch(&mut warm);
+    b.run_ok(warm);
+    for rep in 0..reps {
+        // On the same disk as the files, and fresh: nothing in it to skip.
+        let state = b.dir.path().join(format!("state-{latency}ms-{rep}"));
+        let run_on = || {
+            let mut c = b.gcupload();
+            c.arg("--state-dir").arg(&state);
+            batch(&mut c);
+            let (d, out) = b.run_out(c);
+            let n = actions(&out);
+            assert_eq!(n.get("FILE_UPLOAD_COMPLETED"), Some(&n_files), "{n:?}");
+            d
+        };
+        let run_off = || {
+            let mut c = b.gcupload();
+            c.arg("--no-state");
+            batch(&mut c);
+            let (d, out) = b.run_out(c);
+            let n = actions(&out);
+            assert_eq!(n.get("FILE_UPLOAD_COMPLETED"), Some(&n_files), "{n:?}");
+            d
+        };
+        if rep % 2 == 0 {
+            on.push(run_on());
+            off.push(run_off());
+        } else {
+            off.push(run_off());
+            on.push(run_on());
+        }
+        // The same files again, with the state-on run's journal: every one is skipped.
+        let objects = b.sandbox.objects().len();
+        let requests = b.sandbox.requests().len();
+        let mut c = b.gcupload();
+        c.arg("--state-dir").arg(&state);
+        batch(&mut c);
+        let (d, out) = b.run_out(c);
+        let n = actions(&out);
+        assert_eq!(n.get("FILE_UPLOAD_SKIPPED"), Some(&n_files), "{n:?}");
+        assert_eq!(n.len(), 1, "only skips: {n:?}");
+        assert_eq!(b.sandbox.objects().len(), objects, "a skip stores nothing");
+        api_calls.push(b.sandbox.requests().len() - requests);
+        rerun.push(d);
+    }
+    // What a re-run cannot avoid without trusting file metadata: start, walk the tree, validate
+    // (read and hash) every file and print its record. No network, no state store.
+    let mut floor = Vec::new();
+    for _ in 0..reps {
+        let mut c = b.gcupload();
+        c.args(["--no-state", "--dry-run", "--offline"]);
+        batch(&mut c);
+        let (d, out) = b.run_out(c);
+        assert_eq!(actions(&out).get("FILE_UPLOAD_PLANNED"), Some(&n_files));
+        floor.push(d);
+    }
+    b.sandbox.faults().api_latency_ms = 0;
+
+    let rate = |d: Duration| n_files as f64 / d.as_secs_f64();
+    let (m_on, m_off, m_rerun, m_floor) = (
+        median(on.clone()),
+        median(off.clone()),
+        median(rerun.clone()),
+        median(floor.clone()),
+    );
+    let overhead = 100.0 * (m_on.as_secs_f64() / m_off.as_secs_f64() - 1.0);
+    let speedup = m_on.as_secs_f64() / m_rerun.as_secs_f64();
+    let list = |v: &[Duration]| {
+        v.iter()
+            .map(|d| format!("{:.0}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    println!(
+        "3. {n_files} x 64 KiB, --jobs 16, API latency {latency} ms (median of {reps}): state on {:.0} files/s, --no-state {:.0} files/s, overhead {overhead:+.1}% (target <= 5%); re-run, all skipped: {:.0} ms vs {:.0} ms sending, {speedup:.1}x faster (target >= 20x)",
+        rate(m_on),
+        rate(m_off),
+        ms(m_rerun),
+        ms(m_on),
+    );
+    println!(
+        "   runs (ms): on {}, off {}, re-run {} (sandbox requests {api_calls:?}); floor (--dry-run --offline --no-state: validate and print only) {:.0} ms",
+        list(&on),
+        list(&off),
+        list(&rerun),
+        ms(m_floor)
+    );
+    let all = |v: &[Duration]| v.iter().map(|d| ms(*d)).collect::<Vec<_>>();
+    json!({
+        "files": n_files, "jobs": 16, "api_latency_ms": latency, "runs": reps,
+        "state_on_ms": all(&on), "state_off_ms": all(&off), "rerun_skipped_ms": all(&rerun),
+        "dry_run_offline_ms": all(&floor),
+        "state_on_files_per_s": rate(m_on), "state_off_files_per_s": rate(m_off),
+        "overhead_pct": overhead, "overhead_target_pct": 5.0,
+        "rerun_median_ms": ms(m_rerun), "sending_median_ms": ms(m_on),
+        "rerun_speedup": speedup, "rerun_speedup_target": 20.0,
+        "dry_run_offline_median_ms": ms(m_floor), "rerun_sandbox_requests": api_calls,
+    })
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let sections = selected();
+    let run = |s: &str| sections.contains(&s);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -243,54 +417,61 @@ fn main() {
     );
 
     // 1. One 10 MiB upload.
-    let ten = b.dir.path().join("ten.pdf");
-    std::fs::write(&ten, pdf_bytes(10 << 20, 7)).unwrap();
-    let reps = 7;
-    let ours = median(
-        (0..reps)
-            .map(|_| {
-                let mut c = b.gcupload();
-                c.arg(&ten);
-                b.run_ok(c)
-            })
-            .collect(),
-    );
-    let theirs = median((0..reps).map(|_| curl_chain(&b, &ten, 10 << 20)).collect());
-    println!(
-        "1. 10 MiB upload (median of {reps}): gcupload {:.1} ms, curl chain {:.1} ms, ratio curl/gcupload {:.2}",
-        ours.as_secs_f64() * 1e3,
-        theirs.as_secs_f64() * 1e3,
-        theirs.as_secs_f64() / ours.as_secs_f64()
-    );
-    results.insert(
-        "single_10mib".into(),
-        json!({
-            "gcupload_ms": ours.as_secs_f64() * 1e3, "curl_chain_ms": theirs.as_secs_f64() * 1e3,
-            "speedup": theirs.as_secs_f64() / ours.as_secs_f64(),
-        }),
-    );
+    if run("single") {
+        let ten = b.dir.path().join("ten.pdf");
+        std::fs::write(&ten, pdf_bytes(10 << 20, 7)).unwrap();
+        let reps = 7;
+        let ours = median(
+            (0..reps)
+                .map(|_| {
+                    let mut c = b.sending();
+                    c.arg(&ten);
+                    b.run_ok(c)
+                })
+                .collect(),
+        );
+        let theirs = median((0..reps).map(|_| curl_chain(&b, &ten, 10 << 20)).collect());
+        println!(
+            "1. 10 MiB upload (median of {reps}): gcupload {:.1} ms, curl chain {:.1} ms, ratio curl/gcupload {:.2}",
+            ours.as_secs_f64() * 1e3,
+            theirs.as_secs_f64() * 1e3,
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+        results.insert(
+            "single_10mib".into(),
+            json!({
+                "gcupload_ms": ours.as_secs_f64() * 1e3, "curl_chain_ms": theirs.as_secs_f64() * 1e3,
+                "speedup": theirs.as_secs_f64() / ours.as_secs_f64(),
+            }),
+        );
+    }
 
     // 2. Many small files.
     let small_dir = b.dir.path().join("small");
-    std::fs::create_dir_all(&small_dir).unwrap();
-    for i in 0..n_files {
-        std::fs::write(
-            small_dir.join(format!("f{i:04}.pdf")),
-            pdf_bytes(64 << 10, i as u64 + 1),
-        )
-        .unwrap();
+    if run("batch") || run("state") {
+        std::fs::create_dir_all(&small_dir).unwrap();
+        for i in 0..n_files {
+            std::fs::write(
+                small_dir.join(format!("f{i:04}.pdf")),
+                pdf_bytes(64 << 10, i as u64 + 1),
+            )
+            .unwrap();
+        }
     }
     for latency in [0u64, 20] {
+        if !run("batch") {
+            break;
+        }
         b.sandbox.faults().api_latency_ms = latency;
         let jobs = |n: &str| {
-            let mut c = b.gcupload();
+            let mut c = b.sending();
             c.args(["--jobs", n, "--recursive"]).arg(&small_dir);
             b.run_ok(c)
         };
         let j16 = jobs("16");
         let j1 = jobs("1");
         let script = format!(
-            "for f in {}/*.pdf; do \"$0\" --quiet \"$f\" >/dev/null || exit 1; done",
+            "for f in {}/*.pdf; do \"$0\" --quiet --force \"$f\" >/dev/null || exit 1; done",
             small_dir.display()
         );
         let mut shell = like_gcupload(&b, "sh");
@@ -313,74 +494,91 @@ fn main() {
     }
     b.sandbox.faults().api_latency_ms = 0;
 
-    // 3. One big file.
+    // 3. The state store (before the big file: it counts the sandbox's objects, hashing each).
+    if run("state") {
+        let mut by_latency = serde_json::Map::new();
+        for latency in [20u64, 0] {
+            let r = state_store(&b, &small_dir, n_files, latency, 3);
+            by_latency.insert(format!("latency_{latency}ms"), r);
+        }
+        results.insert("state_store".into(), Value::Object(by_latency));
+    }
+
+    // 4. One big file.
     let big = b.dir.path().join("big.pdf");
     let big_len = big_mib << 20;
-    write_big(&big, big_len);
-    b.sandbox.faults().max_upload_bytes = big_len + 1;
-    let max = format!("{}", big_len + 1);
-    let mut puts_ours = Vec::new();
-    let mut puts_curl = Vec::new();
-    for _ in 0..3 {
-        let mut c = b.gcupload();
-        c.args(["--max-size", &max]).arg(&big);
-        b.run_ok(c);
-        puts_ours.push(last_put_ms(&b));
-        curl_chain(&b, &big, big_len);
-        puts_curl.push(last_put_ms(&b));
+    if run("big") || run("hashing") {
+        write_big(&big, big_len);
     }
-    let med = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let (ours_ms, curl_ms) = (med(puts_ours), med(puts_curl));
-    let gbps = |ms: f64| big_len as f64 / (ms / 1e3) / 1e9;
-    let rss = peak_rss_kib(&b, &["--max-size".as_ref(), max.as_ref(), big.as_os_str()]);
-    println!(
-        "3. {big_mib} MiB PUT (median of 3): gcupload {:.2} GB/s, curl {:.2} GB/s, gcupload/curl {:.0}%; gcupload peak RSS {}",
-        gbps(ours_ms),
-        gbps(curl_ms),
-        100.0 * curl_ms / ours_ms,
-        rss.map(|k| format!("{:.1} MB", k as f64 / 1024.0))
-            .unwrap_or("n/a".into())
-    );
-    results.insert(
-        "big_put".into(),
-        json!({
-            "mib": big_mib, "gcupload_gb_per_s": gbps(ours_ms), "curl_gb_per_s": gbps(curl_ms),
-            "gcupload_over_curl": curl_ms / ours_ms, "peak_rss_kib": rss,
-        }),
-    );
+    if run("big") {
+        b.sandbox.faults().max_upload_bytes = big_len + 1;
+        let max = format!("{}", big_len + 1);
+        let mut puts_ours = Vec::new();
+        let mut puts_curl = Vec::new();
+        for _ in 0..3 {
+            let mut c = b.sending();
+            c.args(["--max-size", &max]).arg(&big);
+            b.run_ok(c);
+            puts_ours.push(last_put_ms(&b));
+            curl_chain(&b, &big, big_len);
+            puts_curl.push(last_put_ms(&b));
+        }
+        let med = |mut v: Vec<f64>| {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            v[v.len() / 2]
+        };
+        let (ours_ms, curl_ms) = (med(puts_ours), med(puts_curl));
+        let gbps = |ms: f64| big_len as f64 / (ms / 1e3) / 1e9;
+        let rss = peak_rss_kib(&b, &["--max-size".as_ref(), max.as_ref(), big.as_os_str()]);
+        println!(
+            "4. {big_mib} MiB PUT (median of 3): gcupload {:.2} GB/s, curl {:.2} GB/s, gcupload/curl {:.0}%; gcupload peak RSS {}",
+            gbps(ours_ms),
+            gbps(curl_ms),
+            100.0 * curl_ms / ours_ms,
+            rss.map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+                .unwrap_or("n/a".into())
+        );
+        results.insert(
+            "big_put".into(),
+            json!({
+                "mib": big_mib, "gcupload_gb_per_s": gbps(ours_ms), "curl_gb_per_s": gbps(curl_ms),
+                "gcupload_over_curl": curl_ms / ours_ms, "peak_rss_kib": rss,
+            }),
+        );
+    }
 
-    // 4. Hashing.
-    let policy = gcupload::validate::Policy {
-        max_size: big_len + 1,
-        allowed_types: vec!["application/pdf".into()],
-        local_scan: true,
-        md5: false,
-    };
-    let _ =
-        b.rt.block_on(gcupload::validate::validate(&big, &policy))
-            .unwrap();
-    let t = Instant::now();
-    let _ =
-        b.rt.block_on(gcupload::validate::validate(&big, &policy))
-            .unwrap();
-    let stage = big_len as f64 / t.elapsed().as_secs_f64() / 1e9;
-    let data = pdf_bytes(256 << 20, 3);
-    let t = Instant::now();
-    {
-        use sha2::Digest;
-        std::hint::black_box(sha2::Sha256::digest(&data));
+    // 5. Hashing.
+    if run("hashing") {
+        let policy = gcupload::validate::Policy {
+            max_size: big_len + 1,
+            allowed_types: vec!["application/pdf".into()],
+            local_scan: true,
+            md5: false,
+        };
+        let _ =
+            b.rt.block_on(gcupload::validate::validate(&big, &policy))
+                .unwrap();
+        let t = Instant::now();
+        let _ =
+            b.rt.block_on(gcupload::validate::validate(&big, &policy))
+                .unwrap();
+        let stage = big_len as f64 / t.elapsed().as_secs_f64() / 1e9;
+        let data = pdf_bytes(256 << 20, 3);
+        let t = Instant::now();
+        {
+            use sha2::Digest;
+            std::hint::black_box(sha2::Sha256::digest(&data));
+        }
+        let sha = data.len() as f64 / t.elapsed().as_secs_f64() / 1e9;
+        println!(
+            "5. validation stage {stage:.2} GB/s (SHA-256 + XXH3 + EICAR scan, file in page cache); SHA-256 alone {sha:.2} GB/s"
+        );
+        results.insert(
+            "hashing".into(),
+            json!({"validation_gb_per_s": stage, "sha256_gb_per_s": sha}),
+        );
     }
-    let sha = data.len() as f64 / t.elapsed().as_secs_f64() / 1e9;
-    println!(
-        "4. validation stage {stage:.2} GB/s (SHA-256 + XXH3 + EICAR scan, file in page cache); SHA-256 alone {sha:.2} GB/s"
-    );
-    results.insert(
-        "hashing".into(),
-        json!({"validation_gb_per_s": stage, "sha256_gb_per_s": sha}),
-    );
+    results.insert("sections".into(), json!(sections));
 
     let out = std::env::var("GCUPLOAD_BENCH_OUT")
         .map(PathBuf::from)

@@ -36,11 +36,9 @@ impl Api {
         loop {
             retry::api_gate().await;
             let token = self.tokens.bearer().await?;
-            let mut req = self.http.request(method.clone(), url.clone());
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = match req.bearer_auth(token.expose()).send().await {
+            // The whole exchange, body included, ends with the file's budget.
+            let req = self.request(&method, &url, body, &token, retrier.time_left());
+            let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) if retry::retryable_transport(&e) && (replay_safe || e.is_connect()) => {
                     retrier
@@ -80,6 +78,25 @@ impl Api {
                 Some((after, reason)) => retrier.pause(err, after, &reason).await?,
                 None => return Err(err),
             }
+        }
+    }
+
+    fn request(
+        &self,
+        method: &Method,
+        url: &url::Url,
+        body: Option<&serde_json::Value>,
+        token: &crate::secret::Secret,
+        within: std::time::Duration,
+    ) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(token.expose())
+            .timeout(within);
+        match body {
+            Some(b) => req.json(b),
+            None => req,
         }
     }
 

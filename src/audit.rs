@@ -55,6 +55,9 @@ pub struct Delivery {
     /// Written to the outbox for a later run (or `gcupload webhook flush`) to deliver.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub queued: bool,
+    /// Why an undelivered event could not be kept either: it is lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -286,8 +289,13 @@ pub fn emit(record: &Record, output: Output) -> std::io::Result<()> {
     out.flush()
 }
 
-/// `ok      report.pdf  12.3 kB  external-contact  id 6d1f…` and the like.
+/// `ok      report.pdf  12.3 kB  external-contact  id 6d1f…` and the like, for a person: what
+/// the line quotes (path, server message, ids) is shown escaped.
 pub fn text(r: &Record) -> String {
+    crate::redact::for_terminal(&text_line(r)).into_owned()
+}
+
+fn text_line(r: &Record) -> String {
     let size = r
         .size
         .map(|s| format!("{:.1} kB", s as f64 / 1000.0))

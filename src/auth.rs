@@ -96,8 +96,9 @@ impl TokenSource {
         let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::Auth);
         loop {
             crate::retry::api_gate().await;
-            tracing::debug!(url = %self.url, "requesting an access token");
+            tracing::debug!(url = %crate::redact::url(&self.url), "requesting an access token");
             let started = Instant::now();
+            // The whole exchange, body included, ends with the file's budget.
             let sent = self
                 .http
                 .post(self.url.clone())
@@ -106,6 +107,7 @@ impl TokenSource {
                     Some(self.credentials.client_secret.expose()),
                 )
                 .form(&[("grant_type", "client_credentials")])
+                .timeout(retrier.time_left())
                 .send()
                 .await;
             let resp = match sent {
@@ -120,20 +122,7 @@ impl TokenSource {
             };
             let status = resp.status();
             if status.is_success() {
-                let t: TokenResponse = http::json(resp, Stage::Auth).await?;
-                if t.access_token.is_empty() {
-                    return Err(Error::protocol(
-                        Stage::Auth,
-                        "the token answer has no access_token",
-                    ));
-                }
-                let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
-                let refresh_at = started + ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2));
-                tracing::info!(expires_in = ttl.as_secs(), "access token obtained");
-                return Ok(Cached {
-                    token: Secret::new(t.access_token),
-                    refresh_at,
-                });
+                return cached(http::json(resp, Stage::Auth).await?, started);
             }
             let retry_after = http::retry_after(resp.headers());
             let remote = http::remote(resp, Stage::Auth).await;
@@ -154,4 +143,23 @@ impl TokenSource {
             }
         }
     }
+}
+
+/// The token of a success answer to a request sent at `started`, and when to refresh it.
+fn cached(t: TokenResponse, started: Instant) -> Result<Cached> {
+    if t.access_token.is_empty() {
+        return Err(Error::protocol(
+            Stage::Auth,
+            "the token answer has no access_token",
+        ));
+    }
+    let ttl = Duration::from_secs(t.expires_in.unwrap_or(86400));
+    // Saturating: `expires_in` is the server's number. A token that outlives the run is still
+    // replaced when the API refuses it (one refresh on a 401).
+    let refresh_at = crate::retry::later(started, ttl.saturating_sub(REFRESH_MARGIN.min(ttl / 2)));
+    tracing::info!(expires_in = ttl.as_secs(), "access token obtained");
+    Ok(Cached {
+        token: Secret::new(t.access_token),
+        refresh_at,
+    })
 }

@@ -59,11 +59,17 @@ impl Endpoints {
     pub fn resolve(region: &str, base_url: Option<&str>) -> Result<Self> {
         match base_url {
             Some(b) => {
-                let url = Url::parse(b)
-                    .map_err(|e| Error::config(format!("--base-url `{b}` is not a URL: {e}")))?;
+                // The URL is quoted without its credentials: errors reach records and terminals.
+                let shown = || crate::redact::url_text(b);
+                let url = Url::parse(b).map_err(|e| {
+                    Error::config(format!("--base-url `{}` is not a URL: {e}", shown()))
+                })?;
                 check_transport(&url, "--base-url")?;
                 if url.host_str().is_none() {
-                    return Err(Error::config(format!("--base-url `{b}` has no host")));
+                    return Err(Error::config(format!(
+                        "--base-url `{}` has no host",
+                        shown()
+                    )));
                 }
                 let mut socket = url.join("v1").expect("static path");
                 let ws = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -92,11 +98,41 @@ impl Endpoints {
         self.login.join("oauth/token").expect("static path")
     }
 
-    pub fn api_url(&self, path: &str) -> Url {
-        self.api
-            .join(path.trim_start_matches('/'))
-            .expect("API paths are valid")
+    /// An API URL from its path segments, each one exactly one segment whatever it holds: ids
+    /// (from the server, or a flag) can neither climb the path (`../../oauth/token`) nor add a
+    /// query or fragment (`x?evil=1#frag`). `Err` names a segment that cannot be one.
+    pub fn api_segments(&self, segments: &[&str]) -> std::result::Result<Url, String> {
+        let mut path = self.api.path().trim_end_matches('/').to_string();
+        for s in segments {
+            path.push('/');
+            path.push_str(&path_segment(s)?);
+        }
+        let mut url = self.api.clone();
+        // Only unreserved characters and our own escapes: parsed back as exactly these segments.
+        url.set_path(&path);
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(url)
     }
+}
+
+/// `s` percent-encoded as one path segment: everything but RFC 3986's unreserved characters.
+/// `Url::path_segments_mut` is not enough: it drops tabs and newlines, keeps `;` and `=` (path
+/// parameters to some servers) and silently skips `.` and `..`, which are refused here instead,
+/// with the empty segment.
+fn path_segment(s: &str) -> std::result::Result<String, String> {
+    if matches!(s, "" | "." | "..") {
+        return Err(format!("`{s}` cannot be one path segment"));
+    }
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +151,30 @@ mod tests {
         assert_eq!(region_domain("eu-west-1").unwrap(), "mypurecloud.ie");
         assert_eq!(region_domain("mypurecloud.jp").unwrap(), "mypurecloud.jp");
         assert!(region_domain("mars_north_1").is_err());
+    }
+
+    #[test]
+    fn ids_are_one_segment() {
+        let e = Endpoints::resolve("x", Some("http://127.0.0.1:8080/gw/?q=1")).unwrap();
+        let url = |id: &str| e.api_segments(&["api", "v2", "files", id, "done"]);
+        let path = |id: &str| url(id).unwrap().path().to_string();
+        assert_eq!(path("f-1_a.b~"), "/gw/api/v2/files/f-1_a.b~/done");
+        assert_eq!(
+            path("../../oauth/token"),
+            "/gw/api/v2/files/..%2F..%2Foauth%2Ftoken/done"
+        );
+        assert_eq!(
+            path("x?evil=1#frag"),
+            "/gw/api/v2/files/x%3Fevil%3D1%23frag/done"
+        );
+        assert_eq!(path("%2e%2e"), "/gw/api/v2/files/%252e%252e/done");
+        assert_eq!(path("a\tb\\c d"), "/gw/api/v2/files/a%09b%5Cc%20d/done");
+        assert_eq!(path("é"), "/gw/api/v2/files/%C3%A9/done");
+        let u = url("x?y#z").unwrap();
+        assert_eq!((u.query(), u.fragment()), (None, None));
+        for bad in ["", ".", ".."] {
+            assert!(url(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl fmt::Display for Stage {
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     NotFound,
+    /// A directory given without `--recursive`.
+    Directory,
     NotRegularFile,
     Empty,
     TooLarge,
@@ -133,6 +135,9 @@ pub enum Error {
 
     #[error("the state store: {message}")]
     State { message: String },
+
+    #[error("the upload succeeded but its webhook event is lost: {message}")]
+    WebhookLost { message: String },
 }
 
 impl Error {
@@ -147,6 +152,7 @@ impl Error {
             Error::Infected { .. } => Stage::Confirm,
             Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
             Error::State { .. } => Stage::State,
+            Error::WebhookLost { .. } => Stage::Webhook,
         }
     }
 

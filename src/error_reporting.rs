@@ -1,6 +1,7 @@
 //! The one place that turns an [`Error`] into an exit code, a record `kind` and a next step.
 
 use crate::error::{Error, Rule, Stage};
+use crate::redact::for_terminal;
 
 /// The process's exit status, documented in the README's table. `app` is the only place that
 /// picks one for the process; records carry the status of their own failure.
@@ -17,6 +18,8 @@ pub enum ExitStatus {
     Infected = 7,
     FileChanged = 8,
     Interrupted = 130,
+    /// Every upload succeeded, but a webhook event was neither delivered nor kept for later.
+    WebhookLost = 9,
     /// stdout was closed by its reader (`| head`): files not started were left for a later run.
     StdoutClosed = 141,
 }
@@ -44,6 +47,7 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
         Error::State { .. } => ExitStatus::Usage,
+        Error::WebhookLost { .. } => ExitStatus::WebhookLost,
     }
 }
 
@@ -60,6 +64,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
         Error::State { .. } => "state",
+        Error::WebhookLost { .. } => "webhook-lost",
     }
 }
 
@@ -71,6 +76,7 @@ pub fn hint(err: &Error) -> Option<String> {
             Rule::NotFound | Rule::NotRegularFile | Rule::Unreadable => {
                 "check the path and its permissions"
             }
+            Rule::Directory => "pass --recursive (-r) to upload the files inside the directory",
             Rule::Empty => "an empty file cannot be sent; check that it was written completely",
             Rule::TooLarge => "raise --max-size only if the platform accepts larger files",
             Rule::UnknownType | Rule::TypeNotAllowed => {
@@ -137,6 +143,9 @@ pub fn hint(err: &Error) -> Option<String> {
             "wait until whatever writes the file has finished, then run again"
         }
         Error::Interrupted => "run again to upload the remaining files",
+        Error::WebhookLost { .. } => {
+            "free disk space in the state directory (or drop --no-state) so undelivered events are kept; the record above is the event to re-send"
+        }
         Error::State { .. } => {
             "fix the state directory (--state-dir, GCUPLOAD_STATE_DIR), or run with --no-state to upload without skip and resume"
         }
@@ -167,12 +176,15 @@ fn guest_hint(code: Option<&str>) -> Option<&'static str> {
     })
 }
 
-/// The one-line human message for stderr: file, stage, what happened, next step.
+/// The one-line human message for stderr: file, stage, what happened, next step. The path and
+/// the error (which may quote a server) are shown escaped: a terminal acts on no byte of theirs.
 pub fn human(path: &str, err: &Error) -> String {
     let mut s = format!(
-        "{} {path}: [{}] {err}",
+        "{} {}: [{}] {}",
         crate::colour::red("error:"),
-        err.stage()
+        for_terminal(path),
+        err.stage(),
+        for_terminal(&err.to_string())
     );
     if let Some(h) = hint(err) {
         s.push_str("\n  hint: ");

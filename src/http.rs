@@ -61,11 +61,12 @@ pub fn correlation_id(h: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `Retry-After` in seconds or as an HTTP date.
+/// `Retry-After` in seconds or as an HTTP date. Seconds past `u64` saturate rather than fall
+/// back to the default wait: the server asked for longer than any budget, and is told no.
 pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -160,6 +161,23 @@ pub fn parse_json<T: DeserializeOwned>(stage: Stage, body: &[u8]) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_saturates() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(reqwest::header::RETRY_AFTER, v.parse().unwrap());
+            retry_after(&m)
+        };
+        assert_eq!(h("7"), Some(Duration::from_secs(7)));
+        let max = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(h("18446744073709551615"), max);
+        assert_eq!(h("99999999999999999999999999"), max);
+        let far = h("Fri, 31 Dec 9999 23:59:59 GMT").unwrap();
+        assert!(far > Duration::from_secs(200 * 365 * 86400), "{far:?}");
+        assert_eq!(h("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(h("-1"), None);
+    }
 
     #[test]
     fn describes_s3_and_genesys_errors() {

@@ -45,47 +45,79 @@ impl Shard {
     }
 }
 
+/// One input of the run: a path to upload, or what is wrong with what was given (it gets its
+/// own failure record; the other inputs go on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    pub problem: Option<String>,
+}
+
+impl Input {
+    fn file(path: PathBuf) -> Input {
+        Input {
+            path,
+            problem: None,
+        }
+    }
+}
+
+impl AsRef<Path> for Input {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
 /// Expands the inputs in order. A path that does not exist is kept as given, so it gets its
-/// own "not found" record instead of vanishing from the run.
+/// own "not found" record instead of vanishing from the run; so does a glob that cannot be
+/// parsed. Only an unreadable `--from` list fails the whole run.
 pub fn expand(
     paths: &[PathBuf],
     from: Option<&Path>,
     recursive: bool,
     shard: Option<Shard>,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<Input>> {
     let mut given: Vec<PathBuf> = paths.to_vec();
     if let Some(list) = from {
         given.extend(read_list(list)?);
     }
     let mut out = Vec::new();
     for p in given {
-        let text = p.to_string_lossy();
-        if !p.exists() && has_glob(&text) {
-            let pattern = glob::glob(&text)
-                .map_err(|e| Error::config(format!("bad glob pattern `{text}`: {e}")))?;
-            let mut matched: Vec<PathBuf> = pattern.filter_map(|m| m.ok()).collect();
-            matched.sort();
-            if matched.is_empty() {
-                out.push(p);
-            }
-            for m in matched {
-                push(&mut out, m, recursive);
-            }
-        } else {
+        let text = p.to_string_lossy().into_owned();
+        if p.exists() || !has_glob(&text) {
             push(&mut out, p, recursive);
+            continue;
+        }
+        match glob::glob(&text) {
+            Ok(pattern) => {
+                let mut matched: Vec<PathBuf> = pattern.filter_map(|m| m.ok()).collect();
+                matched.sort();
+                if matched.is_empty() {
+                    out.push(Input::file(p));
+                }
+                for m in matched {
+                    push(&mut out, m, recursive);
+                }
+            }
+            Err(e) => out.push(Input {
+                path: p,
+                problem: Some(format!(
+                    "`{text}` is neither a file nor a valid glob pattern ({e}); quote it or escape `[`, `*` and `?` with brackets, e.g. `[[]`"
+                )),
+            }),
         }
     }
     if let Some(s) = shard {
-        out.retain(|p| s.owns(p));
+        out.retain(|i| s.owns(&i.path));
     }
     Ok(out)
 }
 
-fn push(out: &mut Vec<PathBuf>, p: PathBuf, recursive: bool) {
+fn push(out: &mut Vec<Input>, p: PathBuf, recursive: bool) {
     if recursive && p.is_dir() {
         let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&p)
             .follow_links(false)
@@ -95,9 +127,9 @@ fn push(out: &mut Vec<PathBuf>, p: PathBuf, recursive: bool) {
             .map(|e| e.into_path())
             .collect();
         files.sort();
-        out.extend(files);
+        out.extend(files.into_iter().map(Input::file));
     } else {
-        out.push(p);
+        out.push(Input::file(p));
     }
 }
 

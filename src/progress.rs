@@ -71,7 +71,7 @@ impl Progress {
             .progress_chars("=> "),
         );
         b.set_prefix("upload");
-        b.set_message(name.to_string());
+        b.set_message(crate::redact::for_terminal(name).into_owned());
         b
     }
 

@@ -35,12 +35,25 @@ impl Default for Policy {
     }
 }
 
+/// The longest wait anything from outside (a header, a JSON field, a flag) can stand for: far
+/// beyond any budget, and far from where `Instant + Duration` overflows and panics.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `at + wait`, saturating: a server can say `Retry-After: 9223372036854775807` or
+/// `"expires_in": 18446744073709551615`, and `Instant + Duration` panics on overflow.
+pub fn later(at: Instant, wait: Duration) -> Instant {
+    // A century fits every platform's monotonic clock; the fallback is for a clock that does not.
+    at.checked_add(wait.min(FOREVER))
+        .or_else(|| at.checked_add(Duration::from_secs(86400)))
+        .unwrap_or(at)
+}
+
 /// Rate limits are shared by the whole run: when the platform says how long to wait, every task
 /// waits at [`gate`] until then, not just the one that was told.
 static PAUSE_UNTIL: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 fn hold_all(wait: Duration) {
-    let until = Instant::now() + wait;
+    let until = later(Instant::now(), wait);
     let mut p = PAUSE_UNTIL.lock().expect("pause");
     if p.is_none_or(|cur| cur < until) {
         *p = Some(until);
@@ -84,13 +97,15 @@ tokio::task_local! {
 
 /// Runs `fut` (one file's work) with the policy's budget as the deadline of every retry in it.
 pub async fn with_budget<F: std::future::Future>(policy: &Policy, fut: F) -> F::Output {
-    DEADLINE.scope(Instant::now() + policy.budget, fut).await
+    DEADLINE
+        .scope(later(Instant::now(), policy.budget), fut)
+        .await
 }
 
 fn deadline(policy: &Policy) -> Instant {
     DEADLINE
         .try_with(|d| *d)
-        .unwrap_or_else(|_| Instant::now() + policy.budget)
+        .unwrap_or_else(|_| later(Instant::now(), policy.budget))
 }
 
 /// Whether an answer is worth another try, and how long the server asked us to wait.
@@ -134,6 +149,12 @@ impl Retrier {
         self.attempt
     }
 
+    /// What is left of the file's budget: the bound of each whole exchange (headers and body),
+    /// since a server that drips its answer never trips a per-read timeout.
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     /// Waits before the next attempt, or gives `err` back when the attempts or the budget are
     /// spent (or the server asks for a wait longer than what is left).
     pub async fn pause(
@@ -147,8 +168,7 @@ impl Retrier {
             return Err(err);
         };
         let wait = retry_after.unwrap_or(backoff);
-        let now = Instant::now();
-        if now + wait > self.deadline {
+        if wait > self.time_left() {
             tracing::info!(
                 stage = %self.stage,
                 wait_ms = wait.as_millis() as u64,
@@ -241,6 +261,37 @@ mod tests {
             t.elapsed()
         );
         told.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn later_saturates() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        for huge in [Duration::MAX, Duration::from_secs(i64::MAX as u64)] {
+            assert!(later(now, huge) >= now + FOREVER);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_huge_wait_gives_up_at_once() {
+        let policy = Policy::default();
+        let mut r = Retrier::new(&policy, Stage::Auth);
+        let err = Error::protocol(Stage::Auth, "429");
+        let t = Instant::now();
+        assert!(r.pause(err, Some(Duration::MAX), "HTTP 429").await.is_err());
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // A budget past the clock's end is a long budget, not a panic.
+        let endless = Policy {
+            budget: Duration::MAX,
+            ..Policy::default()
+        };
+        with_budget(&endless, async {
+            assert!(Retrier::new(&endless, Stage::Auth).time_left() > FOREVER / 2);
+        })
+        .await;
     }
 
     #[tokio::test]

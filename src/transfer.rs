@@ -19,11 +19,14 @@ use crate::{http, redact};
 /// chunk was let go), or how the file changed (the body was ended with an error instead).
 type BodyCheck = Arc<OnceLock<std::result::Result<(), String>>>;
 
+/// `within`: what is left of the file's budget. It bounds the whole PUT, body included, and is
+/// its only total bound: a fixed short timeout would fail large files on slow links.
 pub async fn put(
     client: &reqwest::Client,
     target: &UploadTarget,
     file: &ValidatedFile,
     bar: &indicatif::ProgressBar,
+    within: std::time::Duration,
 ) -> Result<()> {
     http::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
@@ -34,18 +37,11 @@ pub async fn put(
             message: format!("it could not be checked before sending: {e}"),
         })??;
     let check = BodyCheck::default();
-    bar.set_position(0);
-    let progress = bar.clone();
-    let stream = read_verified(file.clone(), check.clone()).inspect(move |c| {
-        if let Ok(chunk) = c {
-            progress.inc(chunk.len() as u64);
-        }
-    });
-
     let mut req = client
         .put(target.url.clone())
         .header(CONTENT_LENGTH, file.size)
-        .body(reqwest::Body::wrap_stream(stream));
+        .timeout(within)
+        .body(body(file, &check, bar));
     for (name, value) in signed_headers(target)? {
         req = req.header(name, value);
     }
@@ -84,6 +80,18 @@ async fn outcome(
         ));
     }
     Ok(())
+}
+
+/// The validated handle streamed from its start through `read_verified`, counted on `bar`.
+fn body(file: &ValidatedFile, check: &BodyCheck, bar: &indicatif::ProgressBar) -> reqwest::Body {
+    bar.set_position(0);
+    let progress = bar.clone();
+    let stream = read_verified(file.clone(), check.clone()).inspect(move |c| {
+        if let Ok(chunk) = c {
+            progress.inc(chunk.len() as u64);
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// The headers the URL was signed with, checked: valid, and never an Authorization header.

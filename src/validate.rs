@@ -303,10 +303,16 @@ fn path_metadata(path: &Path) -> Result<Metadata> {
 
 /// A regular, non-empty file within the size limit; returns its size.
 fn check_metadata(meta: &Metadata, policy: &Policy) -> Result<u64> {
+    if meta.is_dir() {
+        return Err(Error::invalid(
+            Rule::Directory,
+            "a directory (its files are uploaded with --recursive)",
+        ));
+    }
     if !meta.is_file() {
         return Err(Error::invalid(
             Rule::NotRegularFile,
-            "not a regular file (a directory, FIFO, device or socket cannot be uploaded)",
+            "not a regular file (a FIFO, device or socket cannot be uploaded)",
         ));
     }
     let size = meta.len();

@@ -97,6 +97,7 @@ impl Webhook {
                         error: None,
                         attempts: retrier.attempt(),
                         queued: false,
+                        queue_error: None,
                     });
                 }
                 Err((status, why, again)) => {
@@ -109,30 +110,63 @@ impl Webhook {
             }
         };
         tracing::warn!(url = %redact::url(url), "webhook not delivered: {error}");
+        let kept = self.queue(event_id, &envelope, &error).await;
         Some(Delivery {
             delivered: false,
             http_status: status,
-            queued: self.queue(event_id, &envelope, &error).await,
+            queued: kept.is_ok(),
+            queue_error: kept.err(),
             error: Some(error),
             attempts: retrier.attempt(),
         })
     }
 
-    /// Keeps an undelivered event for a later run; false when it could not be kept.
-    async fn queue(&self, event_id: &str, envelope: &serde_json::Value, error: &str) -> bool {
+    /// Keeps an undelivered event for a later run; `Err` says why it could not be kept.
+    async fn queue(
+        &self,
+        event_id: &str,
+        envelope: &serde_json::Value,
+        error: &str,
+    ) -> Result<(), String> {
         let Some(store) = self.outbox.clone() else {
-            return false;
+            return Err("there is no outbox (--no-state)".into());
         };
         let (id, body, why) = (event_id.to_string(), envelope.clone(), error.to_string());
-        let kept = tokio::task::spawn_blocking(move || store.queue(&id, &body, &why)).await;
+        let mac = self.tag(&body);
+        let kept =
+            tokio::task::spawn_blocking(move || store.queue(&id, &body, &why, mac.as_deref()))
+                .await;
         match kept {
-            Ok(Ok(())) => true,
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::error!("the webhook event could not be saved to the outbox: {e}");
-                false
+                Err(format!("the outbox could not keep it: {e}"))
             }
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
+    }
+
+    /// The tag that marks `value` as written by gcupload: its HMAC with the webhook secret.
+    /// Without a secret nothing is signed, so nothing needs a tag.
+    pub fn tag(&self, value: &serde_json::Value) -> Option<String> {
+        let secret = self.secret.as_ref()?;
+        Some(signature(secret, value.to_string().as_bytes()))
+    }
+
+    /// Whether a stored value may be signed and sent: with a secret, only with its tag
+    /// (checked in constant time by `hmac`).
+    fn genuine(&self, value: &serde_json::Value, mac: Option<&str>) -> bool {
+        let Some(secret) = &self.secret else {
+            return true;
+        };
+        let tag = mac
+            .and_then(|m| m.strip_prefix("sha256="))
+            .and_then(|h| hex::decode(h).ok());
+        let Some(tag) = tag else { return false };
+        let mut check = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
+            .expect("HMAC takes keys of any length");
+        check.update(value.to_string().as_bytes());
+        check.verify_slice(&tag).is_ok()
     }
 
     /// Re-sends what earlier runs could not deliver, to the webhook URL configured now.
@@ -145,8 +179,15 @@ impl Webhook {
             tracing::info!("another run is delivering the webhook outbox; leaving it to that run");
             return Ok(None);
         };
-        let adopted =
-            store.adopt_owed_events(|record| json!({ "event": EVENT, "payload": record }))?;
+        let adopted = store.adopt_owed_events(|record, record_mac| {
+            let envelope = json!({ "event": EVENT, "payload": record });
+            // A record gcupload did not tag keeps no tag: the flush below refuses to sign it.
+            let mac = self
+                .genuine(record, record_mac)
+                .then(|| self.tag(&envelope))
+                .flatten();
+            (envelope, mac)
+        })?;
         if adopted > 0 {
             tracing::info!(
                 adopted,
@@ -161,6 +202,14 @@ impl Webhook {
         };
         let (mut delivered, mut pending) = (0, 0);
         for q in queued {
+            if !self.genuine(&q.body, q.mac.as_deref()) {
+                tracing::warn!(event_id = %q.event_id, "a queued event was not written by gcupload with this webhook secret; kept aside, not sent");
+                store.quarantine(
+                    &q,
+                    "not queued by gcupload with the configured webhook secret",
+                )?;
+                continue;
+            }
             let body = serde_json::to_vec(&q.body).expect("stored bodies serialise");
             match post(
                 &self.client,
@@ -177,7 +226,7 @@ impl Webhook {
                     delivered += 1;
                 }
                 Err((_, why, _)) => {
-                    store.queue(&q.event_id, &q.body, &why)?;
+                    store.queue(&q.event_id, &q.body, &why, q.mac.as_deref())?;
                     pending += 1;
                 }
             }

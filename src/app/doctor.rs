@@ -1,4 +1,5 @@
-//! `gcupload doctor`: which route and settings (and where each came from, secrets masked),
+//! `gcupload doctor`: which route and settings (and where each came from, secrets and URL
+//! credentials masked),
 //! whether the login, API and socket hosts answer, whether the credentials get a token, and for
 //! the guest route what the deployment accepts. Says what is wrong and how to fix it.
 
@@ -72,9 +73,10 @@ impl Report {
                 (false, true) => "\x1b[31m✗\x1b[0m",
                 (false, false) => "✗",
             };
-            eprintln!("{mark} {:<14} {}", c.name, c.detail);
+            // Details quote servers and settings: shown escaped, kept exact in the JSON.
+            eprintln!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
             if let Some(f) = &c.fix {
-                eprintln!("  fix: {f}");
+                eprintln!("  fix: {}", redact::for_terminal(f));
             }
         }
         let ok = self.checks.iter().all(|c| c.ok);
@@ -87,13 +89,20 @@ impl Report {
     }
 }
 
-/// A value for display: secrets never, only their length.
+/// A setting for display: a secret only as set or unset (not even its length, which narrows a
+/// guess), a URL without its user info or credential-bearing query, nothing raw that a terminal
+/// would act on.
 fn shown(id: &str, value: &str) -> String {
-    if id.contains("secret") {
-        format!("•••••• ({} characters, hidden)", value.chars().count())
+    if id.contains("secret") || id.contains("token") {
+        let state = if value.is_empty() { "unset" } else { "set" };
+        return format!("•••••• ({state}, hidden)");
+    }
+    let value = if id.ends_with("url") || id == "origin" {
+        redact::url_text(value)
     } else {
         value.to_string()
-    }
+    };
+    redact::for_terminal(&value).into_owned()
 }
 
 /// A few quick attempts: doctor reports, it does not wait out an outage.

@@ -3,6 +3,7 @@
 
 pub mod cli;
 mod doctor;
+mod logging;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod settings;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
 use crate::pipeline::{Pipeline, Report};
-use crate::{audit, colour, http, inputs, state, webhook};
+use crate::{audit, http, inputs, redact, state, webhook};
 use cli::{Cli, Command, UploadArgs};
 use settings::Sources;
 
@@ -60,19 +61,19 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
     match cli.command {
         #[cfg(feature = "sandbox")]
         Some(Command::Sandbox(args)) => {
-            init_logging(args.verbose, false);
+            logging::init(args.verbose, false);
             sandbox::standalone(args).await
         }
         Some(Command::Webhook(cli::WebhookCommand::Flush(args))) => {
-            init_logging(args.verbose, false);
+            logging::init(args.verbose, false);
             flush(args).await
         }
         Some(Command::History(args)) => {
-            init_logging(0, false);
+            logging::init(0, false);
             history(args)
         }
         Some(Command::Doctor(args)) => {
-            init_logging(args.verbose, false);
+            logging::init(args.verbose, false);
             doctor::run(doctor_inputs(&args.settings, &sources)).await
         }
         Some(Command::Completions { shell }) => {
@@ -127,6 +128,11 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
     }
 }
 
+/// An error for a person: what it quotes (paths, a server's words) is shown escaped.
+fn error_line(e: &dyn std::fmt::Display) {
+    eprintln!("error: {}", redact::for_terminal(&e.to_string()));
+}
+
 /// The state store of a subcommand, or why it cannot be opened.
 fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
@@ -134,7 +140,7 @@ fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
         return Err(ExitStatus::Usage);
     };
     state::Store::open(&dir).map_err(|e| {
-        eprintln!("error: {e}");
+        error_line(&e);
         ExitStatus::Usage
     })
 }
@@ -153,7 +159,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         }
         None => None,
     };
-    let shown = store.path().display().to_string();
+    let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
     if url.is_none() && waiting > 0 {
         eprintln!(
@@ -183,7 +189,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
             ExitStatus::Network
         }
         Err(e) => {
-            eprintln!("error: webhook outbox {shown}: {e}");
+            error_line(&format!("webhook outbox {shown}: {e}"));
             ExitStatus::Usage
         }
     }
@@ -198,7 +204,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
     let since = match args.since.as_deref().map(settings::parse_time).transpose() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return ExitStatus::Usage;
         }
     };
@@ -213,7 +219,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
     let rows = match store.history(&filter) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return ExitStatus::Usage;
         }
     };
@@ -227,7 +233,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
 }
 
 async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
-    init_logging(args.verbose, args.quiet);
+    logging::init(args.verbose, args.quiet);
     #[cfg(feature = "sandbox")]
     let (args, _sandbox) = match sandbox::embedded(args).await {
         Ok(v) => v,
@@ -241,7 +247,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     ) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            error_line(&e);
             return error_reporting::exit_status(&e);
         }
     };
@@ -293,34 +299,6 @@ async fn signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Logs go to stderr; stdout is reserved for JSON. `RUST_LOG` overrides the flags.
-fn init_logging(verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (_, 0) => "warn",
-        (_, 1) => "info",
-        (_, 2) => "debug",
-        _ => "trace",
-    };
-    // Dependencies stay at warn: their traces can carry request details we do not control.
-    let base = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| format!("warn,gcupload={level}"));
-    // Even with RUST_LOG: the WebSocket crates trace whole frames, and frames carry pre-signed
-    // URLs. These caps come last, so they win over the user's directives for those targets.
-    const CAPS: &str = "tungstenite=info,tokio_tungstenite=info";
-    let filter = EnvFilter::try_new(format!("{base},{CAPS}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,gcupload={level},{CAPS}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour::stderr())
-        .with_target(false)
-        .try_init();
 }
 
 #[cfg(test)]

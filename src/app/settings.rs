@@ -235,8 +235,10 @@ fn webhook_url(s: &Settings) -> Result<Option<Url>> {
     let Some(w) = non_empty(&s.webhook_url) else {
         return Ok(None);
     };
-    let u = Url::parse(w)
-        .map_err(|e| Error::config(format!("--webhook-url `{w}` is not a URL: {e}")))?;
+    let u = Url::parse(w).map_err(|e| {
+        let shown = crate::redact::url_text(w);
+        Error::config(format!("--webhook-url `{shown}` is not a URL: {e}"))
+    })?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(Error::config(format!(
             "--webhook-url must be http(s), got `{}`",

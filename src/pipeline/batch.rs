@@ -1,7 +1,6 @@
 //! A run over many files: `jobs` at a time, each record printed as its file finishes, the
 //! totals at the end.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -11,11 +10,12 @@ use super::summary::Summary;
 use crate::audit::{self, Output, Record};
 use crate::error::Error;
 use crate::error_reporting;
+use crate::inputs::Input;
 
 impl Pipeline {
     /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
     /// earlier runs could not deliver to the webhook goes first, so events keep their order.
-    pub async fn run(&self, files: &[impl AsRef<Path>]) -> Report {
+    pub async fn run(&self, files: &[Input]) -> Report {
         match self.webhook.flush_outbox().await {
             Ok(None | Some((0, 0))) => {}
             Ok(Some((d, p))) => {
@@ -39,7 +39,7 @@ impl Pipeline {
         let mut report = Report::default();
         let mut first: Option<usize> = None;
         let mut done = futures_util::stream::iter(files.iter().enumerate())
-            .map(|(i, f)| async move { (i, self.file(f.as_ref()).await) })
+            .map(|(i, f)| async move { (i, self.file(f).await) })
             .buffer_unordered(self.jobs.max(1));
         while let Some((i, (record, err))) = done.next().await {
             summary.add(&record);
@@ -80,15 +80,22 @@ impl Pipeline {
     }
 
     /// One file's record, or an interrupted record when the run is stopping.
-    async fn file(&self, path: &Path) -> (Record, Option<Error>) {
-        if self.stop.is_cancelled() {
-            let e = Error::Interrupted;
-            let shown = path.display().to_string();
-            return (
-                audit::failed(self.route_name(), &shown, None, &e, 0),
-                Some(e),
-            );
+    async fn file(&self, input: &Input) -> (Record, Option<Error>) {
+        let problem = match &input.problem {
+            Some(why) => Some(Error::config(why.clone())),
+            None if self.stop.is_cancelled() => Some(Error::Interrupted),
+            None => None,
+        };
+        let Some(e) = problem else {
+            return self.upload_one(&input.path).await;
+        };
+        let shown = input.path.display().to_string();
+        if input.problem.is_some() {
+            self.progress.println(&error_reporting::human(&shown, &e));
         }
-        self.upload_one(path).await
+        (
+            audit::failed(self.route_name(), &shown, None, &e, 0),
+            Some(e),
+        )
     }
 }

@@ -112,11 +112,16 @@ impl Pipeline {
         let ms = started.elapsed().as_millis() as u64;
         let file = validated.as_ref();
         match result {
-            Ok(outcome) => (
-                self.record(outcome, &shown, file.expect("validated"), job, ms)
-                    .await,
-                None,
-            ),
+            Ok(outcome) => {
+                let record = self
+                    .record(outcome, &shown, file.expect("validated"), job, ms)
+                    .await;
+                let lost = lost_event(&record);
+                if let Some(e) = &lost {
+                    self.progress.println(&error_reporting::human(&shown, e));
+                }
+                (record, lost)
+            }
             Err(e) => {
                 self.progress.println(&error_reporting::human(&shown, &e));
                 if let Some(job) = job {
@@ -194,7 +199,8 @@ impl Pipeline {
             }
             Ok(moves::Outcome::Kept) => {}
             Err(e) => {
-                self.progress.println(&format!("warning: {shown}: {e}"));
+                let line = format!("warning: {shown}: {e}");
+                self.progress.println(&crate::redact::for_terminal(&line));
                 record
                     .extra
                     .insert("moveError".into(), e.to_string().into());
@@ -210,7 +216,14 @@ impl Pipeline {
             .as_ref()
             .and_then(|j| j.store.clone().map(|s| (s, j.id)));
         if let Some((s, id)) = &store
-            && let Err(e) = s.completed(*id, payload.clone(), event_id.clone()).await
+            && let Err(e) = s
+                .completed(
+                    *id,
+                    payload.clone(),
+                    event_id.clone(),
+                    self.webhook.tag(&payload),
+                )
+                .await
         {
             tracing::error!("the completed upload could not be journaled: {e}");
         }
@@ -392,13 +405,14 @@ impl Pipeline {
                 target = self.new_target(file, job).await?;
                 continue;
             }
-            let err = match transfer::put(&self.http, &target, file, &bar.1).await {
-                Ok(()) => {
-                    job.advance(Step::PutDone, None).await?;
-                    return Ok(target);
-                }
-                Err(e) => e,
-            };
+            let err =
+                match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
+                    Ok(()) => {
+                        job.advance(Step::PutDone, None).await?;
+                        return Ok(target);
+                    }
+                    Err(e) => e,
+                };
             match transfer::verdict(&err) {
                 transfer::Verdict::UrlExpired => {
                     retrier
@@ -447,6 +461,14 @@ fn earlier(e: &Entry) -> Skip {
         event_id: e.event_id.clone(),
         at: e.completed_at.clone(),
     }
+}
+
+/// A completed upload whose webhook event was neither delivered nor kept: the user must learn it.
+fn lost_event(record: &Record) -> Option<Error> {
+    let why = record.webhook.as_ref()?.queue_error.as_ref()?;
+    Some(Error::WebhookLost {
+        message: why.clone(),
+    })
 }
 
 fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {

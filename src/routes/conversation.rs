@@ -74,6 +74,7 @@ pub struct UploadResponse {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Media {
+    id: Option<String>,
     status: Option<String>,
     url: Option<String>,
     media_type: Option<String>,
@@ -103,11 +104,25 @@ pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
 }
 
 impl Conversation {
-    fn base(&self) -> String {
-        format!(
-            "api/v2/conversations/messages/{}/communications/{}/messages",
-            self.config.conversation_id, self.config.communication_id
-        )
+    /// `…/conversations/messages/{c}/communications/{c}/messages`, then `more`: every id (the
+    /// media id is the server's) is one path segment.
+    fn url(&self, stage: Stage, more: &[&str]) -> Result<url::Url> {
+        let c = &self.config;
+        let mut segments = vec![
+            "api",
+            "v2",
+            "conversations",
+            "messages",
+            &c.conversation_id,
+            "communications",
+            &c.communication_id,
+            "messages",
+        ];
+        segments.extend_from_slice(more);
+        self.api
+            .endpoints
+            .api_segments(&segments)
+            .map_err(|why| Error::protocol(stage, format!("refusing an id as a path: {why}")))
     }
 
     fn upload_name<'a>(&'a self, file: &'a ValidatedFile) -> &'a str {
@@ -129,10 +144,7 @@ impl Conversation {
         id: &str,
         limit: Duration,
     ) -> Result<std::result::Result<Media, String>> {
-        let url = self
-            .api
-            .endpoints
-            .api_url(&format!("{}/media/{id}", self.base()));
+        let url = self.url(Stage::Confirm, &["media", id])?;
         let started = Instant::now();
         let mut delay = Duration::from_millis(100);
         loop {
@@ -140,6 +152,16 @@ impl Conversation {
                 .api
                 .call(Stage::Confirm, Method::GET, url.clone(), None)
                 .await?;
+            // An answer about other media says nothing about this one.
+            if m.id.as_deref().is_some_and(|got| got != id) {
+                return Err(Error::protocol(
+                    Stage::Confirm,
+                    format!(
+                        "the media answer is for `{}`, not `{id}`",
+                        m.id.unwrap_or_default()
+                    ),
+                ));
+            }
             match m.status.as_deref() {
                 Some("valid") => return Ok(Ok(m)),
                 Some("invalid") => {
@@ -187,7 +209,7 @@ impl Conversation {
     }
 
     async fn send_message(&self, body: Value) -> Result<String> {
-        let url = self.api.endpoints.api_url(&self.base());
+        let url = self.url(Stage::Send, &[])?;
         let r: Value = self
             .api
             .call(Stage::Send, Method::POST, url, Some(&body))
@@ -219,10 +241,7 @@ impl Route for Conversation {
     }
 
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
-        let url = self
-            .api
-            .endpoints
-            .api_url(&format!("{}/media/uploads", self.base()));
+        let url = self.url(Stage::RequestUrl, &["media", "uploads"])?;
         let mut body = json!({
             "fileName": self.upload_name(file),
             "contentLengthBytes": file.size,
@@ -235,6 +254,8 @@ impl Route for Conversation {
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
         let (id, upload) = route::upload_url(r.id, r.upload_url, "uploadUrl")?;
+        // Media no URL can poll is refused now, before its bytes are sent.
+        self.url(Stage::RequestUrl, &["media", &id])?;
         Ok(UploadTarget {
             file_id: id,
             url: upload,

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
+use url::Url;
 
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::api::Api;
@@ -61,8 +62,51 @@ pub struct CompleteResponse {
 }
 
 impl ExternalContact {
-    fn files_path(&self) -> String {
-        format!("api/v2/externalcontacts/contacts/{}/files", self.contact_id)
+    /// `…/contacts/{contact}/files`, then `more`: every id is one path segment.
+    fn files_url(&self, stage: Stage, more: &[&str]) -> Result<Url> {
+        let mut segments = vec![
+            "api",
+            "v2",
+            "externalcontacts",
+            "contacts",
+            &self.contact_id,
+            "files",
+        ];
+        segments.extend_from_slice(more);
+        self.api
+            .endpoints
+            .api_segments(&segments)
+            .map_err(|why| Error::protocol(stage, format!("refusing an id as a path: {why}")))
+    }
+
+    /// Where to confirm `id`: the answer's `uploadCompleteUrl`, or the contract's path.
+    fn confirm_url(&self, id: &str) -> Result<Url> {
+        self.files_url(Stage::Confirm, &[id, "upload-complete"])
+    }
+
+    /// The answer's `uploadCompleteUrl`, which gets the bearer token: it must stay inside this
+    /// contact's files on the API host (resolved first, so `..` cannot climb out).
+    fn checked_complete_url(&self, given: &str) -> Result<Url> {
+        let refuse = |why: String| Error::protocol(Stage::RequestUrl, why);
+        let c = self
+            .api
+            .endpoints
+            .api
+            .join(given)
+            .map_err(|e| refuse(format!("uploadCompleteUrl is not a URL: {e}")))?;
+        if !same_origin(&c, &self.api.endpoints.api) {
+            return Err(refuse(
+                "uploadCompleteUrl points outside the API host; refusing to send the token there"
+                    .into(),
+            ));
+        }
+        let files = format!("{}/", self.files_url(Stage::RequestUrl, &[])?.path());
+        if !c.path().starts_with(&files) {
+            return Err(refuse(format!(
+                "uploadCompleteUrl points outside {files}; refusing to send the token there"
+            )));
+        }
+        Ok(c)
     }
 }
 
@@ -77,7 +121,7 @@ impl Route for ExternalContact {
     }
 
     async fn request_upload(&self, file: &ValidatedFile) -> Result<UploadTarget> {
-        let url = self.api.endpoints.api_url(&self.files_path());
+        let url = self.files_url(Stage::RequestUrl, &[])?;
         let body = json!({
             "fileName": file.file_name,
             "contentType": file.content_type,
@@ -88,22 +132,10 @@ impl Route for ExternalContact {
             .call(Stage::RequestUrl, Method::POST, url, Some(&body))
             .await?;
         let (id, upload) = route::upload_url(r.id, r.upload_url, "uploadUrl")?;
+        // An id no URL can confirm is refused now, before its bytes are sent.
+        self.files_url(Stage::RequestUrl, &[&id, "upload-complete"])?;
         let confirm_url = match r.upload_complete_url.filter(|s| !s.is_empty()) {
-            Some(c) => {
-                let c = self.api.endpoints.api.join(&c).map_err(|e| {
-                    Error::protocol(
-                        Stage::RequestUrl,
-                        format!("uploadCompleteUrl is not a URL: {e}"),
-                    )
-                })?;
-                if !same_origin(&c, &self.api.endpoints.api) {
-                    return Err(Error::protocol(
-                        Stage::RequestUrl,
-                        "uploadCompleteUrl points outside the API host; refusing to send the token there",
-                    ));
-                }
-                Some(c)
-            }
+            Some(c) => Some(self.checked_complete_url(&c)?),
             None => None,
         };
         Ok(UploadTarget {
@@ -138,13 +170,10 @@ impl Route for ExternalContact {
     }
 
     async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
-        let url = up.confirm_url.clone().unwrap_or_else(|| {
-            self.api.endpoints.api_url(&format!(
-                "{}/{}/upload-complete",
-                self.files_path(),
-                up.file_id
-            ))
-        });
+        let url = match &up.confirm_url {
+            Some(u) => u.clone(),
+            None => self.confirm_url(&up.file_id)?,
+        };
         let r: CompleteResponse = self
             .api
             .call(Stage::Confirm, Method::POST, url, Some(&json!({})))
@@ -155,6 +184,16 @@ impl Route for ExternalContact {
                 "upload confirmation failed: no `id` in the answer",
             )
         })?;
+        // A confirmation of some other upload says nothing about this one.
+        if id != up.file_id {
+            return Err(Error::protocol(
+                Stage::Confirm,
+                format!(
+                    "the confirmation is for `{id}`, not for the upload issued as `{}`",
+                    up.file_id
+                ),
+            ));
+        }
         let scan = r.virus_scan.unwrap_or_else(|| "unknown".into());
         if scan.eq_ignore_ascii_case("infected") {
             return Err(Error::Infected { status: scan });

@@ -151,7 +151,10 @@ pub enum Claim {
 const COLUMNS: &str = "id, step, file_id, confirm_url, confirmation, record, event_id, webhook, \
                        completed_at, lease_pid, lease_host, lease_until";
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<(Entry, Option<Lease>)> {
+/// A row as read: the entry and its lease, if one is held.
+type Leased = (Entry, Option<Lease>);
+
+fn entry(r: &Row<'_>) -> rusqlite::Result<Leased> {
     let json = |i: usize| -> rusqlite::Result<Option<Value>> {
         Ok(r.get::<_, Option<String>>(i)?
             .and_then(|t| serde_json::from_str(&t).ok()))
@@ -221,16 +224,7 @@ impl Store {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = now_ms();
-            let latest = tx
-                .query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
-                         AND file_name = ?3 AND sha256 = ?4 ORDER BY id DESC LIMIT 1"
-                    ),
-                    params![key.route, key.target, key.file_name, key.sha256],
-                    entry,
-                )
-                .optional()?;
+            let latest = latest(&tx, key, "")?;
             let claim = match latest {
                 Some((e, _)) if done(&e) && !force => Claim::Done(e),
                 Some((_, Some(l))) if alive(&l, &host, now) => Claim::Held(l),
@@ -263,18 +257,7 @@ impl Store {
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
     pub async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
         self.run(move |s| {
-            s.with(|conn| {
-                conn.query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
-                         AND file_name = ?3 AND sha256 = ?4 AND step = 'completed' \
-                         ORDER BY id DESC LIMIT 1"
-                    ),
-                    params![key.route, key.target, key.file_name, key.sha256],
-                    |r| entry(r).map(|(e, _)| e),
-                )
-                .optional()
-            })
+            s.with(|conn| Ok(latest(conn, &key, "AND step = 'completed'")?.map(|(e, _)| e)))
         })
         .await
     }
@@ -311,14 +294,23 @@ impl Store {
     }
 
     /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
-    pub async fn completed(&self, id: i64, record: Value, event_id: String) -> Result<()> {
+    /// `mac` tags the record as written by gcupload (see [`Store::adopt_owed_events`]).
+    pub async fn completed(
+        &self,
+        id: i64,
+        record: Value,
+        event_id: String,
+        mac: Option<String>,
+    ) -> Result<()> {
         self.update(
             id,
-            "step = 'completed', record = ?3, event_id = ?4, completed_at = ?5, error = NULL",
+            "step = 'completed', record = ?3, event_id = ?4, completed_at = ?5, record_mac = ?6, \
+             error = NULL",
             vec![
                 record.to_string().into(),
                 event_id.into(),
                 now_text().into(),
+                mac.map_or(rusqlite::types::Value::Null, Into::into),
             ],
         )
         .await
@@ -381,6 +373,19 @@ impl Store {
         })
         .await
     }
+}
+
+/// The newest row for `key` (narrowed by the SQL condition `and`, if any).
+fn latest(conn: &rusqlite::Connection, key: &Key, and: &str) -> rusqlite::Result<Option<Leased>> {
+    conn.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
+             AND file_name = ?3 AND sha256 = ?4 {and} ORDER BY id DESC LIMIT 1"
+        ),
+        params![key.route, key.target, key.file_name, key.sha256],
+        entry,
+    )
+    .optional()
 }
 
 /// Confirmed to the target and nothing left to do.
@@ -460,30 +465,37 @@ impl Store {
     }
 
     /// Moves the webhook events of completed uploads whose run died before handling them into
-    /// the outbox (`envelope` builds each from its record), so the next flush delivers them.
-    pub fn adopt_owed_events(&self, envelope: impl Fn(&Value) -> Value) -> Result<usize> {
+    /// the outbox, so the next flush delivers them. `envelope` builds each event from its record
+    /// and the record's tag, with the tag of the event (see [`Store::completed`]).
+    pub fn adopt_owed_events(
+        &self,
+        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
+    ) -> Result<usize> {
         let host = self.inner.host.clone();
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let owed: Vec<(Entry, Option<Lease>)> = {
+            let owed: Vec<(Leased, Option<String>)> = {
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT {COLUMNS} FROM uploads WHERE step = 'completed' AND webhook IS NULL"
+                    "SELECT {COLUMNS}, record_mac FROM uploads \
+                     WHERE step = 'completed' AND webhook IS NULL"
                 ))?;
-                stmt.query_map([], entry)?.collect::<rusqlite::Result<_>>()?
+                stmt.query_map([], |r| Ok((entry(r)?, r.get(12)?)))?
+                    .collect::<rusqlite::Result<_>>()?
             };
             let now = now_ms();
             let mut adopted = 0;
-            for (e, lease) in owed {
+            for ((e, lease), record_mac) in owed {
                 let (Some(record), Some(event_id)) = (&e.record, &e.event_id) else {
                     continue;
                 };
                 if lease.is_some_and(|l| alive(&l, &host, now)) {
                     continue; // its run is still delivering it
                 }
+                let (body, mac) = envelope(record, record_mac.as_deref());
                 tx.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts) \
-                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0)",
-                    params![event_id, envelope(record).to_string(), now_text()],
+                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts, mac) \
+                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0, ?4)",
+                    params![event_id, body.to_string(), now_text(), mac],
                 )?;
                 tx.execute(
                     "UPDATE uploads SET webhook = 'queued', lease_pid = NULL, lease_host = NULL, \
@@ -635,7 +647,7 @@ mod tests {
         s.advance(e.id, Step::UrlIssued, Some("f1".into()), None)
             .await
             .unwrap();
-        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into())
+        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
             .await
             .unwrap();
         s.settled(e.id, "delivered").await.unwrap();
@@ -699,7 +711,9 @@ mod tests {
         let Claim::Fresh(b) = claim(&s, "b.pdf", false).await else {
             panic!()
         };
-        s.completed(b.id, json!({}), "ev".into()).await.unwrap();
+        s.completed(b.id, json!({}), "ev".into(), None)
+            .await
+            .unwrap();
         s.settled(b.id, "none").await.unwrap();
         let all = s.history(&HistoryFilter::default()).unwrap();
         assert_eq!(all.len(), 2);

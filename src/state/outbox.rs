@@ -21,6 +21,8 @@ pub struct Queued {
     /// The exact envelope to POST.
     pub body: Value,
     pub attempts: i64,
+    /// The tag gcupload wrote with the body (HMAC with the webhook secret of that run).
+    pub mac: Option<String>,
 }
 
 /// Held by the one process delivering the outbox.
@@ -35,33 +37,45 @@ impl Store {
     }
 
     /// Keeps an event for a later delivery (once: the event id is the key).
-    pub fn queue(&self, event_id: &str, body: &Value, error: &str) -> Result<()> {
+    pub fn queue(
+        &self,
+        event_id: &str,
+        body: &Value,
+        error: &str,
+        mac: Option<&str>,
+    ) -> Result<()> {
         self.with(|conn| {
             conn.execute(
-                "INSERT INTO outbox (event_id, body, queued_at, last_error, attempts) \
-                 VALUES (?1, ?2, ?3, ?4, 1) ON CONFLICT (event_id) DO UPDATE SET \
+                "INSERT INTO outbox (event_id, body, queued_at, last_error, attempts, mac) \
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT (event_id) DO UPDATE SET \
                  last_error = excluded.last_error, attempts = attempts + 1",
-                params![event_id, body.to_string(), now_text(), error],
+                params![event_id, body.to_string(), now_text(), error, mac],
             )
             .map(drop)
         })
     }
 
+    /// Keeps an event aside instead of delivering it (`why` says what is wrong with it).
+    pub fn quarantine(&self, q: &Queued, why: &str) -> Result<()> {
+        self.quarantine_event(&q.event_id, &q.body.to_string(), why)
+    }
+
     /// Every queued event, oldest first; a body that is not JSON is moved to quarantine.
     pub fn queued(&self) -> Result<Vec<Queued>> {
-        let rows: Vec<(String, String, i64)> = self.with(|conn| {
+        let rows: Vec<(String, String, i64, Option<String>)> = self.with(|conn| {
             let mut stmt =
-                conn.prepare("SELECT event_id, body, attempts FROM outbox ORDER BY rowid")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                conn.prepare("SELECT event_id, body, attempts, mac FROM outbox ORDER BY rowid")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
         })?;
         let mut out = Vec::new();
-        for (event_id, body, attempts) in rows {
+        for (event_id, body, attempts, mac) in rows {
             match serde_json::from_str(&body) {
                 Ok(body) => out.push(Queued {
                     event_id,
                     body,
                     attempts,
+                    mac,
                 }),
                 Err(e) => self.quarantine_event(&event_id, &body, &e.to_string())?,
             }

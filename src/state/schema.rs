@@ -49,6 +49,10 @@ const MIGRATIONS: &[&str] = &[
         reason    TEXT NOT NULL,
         kept_at   TEXT NOT NULL
     );",
+    // 2: what gcupload itself wrote is tagged with the webhook secret (HMAC), so an entry
+    // written into the database by anyone else is never signed and sent.
+    "ALTER TABLE outbox ADD COLUMN mac TEXT;
+    ALTER TABLE uploads ADD COLUMN record_mac TEXT;",
 ];
 
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {

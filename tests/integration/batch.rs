@@ -61,10 +61,12 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
         stderr(&out)
     );
 
-    // A directory without --recursive is one file that is not a regular file.
+    // A directory without --recursive gets one record that says to pass --recursive.
     let out = env.cmd().arg("in").output().unwrap();
     assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
-    assert_eq!(records(&out.stdout)[0]["error"]["rule"], "not-regular-file");
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["rule"], "directory");
+    assert!(r["error"]["hint"].as_str().unwrap().contains("--recursive"));
 
     // A quoted glob is expanded by gcupload; one that matches nothing is reported as not found.
     let out = env
@@ -209,4 +211,40 @@ fn records_stream_out_as_files_finish() {
         Some(ExitStatus::Success.code())
     );
     let _ = std::io::stderr().flush();
+}
+
+#[test]
+fn every_input_gets_its_record_even_a_bad_pattern() {
+    let env = Env::new();
+    let good = env.file("good.pdf", &pdf(300));
+    // An unbalanced bracket is no file and no valid glob; the valid files are still uploaded.
+    let out = env
+        .cmd()
+        .arg(&good)
+        .arg("C/x[.pdf")
+        .arg(env.dir.path())
+        .output()
+        .unwrap();
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 3, "{}", stderr(&out));
+    assert_eq!(
+        by_name(&recs, "good.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED"
+    );
+    let bad = recs.iter().find(|r| r["path"] == "C/x[.pdf").unwrap();
+    assert_eq!(bad["error"]["kind"], "config");
+    assert!(bad["error"]["message"].as_str().unwrap().contains("glob"));
+    let dir = recs
+        .iter()
+        .find(|r| r["error"]["rule"] == "directory")
+        .expect("the directory's own record");
+    assert!(
+        dir["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--recursive")
+    );
+    // The earliest failure in input order decides the exit code: the pattern's.
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    assert_eq!(env.sandbox.objects().len(), 1);
 }

@@ -85,7 +85,7 @@ fn every_validation_rule_rejects_before_any_request() {
     std::fs::create_dir(env.dir.path().join("folder.pdf")).unwrap();
     let cases: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
         ("missing.pdf", None, "not-found"),
-        ("folder.pdf", None, "not-regular-file"),
+        ("folder.pdf", None, "directory"),
         ("empty.pdf", Some(vec![]), "empty"),
         ("big.pdf", Some(pdf(2_000)), "too-large"),
         ("notes.docx", Some(b"hello".to_vec()), "unknown-type"),

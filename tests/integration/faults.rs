@@ -575,3 +575,209 @@ fn no_output_or_outbox_holds_a_secret_token_or_signature_on_any_route() {
         assert!(!all.contains(s), "a URL signature leaked");
     }
 }
+
+#[test]
+fn an_event_that_can_be_neither_delivered_nor_kept_says_so_and_fails_the_run() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 100;
+    // The outbox refuses every event, as a full disk would.
+    drop(env.store());
+    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(db);
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::WebhookLost.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(
+        r["action"], "FILE_UPLOAD_COMPLETED",
+        "the upload itself succeeded"
+    );
+    assert_eq!(r["webhook"]["delivered"], false);
+    assert!(r["webhook"].get("queued").is_none());
+    assert!(
+        r["webhook"]["queueError"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{r}"
+    );
+    assert!(stderr(&out).contains("webhook event is lost"));
+
+    // Without a state store there is no outbox: the same, said plainly.
+    let g = env.file("b.pdf", &pdf(101));
+    let out = env.cmd().arg("--no-state").arg(&g).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::WebhookLost.code()));
+    let r = &records(&out.stdout)[0];
+    assert!(
+        r["webhook"]["queueError"]
+            .as_str()
+            .unwrap()
+            .contains("--no-state")
+    );
+}
+
+#[test]
+fn the_outbox_signs_only_what_gcupload_queued() {
+    let env = Env::new();
+    env.sandbox.faults().webhook_fail = 3;
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .args(["--webhook-secret", "s3cret"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let genuine = records(&out.stdout)[0]["eventId"].clone();
+    assert_eq!(env.queued().len(), 1);
+
+    // Someone who can write the state directory plants an event (no tag, or a made-up one).
+    drop(env.store());
+    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    for (id, mac) in [("forged-1", None), ("forged-2", Some("sha256=00ff"))] {
+        db.execute(
+            "INSERT INTO outbox (event_id, body, queued_at, last_error, attempts, mac) VALUES (?1, ?2, '2026-01-01T00:00:00Z', '', 1, ?3)",
+            rusqlite::params![id, r#"{"event":"genesys.file.uploaded","payload":{"evil":true}}"#, mac],
+        )
+        .unwrap();
+    }
+    drop(db);
+
+    let out = env
+        .bare_cmd()
+        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
+        .args(["webhook", "flush", "--webhook-secret", "s3cret"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
+    let hooks = env.sandbox.webhooks();
+    assert_eq!(
+        hooks.len(),
+        1,
+        "only gcupload's own event is signed and sent: {hooks:?}"
+    );
+    assert_eq!(hooks[0]["idempotencyKey"], genuine);
+    assert!(env.queued().is_empty());
+    assert_eq!(
+        env.store().quarantined().unwrap(),
+        2,
+        "the planted events are kept aside"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_state_directory_others_could_tamper_with_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let shared = env.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let link = env.dir.path().join("link");
+    std::os::unix::fs::symlink(env.outbox(), &link).unwrap();
+    std::fs::create_dir_all(env.outbox()).unwrap();
+    for (dir, fix) in [(&shared, "chmod 700"), (&link, "symbolic link")] {
+        let out = env
+            .cmd()
+            .env("GCUPLOAD_STATE_DIR", dir)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        let r = &records(&out.stdout)[0];
+        assert_eq!(r["error"]["kind"], "state");
+        assert!(r["error"]["message"].as_str().unwrap().contains(fix), "{r}");
+        assert!(
+            r["error"]["hint"].as_str().unwrap().contains("--state-dir"),
+            "{r}"
+        );
+    }
+    // Nothing was written into the shared directory, nor through the link.
+    assert!(std::fs::read_dir(&shared).unwrap().next().is_none());
+    assert!(
+        !env.outbox().join("state.db").exists(),
+        "never written through the link"
+    );
+    assert!(env.sandbox.objects().is_empty());
+}
+
+/// Whether `needle` (any case) is followed, past quotes, `=`, `:` and spaces, by at least `n`
+/// characters that satisfy `is_secret`: a value where only a mask may stand.
+fn followed_by(text: &str, needle: &str, n: usize, is_secret: fn(char) -> bool) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    lower.match_indices(&needle).any(|(i, _)| {
+        let rest = text[i + needle.len()..].trim_start_matches(['"', '\'', '=', ':', ' ']);
+        rest.chars().take_while(|c| is_secret(*c)).count() >= n
+    })
+}
+
+/// The embedded sandbox logs into the client's own stderr (its S3 library logs whole request
+/// URLs at debug): every line must still come out without a signature, a token or a secret.
+#[test]
+fn no_log_line_of_the_embedded_sandbox_holds_a_signature_token_or_secret() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(5000));
+    let mut all = String::new();
+    for level in ["trace", "debug"] {
+        for route in ROUTES {
+            let out = env
+                .bare_cmd()
+                .env("RUST_LOG", level)
+                .args(["--sandbox", "--route", route, "--force"])
+                .args(["--webhook-secret", "hook-secret-value"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(ExitStatus::Success.code()),
+                "{level} {route}: {}",
+                stderr(&out)
+            );
+            all.push_str(&String::from_utf8_lossy(&out.stdout));
+            all.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    // The check means something only if the store's own request log was there to leak.
+    assert!(
+        all.contains("checked signature v4"),
+        "the S3 library logged"
+    );
+    assert!(!all.contains("hook-secret-value"));
+    let hex = |c: char| c.is_ascii_hexdigit();
+    let b64 = |c: char| c.is_ascii_alphanumeric() || "+/=".contains(c);
+    let word = |c: char| c.is_ascii_alphanumeric() || "-_.~%".contains(c);
+    for (needle, n, what) in [
+        ("X-Amz-Signature", 16, hex as fn(char) -> bool),
+        ("Signature", 16, hex),
+        ("X-Amz-Credential", 1, word),
+        ("X-Amz-Security-Token", 1, word),
+        // The sandbox issues 32-hex tokens and secrets (the test cannot read those of an
+        // embedded sandbox, so it looks for their shape where they would stand).
+        ("Bearer ", 32, hex),
+        ("access_token", 32, hex),
+        ("client_secret", 32, hex),
+        ("Basic ", 16, b64),
+    ] {
+        assert!(
+            !followed_by(&all, needle, n, what),
+            "{needle} is followed by its value"
+        );
+    }
+}

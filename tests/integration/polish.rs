@@ -300,3 +300,35 @@ fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
         .unwrap();
     assert!(stderr(&out).contains("from .env"), "{}", stderr(&out));
 }
+
+#[test]
+fn doctor_shows_no_url_credential_and_no_secret_length() {
+    let env = Env::new();
+    let base = env.sandbox.base_url.as_str();
+    let with_password = base.replacen("://", "://admin:pa55w0rd-Xy@", 1);
+    let hook = format!("{}?token=hooktok-Qw3rty&v=2", env.sandbox.webhook_url());
+    for base_url in [with_password.clone(), format!("{with_password}:99999x")] {
+        let out = env
+            .cmd()
+            .env("GENESYS_BASE_URL", &base_url)
+            .env("WEBHOOK_SYNC_URL", &hook)
+            .env("WEBHOOK_SECRET", "whsec-value-123")
+            .arg("doctor")
+            .output()
+            .unwrap();
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        for leak in ["pa55w0rd", "hooktok-Qw3rty", "whsec-value", "characters"] {
+            assert!(!all.contains(leak), "{leak} shown:\n{all}");
+        }
+        assert!(!all.contains(env.sandbox.client_secret()));
+        for line in all.lines().filter(|l| l.contains("secret ")) {
+            assert!(
+                !line.chars().any(|c| c.is_ascii_digit()),
+                "a secret's length is shown: {line}"
+            );
+            assert!(line.contains("hidden"), "{line}");
+        }
+        let hook_line = all.lines().find(|l| l.contains("webhook_url")).unwrap();
+        assert!(hook_line.contains("/_sandbox/webhook"), "{hook_line}");
+    }
+}

@@ -48,11 +48,20 @@ fn upload_target(
     attachment_id: &str,
     file: &ValidatedFile,
 ) -> Result<UploadTarget> {
-    let id = answer
-        .body_str("attachmentId")
-        .unwrap_or(attachment_id)
-        .to_string();
-    let (id, url) = route::upload_url(Some(id), answer.body_str("url").map(str::to_string), "url")?;
+    // Ids go in JSON frames, never in paths; but a URL for another attachment would have us
+    // wait for (and report) someone else's upload.
+    let id = answer.body_str("attachmentId").unwrap_or(attachment_id);
+    if id != attachment_id {
+        return Err(crate::error::Error::protocol(
+            Stage::RequestUrl,
+            format!("the upload URL is for attachment `{id}`, not `{attachment_id}`"),
+        ));
+    }
+    let (id, url) = route::upload_url(
+        Some(id.to_string()),
+        answer.body_str("url").map(str::to_string),
+        "url",
+    )?;
     let headers = route::put_headers(answer.body["headers"].as_object(), file.content_type);
     Ok(UploadTarget {
         file_id: id,

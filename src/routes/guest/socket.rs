@@ -172,7 +172,8 @@ fn answers(f: &Frame, tracing_id: &str, attachment: Option<&str>) -> bool {
 async fn wait_out(limited: &Frame, deadline: Instant, stage: Stage) -> Result<()> {
     let secs = limited.body["retryAfter"].as_u64().unwrap_or(3);
     let wait = Duration::from_secs(secs);
-    if wait > MAX_RETRY_AFTER || Instant::now() + wait > deadline {
+    // Compared, never added to an instant: `retryAfter` is the server's number.
+    if wait > MAX_RETRY_AFTER || wait > deadline.saturating_duration_since(Instant::now()) {
         return Err(limited.to_error(stage));
     }
     tracing::info!(retry_after = secs, %stage, "guest request rate-limited; waiting");
@@ -268,7 +269,7 @@ impl Connection {
         if let Some(i) = self.backlog.iter().position(&want) {
             return Ok(self.backlog.remove(i).expect("index from position"));
         }
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = crate::retry::later(Instant::now(), limit).into();
         loop {
             let frame = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
@@ -300,5 +301,24 @@ impl Connection {
     pub(super) async fn close(self) {
         let _ = self.out.send((Message::Close(None), None));
         let _ = tokio::time::timeout(Duration::from_secs(2), self.writer).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_huge_retry_after_is_refused_at_once() {
+        let far = crate::retry::later(Instant::now(), Duration::MAX);
+        for secs in [u64::MAX, i64::MAX as u64, 61] {
+            let text = format!(
+                r#"{{"type":"response","class":"TooManyRequestsErrorMessage","code":429,"body":{{"retryAfter":{secs}}}}}"#
+            );
+            let frame = Frame::parse(&text).unwrap();
+            let t = Instant::now();
+            assert!(wait_out(&frame, far, Stage::Send).await.is_err(), "{secs}");
+            assert!(t.elapsed() < Duration::from_secs(1));
+        }
     }
 }

@@ -53,6 +53,10 @@ const MIGRATIONS: &[&str] = &[
     // written into the database by anyone else is never signed and sent.
     "ALTER TABLE outbox ADD COLUMN mac TEXT;
     ALTER TABLE uploads ADD COLUMN record_mac TEXT;",
+    // 3: the file's stat stamp when it was read (device, inode, size, modification and change
+    // times), so a re-run can skip an unchanged file without reading it again.
+    "ALTER TABLE uploads ADD COLUMN stamp TEXT;
+    CREATE INDEX uploads_path ON uploads (route, target, path);",
 ];
 
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {

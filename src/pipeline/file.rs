@@ -47,6 +47,14 @@ impl Job {
         }
     }
 
+    /// A step whose loss a resume repairs (see [`Store::passed`]): queued, not waited for.
+    fn passed(&mut self, step: Step) {
+        self.step = step;
+        if let Some(store) = &self.store {
+            store.passed(self.id, step);
+        }
+    }
+
     async fn advance(&mut self, step: Step, up: Option<&Uploaded>) -> Result<()> {
         self.step = step;
         let Some(store) = &self.store else {
@@ -250,7 +258,7 @@ impl Pipeline {
         }
         record.webhook = self.webhook.deliver(&event_id, &payload).await;
         if let Some((s, id)) = store {
-            let _ = s.settled(id, webhook_state(record.webhook.as_ref())).await;
+            s.settled(id, webhook_state(record.webhook.as_ref()));
         }
     }
 
@@ -270,9 +278,7 @@ impl Pipeline {
             record.webhook = self.webhook.deliver(event_id, payload).await;
         }
         if let Some(store) = job.and_then(|j| j.store) {
-            let _ = store
-                .settled(entry.id, webhook_state(record.webhook.as_ref()))
-                .await;
+            store.settled(entry.id, webhook_state(record.webhook.as_ref()));
         }
         record
     }
@@ -358,23 +364,21 @@ impl Pipeline {
         else {
             return Ok(None);
         };
-        let p = path.to_path_buf();
-        let seen = tokio::task::spawn_blocking(move || {
-            let meta = std::fs::metadata(&p).ok()?;
-            let stamp = validate::stamp(&meta).filter(|_| meta.is_file())?;
-            Some((absolute(&p), stamp, meta))
-        })
-        .await
-        .ok()
-        .flatten();
-        let Some((at, stamp, meta)) = seen else {
+        let Ok(file_name) = validate::file_name_of(path) else {
             return Ok(None);
         };
-        let found = store
-            .remembered(self.route_name(), self.route.target(), at, stamp)
-            .await
-            .map_err(state_error)?;
-        Ok(found.map(|r| (r, meta)))
+        let (p, store, route) = (path.to_path_buf(), store.clone(), self.route_name());
+        let target = self.route.target();
+        tokio::task::spawn_blocking(move || {
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+            let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
+                return Ok(None);
+            };
+            let found = store.remembered(route, &target, &file_name, &stamp);
+            Ok(found.map_err(state_error)?.zip(meta))
+        })
+        .await
+        .unwrap_or(Ok(None))
     }
 
     /// For a dry run: the earlier completed upload of this content to this target, if any.
@@ -429,13 +433,13 @@ impl Pipeline {
             Some(c) => c,
             None => {
                 let up = self.upload(file, job).await?.uploaded();
-                job.advance(Step::ConfirmSent, None).await?;
+                job.passed(Step::ConfirmSent);
                 self.route.confirm(file, &up).await?
             }
         };
         if let Some(store) = &job.store {
             let v = serde_json::to_value(&conf).expect("confirmations serialise");
-            store.confirmed(job.id, v).await.map_err(state_error)?;
+            store.confirmed(job.id, v);
         }
         job.step = Step::Confirmed;
         Ok(conf)
@@ -462,7 +466,7 @@ impl Pipeline {
             let err =
                 match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
                     Ok(()) => {
-                        job.advance(Step::PutDone, None).await?;
+                        job.passed(Step::PutDone);
                         return Ok(target);
                     }
                     Err(e) => e,

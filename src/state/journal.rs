@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Value, json};
 
 use super::error::{Result, StateError};
-use super::store::{Store, now_ms, now_text};
+use super::store::{Inner, Store, now_ms, now_text};
 
 /// A lease lives this long unless renewed; a holder renews it at a third of that.
 pub const LEASE_MS: i64 = 60_000;
@@ -239,38 +239,35 @@ impl Store {
         .await
     }
 
-    /// The completed upload of the file at `path` to `target`, if the file still has the stamp
-    /// it had then and that upload is still the newest of its content: a re-run skips it
-    /// without reading it.
-    pub async fn remembered(
+    /// The completed upload of a file named `file_name` to `target`, if the file still has the
+    /// stamp it had then (the same device and inode, unchanged) and that upload is still the
+    /// newest of its content: a re-run skips it without reading it. A read, so it blocks (call
+    /// it off the async threads) but takes no write lock.
+    pub fn remembered(
         &self,
-        route: &'static str,
-        target: String,
-        path: String,
-        stamp: String,
+        route: &str,
+        target: &str,
+        file_name: &str,
+        stamp: &str,
     ) -> Result<Option<Remembered>> {
-        self.run(move |conn, me| {
+        self.with(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE route = ?1 \
-                 AND target = ?2 AND path = ?3 AND stamp = ?4 AND step = 'completed' \
+                 AND target = ?2 AND file_name = ?3 AND stamp = ?4 AND step = 'completed' \
                  AND webhook IS NOT NULL AND id = (SELECT max(id) FROM uploads k \
                  WHERE k.route = u.route AND k.target = u.target \
                  AND k.file_name = u.file_name AND k.sha256 = u.sha256)"
-            ))
-            .and_then(|mut stmt| {
-                stmt.query_row(params![route, target, path, stamp], |r| {
-                    Ok(Remembered {
-                        entry: entry(r)?.0,
-                        file_name: r.get(12)?,
-                        sha256: r.get(13)?,
-                        size: u64::try_from(r.get::<_, i64>(14)?).unwrap_or(0),
-                    })
+            ))?
+            .query_row(params![route, target, file_name, stamp], |r| {
+                Ok(Remembered {
+                    entry: entry(r)?.0,
+                    file_name: r.get(12)?,
+                    sha256: r.get(13)?,
+                    size: u64::try_from(r.get::<_, i64>(14)?).unwrap_or(0),
                 })
-                .optional()
             })
-            .map_err(|e| me.sql(e))
+            .optional()
         })
-        .await
     }
 
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
@@ -304,14 +301,26 @@ impl Store {
         .await
     }
 
+    /// The PUT landed, or the confirmation is about to be sent (`PutDone`, `ConfirmSent`):
+    /// queued, not waited for. Lost in a crash, the row is still at `UrlIssued`, from which a
+    /// resume asks the platform whether the upload landed: the same outcome.
+    pub fn passed(&self, id: i64, step: Step) {
+        self.run_soon(update(
+            id,
+            "step = ?3",
+            vec![step.as_str().to_string().into()],
+        ));
+    }
+
     /// The platform confirmed the upload: keeps what the record needs, for a resumed send.
-    pub async fn confirmed(&self, id: i64, confirmation: Value) -> Result<()> {
-        self.update(
+    /// Queued, not waited for: lost in a crash, a resume confirms again (confirmations are
+    /// idempotent); the send's own step is written after it, in order, and waited for.
+    pub fn confirmed(&self, id: i64, confirmation: Value) {
+        self.run_soon(update(
             id,
             "step = 'confirmed', confirmation = ?3, error = NULL",
             vec![confirmation.to_string().into()],
-        )
-        .await
+        ));
     }
 
     /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
@@ -338,14 +347,14 @@ impl Store {
     }
 
     /// The webhook of a completed upload was handled (`delivered`, `queued`, `none`); the lease
-    /// is released.
-    pub async fn settled(&self, id: i64, webhook: &str) -> Result<()> {
-        self.update(
+    /// is released. Queued, not waited for (the run waits for it before it ends): lost in a
+    /// crash, the next run delivers the event again, under the same idempotency key.
+    pub fn settled(&self, id: i64, webhook: &str) {
+        self.run_soon(update(
             id,
             "webhook = ?3, lease_pid = NULL, lease_host = NULL, lease_until = NULL",
             vec![webhook.to_string().into()],
-        )
-        .await
+        ));
     }
 
     /// The run failed on this row: the error is kept and the lease released. With `fin` the
@@ -371,26 +380,33 @@ impl Store {
         set: &'static str,
         values: Vec<rusqlite::types::Value>,
     ) -> Result<()> {
-        self.run(move |conn, me| {
-            let sql = format!(
-                "UPDATE uploads SET lease_until = ?1, updated_at = ?2, {set} \
-                 WHERE id = ?{a} AND lease_pid = ?{b} AND lease_host = ?{c}",
-                a = values.len() + 3,
-                b = values.len() + 4,
-                c = values.len() + 5
-            );
-            let mut all: Vec<rusqlite::types::Value> =
-                vec![(now_ms() + LEASE_MS).into(), now_text().into()];
-            all.extend(values);
-            all.extend([id.into(), i64::from(me.pid).into(), me.host.clone().into()]);
-            let changed =
-                exec(conn, &sql, rusqlite::params_from_iter(all)).map_err(|e| me.sql(e))?;
-            if changed == 0 {
-                return Err(StateError::Lost { id });
-            }
-            Ok(())
-        })
-        .await
+        self.run(update(id, set, values)).await
+    }
+}
+
+/// The job of [`Store::update`]. Fails when this process no longer holds the row.
+fn update(
+    id: i64,
+    set: &'static str,
+    values: Vec<rusqlite::types::Value>,
+) -> impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static {
+    move |conn, me| {
+        let sql = format!(
+            "UPDATE uploads SET lease_until = ?1, updated_at = ?2, {set} \
+             WHERE id = ?{a} AND lease_pid = ?{b} AND lease_host = ?{c}",
+            a = values.len() + 3,
+            b = values.len() + 4,
+            c = values.len() + 5
+        );
+        let mut all: Vec<rusqlite::types::Value> =
+            vec![(now_ms() + LEASE_MS).into(), now_text().into()];
+        all.extend(values);
+        all.extend([id.into(), i64::from(me.pid).into(), me.host.clone().into()]);
+        let changed = exec(conn, &sql, rusqlite::params_from_iter(all)).map_err(|e| me.sql(e))?;
+        if changed == 0 {
+            return Err(StateError::Lost { id });
+        }
+        Ok(())
     }
 }
 
@@ -732,7 +748,7 @@ mod tests {
         s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
             .await
             .unwrap();
-        s.settled(e.id, "delivered").await.unwrap();
+        s.settled(e.id, "delivered");
         let Claim::Done(done) = claim(&s, "a.pdf", false).await else {
             panic!("done")
         };
@@ -770,14 +786,8 @@ mod tests {
     }
 
     async fn remembered(s: &Store, name: &str, stamp: &str) -> Option<Remembered> {
-        s.remembered(
-            "external-contact",
-            "c1".into(),
-            format!("/in/{name}"),
-            stamp.into(),
-        )
-        .await
-        .unwrap()
+        s.written().await.unwrap();
+        s.remembered("external-contact", "c1", name, stamp).unwrap()
     }
 
     #[tokio::test]
@@ -797,7 +807,7 @@ mod tests {
             remembered(&s, "a.pdf", "1:2:10:3.0:3.0").await.is_none(),
             "webhook pending"
         );
-        s.settled(e.id, "delivered").await.unwrap();
+        s.settled(e.id, "delivered");
         let r = remembered(&s, "a.pdf", "1:2:10:3.0:3.0")
             .await
             .expect("known");
@@ -812,7 +822,7 @@ mod tests {
         );
         assert!(
             remembered(&s, "b.pdf", "1:2:10:3.0:3.0").await.is_none(),
-            "other path"
+            "other name"
         );
         // A forced upload of the same content, left part-way, is newer: the file is read.
         let Claim::Fresh(_) = claim(&s, "a.pdf", true).await else {
@@ -891,7 +901,8 @@ mod tests {
         s.completed(b.id, json!({}), "ev".into(), None)
             .await
             .unwrap();
-        s.settled(b.id, "none").await.unwrap();
+        s.settled(b.id, "none");
+        s.written().await.unwrap();
         let all = s.history(&HistoryFilter::default()).unwrap();
         assert_eq!(all.len(), 2);
         let failed = s

@@ -121,6 +121,39 @@ impl Store {
         f: impl FnOnce(&Connection, &Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        self.enqueue(f, move |result| {
+            let _ = tx.send(result);
+        });
+        rx.await
+            .expect("the state store's writer answers every call")
+    }
+
+    /// Queues a journal write without waiting for it, for a step whose loss the next run
+    /// repairs (it asks the platform again). Calls queued later commit after it, in the same
+    /// transaction or a later one; [`Store::written`] waits for it.
+    pub(super) fn run_soon(
+        &self,
+        f: impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static,
+    ) {
+        self.enqueue(f, |result| {
+            if let Err(e) = result {
+                tracing::warn!("a journal write failed: {e}");
+            }
+        });
+    }
+
+    /// Waits until every journal write queued so far is committed.
+    pub async fn written(&self) -> Result<()> {
+        self.run(|_, _| Ok(())).await
+    }
+
+    /// Queues `f` for the writer (started if none runs); `answer` gets its result once the
+    /// batch it went into is committed.
+    fn enqueue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Inner) -> Result<T> + Send + 'static,
+        answer: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
         let inner = self.inner.clone();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
@@ -129,11 +162,10 @@ impl Store {
             };
             let ok = result.is_ok();
             let reply = move |failed: Option<&rusqlite::Error>| {
-                let result = match failed {
+                answer(match failed {
                     Some(e) if ok => Err(inner.sql(batch::copy(e))),
                     _ => result,
-                };
-                let _ = tx.send(result);
+                });
             };
             (ok, Box::new(reply))
         });
@@ -141,8 +173,6 @@ impl Store {
             let store = self.clone();
             tokio::task::spawn_blocking(move || store.inner.batches.drain(&store.inner.conn));
         }
-        rx.await
-            .expect("the state store's writer answers every call")
     }
 }
 

@@ -11,6 +11,7 @@ mod dropfolder;
 mod faults;
 mod guest;
 mod hostile;
+mod hostile_files;
 mod hostile_terminal;
 mod polish;
 mod props;

@@ -195,6 +195,31 @@ pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
+/// What the file system says about a file's identity and content, as one string: device,
+/// inode, size, modification and change time. A journaled upload whose file still has the same
+/// stamp is known without reading it again; the change time cannot be set back by a program, so
+/// a rewrite in place with its modification time restored still changes the stamp.
+#[cfg(unix)]
+pub fn stamp(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{}:{}:{}:{}.{:09}:{}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+/// Elsewhere there is no change time to trust: every file is read.
+#[cfg(not(unix))]
+pub fn stamp(_meta: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
 /// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
 pub struct SignatureScanner {
     finder: memchr::memmem::Finder<'static>,

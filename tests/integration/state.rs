@@ -294,6 +294,84 @@ fn force_and_a_changed_file_upload_again_and_only_what_changed() {
     assert_eq!(env.sandbox.objects().len(), 7);
 }
 
+/// How many files a `-vv` run skipped by their stamp, without reading them.
+fn skipped_unread(out: &Output) -> usize {
+    stderr(out).matches("skipped without reading it").count()
+}
+
+#[test]
+fn an_unchanged_file_is_skipped_unread_and_a_rewrite_with_its_time_restored_is_read() {
+    let env = Env::new();
+    let files = three_files(&env);
+    let first = first_run(&env, &files);
+
+    // Nothing changed: all three are known by their stamp and none is read.
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 3, "{}", stderr(&out));
+    for r in &recs {
+        let f = by_name(&first, r["fileName"].as_str().unwrap());
+        assert_eq!(r["action"], "FILE_UPLOAD_SKIPPED", "{r}");
+        assert_eq!(r["fileId"], f["fileId"]);
+        assert_eq!(r["uploadedEventId"], f["eventId"]);
+        assert_eq!(r["integrityHash"], f["integrityHash"]);
+        assert_eq!(r["size"], f["size"]);
+        assert_eq!(r["contentType"], f["contentType"]);
+    }
+
+    // a.pdf rewritten in place, same size, its modification time put back: its change time
+    // still moved, so it is read, and its new content is uploaded.
+    let a = &files[0].0;
+    let mtime = std::fs::metadata(a).unwrap().modified().unwrap();
+    let rewritten = flipped(&files[0].1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(a)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &rewritten))
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(a)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
+    assert_eq!(std::fs::metadata(a).unwrap().modified().unwrap(), mtime);
+    // c.pdf touched, content unchanged: read again, still skipped as uploaded.
+    let c = &files[2].0;
+    std::fs::File::options()
+        .write(true)
+        .open(c)
+        .and_then(|f| f.set_modified(mtime + Duration::from_secs(5)))
+        .unwrap();
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 1, "only b.png: {}", stderr(&out));
+    let new_a = by_name(&recs, "a.pdf");
+    assert_eq!(new_a["action"], "FILE_UPLOAD_COMPLETED", "{new_a}");
+    assert_eq!(new_a["integrityHash"], sha256(&rewritten));
+    assert!(
+        env.sandbox
+            .objects()
+            .iter()
+            .any(|o| o.sha256 == sha256(&rewritten))
+    );
+    assert_eq!(by_name(&recs, "c.pdf")["skipReason"], "already-uploaded");
+    assert_eq!(env.sandbox.objects().len(), 4);
+
+    // Each read refreshed what the journal knows: the next run reads nothing.
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 3, "{}", stderr(&out));
+    assert_eq!(by_name(&recs, "a.pdf")["fileId"], new_a["fileId"]);
+    assert_eq!(env.sandbox.objects().len(), 4);
+}
+
+/// The same bytes with one in the middle changed (same length, same type).
+fn flipped(bytes: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v[bytes.len() / 2] ^= 0x55;
+    v
+}
+
 #[test]
 fn no_state_sends_again_and_journals_nothing() {
     let env = Env::new();

@@ -151,13 +151,12 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let url = match args.webhook_url.as_deref().map(url::Url::parse) {
-        Some(Ok(u)) => Some(u),
-        Some(Err(e)) => {
-            eprintln!("error: --webhook-url is not a URL: {e}");
-            return ExitStatus::Usage;
+    let url = match settings::webhook_url(&args.webhook_url) {
+        Ok(u) => u,
+        Err(e) => {
+            error_line(&e);
+            return error_reporting::exit_status(&e);
         }
-        None => None,
     };
     let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);

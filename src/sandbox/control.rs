@@ -56,6 +56,8 @@ async fn webhook(
     st.webhooks.lock().expect("webhooks").push(json!({
         "idempotencyKey": header("idempotency-key"),
         "signature": header("x-gcupload-signature"),
+        // What a receiver with Basic auth checks (user info in the webhook URL).
+        "authorization": header("authorization"),
         "body": body,
     }));
     StatusCode::NO_CONTENT.into_response()

@@ -18,3 +18,4 @@ mod props;
 mod sandbox;
 mod soak;
 mod state;
+mod url_credentials;

@@ -73,8 +73,9 @@ pub fn hint(err: &Error) -> Option<String> {
     let h = match err {
         Error::Config { .. } => "run `gcupload --help`, or see .env.example for every setting",
         Error::Validation { rule, .. } => match rule {
-            Rule::NotFound | Rule::NotRegularFile | Rule::Unreadable => {
-                "check the path and its permissions"
+            Rule::NotFound | Rule::Unreadable => "check the path and its permissions",
+            Rule::NotRegularFile => {
+                "only regular files are uploaded: copy what the FIFO or device gives into a file and upload that"
             }
             Rule::Directory => "pass --recursive (-r) to upload the files inside the directory",
             Rule::Empty => "an empty file cannot be sent; check that it was written completely",

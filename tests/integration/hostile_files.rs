@@ -165,6 +165,9 @@ fn a_fifo_given_as_input_is_refused_without_blocking() {
     assert_eq!(recs.len(), 2);
     for r in &recs {
         assert_eq!(r["error"]["rule"], "not-regular-file", "{r}");
+        // The hint says the actual fix, not "check the path and its permissions".
+        let hint = r["error"]["hint"].as_str().unwrap_or_default();
+        assert!(hint.contains("only regular files"), "{r}");
     }
 }
 

@@ -23,6 +23,29 @@ const RESUME_WAIT: Duration = Duration::from_secs(10);
 /// Characters the API refuses in `fileName`, besides whitespace.
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
 
+/// The Platform API model's cap on a message's `textBody` for every channel but SMS
+/// (`AdditionalMessage.textBody`: "SMS - 765 characters, other channels - 2000 characters";
+/// MyPureCloud/platform-client-sdk-python `docs/AdditionalMessage.md`, and the Java SDK's
+/// `build/docs/AdditionalMessage.md`).
+pub const TEXT_BODY_MAX: usize = 2000;
+
+/// `--message` as the conversation route will send it: refused at start-up, before any upload,
+/// when the platform would refuse it (after the media message went out). Characters are counted
+/// as UTF-16 code units, as Java's `String.length()` (the platform) and JavaScript's `.length`
+/// (the SDK) count them: an emoji counts 2, so a text this accepts is never too long there.
+pub fn checked_message(text: Option<String>) -> Result<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    let count = text.encode_utf16().count();
+    if count > TEXT_BODY_MAX {
+        return Err(Error::config(format!(
+            "--message is {count} characters long; the conversation API takes at most \
+             {TEXT_BODY_MAX} (counted in UTF-16 units: characters outside the Basic \
+             Multilingual Plane, such as emoji, count 2): shorten it"
+        )));
+    }
+    Ok(Some(text))
+}
+
 /// The route's configuration: where the media goes and what is sent with it.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -343,5 +366,18 @@ mod tests {
         ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_message_limit_counts_utf16_units() {
+        let ok = |t: String| checked_message(Some(t)).is_ok();
+        assert!(ok("a".repeat(TEXT_BODY_MAX)));
+        assert!(!ok("a".repeat(TEXT_BODY_MAX + 1)));
+        // 1000 emoji are 2000 units (ok); one more is 2002, although only 1001 code points.
+        assert!(ok("\u{1F600}".repeat(1000)));
+        assert!(!ok("\u{1F600}".repeat(1001)));
+        // Accented letters in the BMP count 1 each, whatever their UTF-8 length.
+        assert!(ok("é".repeat(TEXT_BODY_MAX)));
+        assert!(checked_message(None).unwrap().is_none());
     }
 }

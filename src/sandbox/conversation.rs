@@ -21,6 +21,10 @@ use super::respond::{
 use super::state::State;
 use super::store::Store;
 
+/// `AdditionalMessage.textBody`: "other channels - 2000 characters" (Platform API model, as
+/// documented by the official SDKs). Counted as the platform's Java counts: UTF-16 units.
+const TEXT_BODY_MAX: usize = 2000;
+
 const BASE: &str = "/api/v2/conversations/messages/{conv}/communications/{comm}/messages";
 
 pub(crate) struct Conversation {
@@ -265,6 +269,9 @@ async fn send_message(
     // One body field per request: text, media, or a template.
     if text.is_some() != media_ids.is_empty() || media_ids.len() > 1 {
         return bad_request("Exactly one of textBody or a single mediaId is required.");
+    }
+    if text.is_some_and(|t| t.encode_utf16().count() > TEXT_BODY_MAX) {
+        return bad_request("textBody exceeds the maximum of 2000 characters.");
     }
     let media = match route.sendable(&conv, &media_ids) {
         Ok(m) => m,

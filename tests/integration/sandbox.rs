@@ -279,6 +279,42 @@ fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
     });
 }
 
+/// Like the platform, the sandbox refuses a `textBody` over 2000 characters (UTF-16 units) with
+/// a 400, and takes one of 2000.
+#[test]
+fn a_conversation_text_over_2000_characters_is_refused() {
+    let env = Env::new();
+    env.block_on(async {
+        let token = token(&env).await;
+        let url = env
+            .sandbox
+            .base_url
+            .join(&format!(
+                "api/v2/conversations/messages/{}/communications/{}/messages",
+                env.sandbox.conversation_id(),
+                env.sandbox.communication_id()
+            ))
+            .unwrap();
+        let send = |text: String| {
+            reqwest::Client::new()
+                .post(url.clone())
+                .bearer_auth(&token)
+                .json(&json!({ "textBody": text }))
+                .send()
+        };
+        for (text, status) in [
+            ("a".repeat(2001), 400),
+            ("\u{1F600}".repeat(1001), 400),
+            ("a".repeat(2000), 200),
+            ("\u{1F600}".repeat(1000), 200),
+        ] {
+            let r = send(text).await.unwrap();
+            assert_eq!(r.status().as_u16(), status);
+        }
+    });
+    assert_eq!(env.sandbox.messages().len(), 2, "only the two in the limit");
+}
+
 // The `pause` fault: the real binary killed (SIGKILL) while the sandbox holds a request at a
 // point, and the state that point promises checked afterwards.
 

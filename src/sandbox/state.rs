@@ -75,6 +75,10 @@ pub struct Inject {
     /// Then answer this many calls with the error.
     #[serde(default = "one")]
     pub times: u32,
+    /// For `put`: the S3 error code of the answer (`InternalError`, `SlowDown`,
+    /// `RequestTimeout`, `InvalidArgument`, ...); S3's usual code for the status when absent.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// Where a request can be held: each point is reached once the sandbox has done what the name
@@ -129,6 +133,15 @@ impl Inject {
             retry_after,
             after: 0,
             times: 1,
+            code: None,
+        }
+    }
+
+    /// An S3 error answer for `put`, with its code: `Inject::s3(500, "InternalError")`.
+    pub fn s3(status: u16, code: &str) -> Self {
+        Inject {
+            code: Some(code.into()),
+            ..Inject::new("put", status, None)
         }
     }
 }
@@ -232,8 +245,8 @@ impl State {
         hit
     }
 
-    /// The injected error for this call of `endpoint`, if one is due: (status, Retry-After).
-    pub(crate) fn injected(&self, endpoint: &str) -> Option<(u16, Option<u64>)> {
+    /// The injected error for this call of `endpoint`, if one is due.
+    pub(crate) fn injected(&self, endpoint: &str) -> Option<Inject> {
         let mut f = self.faults();
         let rule = f
             .inject
@@ -249,7 +262,7 @@ impl State {
             status = rule.status,
             "sandbox: injecting an error"
         );
-        Some((rule.status, rule.retry_after))
+        Some(rule.clone())
     }
 
     /// Holds the request at `point` if a pause is due there. The caller has already done what

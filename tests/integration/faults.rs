@@ -245,30 +245,60 @@ fn a_guest_socket_that_drops_around_the_send_never_sends_twice() {
     }
 }
 
+/// The store's PUTs (requests the sandbox saw on the store origin).
+fn puts(env: &Env) -> usize {
+    env.sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.surface == "store" && r.method == "PUT")
+        .count()
+}
+
+/// Issue 13 item 11: S3 asks for `500 InternalError`, `503 SlowDown` and `400 RequestTimeout`
+/// to be tried again (the AWS SDKs' standard retry mode does); each is retried, the file stored
+/// once, byte-exact. Before, a 500 was final (exit 5).
 #[test]
-fn a_500_from_the_store_is_not_retried() {
+fn store_internal_error_slowdown_and_request_timeout_are_retried() {
     for route in ROUTES {
-        let env = Env::new();
-        env.sandbox
-            .faults()
-            .inject
-            .push(Inject::new("put", 500, None));
-        let (out, recs) = upload(&env, route, &[], &pdf(1000));
-        assert_eq!(
-            out.status.code(),
-            Some(ExitStatus::Remote.code()),
-            "{route}"
-        );
-        assert_eq!(recs[0]["error"]["httpStatus"], 500);
-        let puts = env
-            .sandbox
-            .requests()
-            .iter()
-            .filter(|r| r.surface == "store")
-            .count();
-        assert_eq!(puts, 1, "{route}: never retried");
-        assert!(env.sandbox.objects().is_empty());
-        assert!(env.sandbox.webhooks().is_empty());
+        for (status, code) in [
+            (500, "InternalError"),
+            (503, "SlowDown"),
+            (400, "RequestTimeout"),
+        ] {
+            let what = format!("put {status} {code}");
+            let env = Env::new();
+            env.sandbox.faults().inject = vec![Inject {
+                times: 2,
+                ..Inject::s3(status, code)
+            }];
+            let bytes = pdf(200_000);
+            let (out, recs) = upload(&env, route, &[], &bytes);
+            assert_uploaded_once(&env, route, &out, &recs[0], &bytes, &what);
+            assert_eq!(env.sandbox.objects().len(), 1, "{route} {what}");
+            assert_eq!(puts(&env), 3, "{route} {what}: two refused, then stored");
+        }
+    }
+}
+
+/// Any other 4xx from the store is final: one PUT, nothing stored, exit 5.
+#[test]
+fn a_store_400_other_than_request_timeout_is_final() {
+    for route in ROUTES {
+        for code in ["InvalidArgument", "BadDigest"] {
+            let env = Env::new();
+            env.sandbox.faults().inject = vec![Inject::s3(400, code)];
+            let (out, recs) = upload(&env, route, &[], &pdf(1000));
+            assert_eq!(
+                out.status.code(),
+                Some(ExitStatus::Remote.code()),
+                "{route} {code}"
+            );
+            let e = &recs[0]["error"];
+            assert_eq!((&e["httpStatus"], &e["code"]), (&400.into(), &code.into()));
+            assert_eq!(puts(&env), 1, "{route} {code}: never retried");
+            assert!(env.sandbox.objects().is_empty());
+            assert!(env.sandbox.webhooks().is_empty());
+        }
     }
 }
 

@@ -279,9 +279,16 @@ async fn send_message(
             return platform_error(StatusCode::BAD_REQUEST, code, message);
         }
     };
+    // Held before anything is done: a client killed here never sent the message.
+    route.state.pause("send-start").await;
+    if route.state.take(|f| &mut f.drop_sends) {
+        drop_connection();
+    }
     let id = uuid::Uuid::new_v4().to_string();
+    let timestamp = now_rfc3339();
     route.state.messages.lock().expect("messages").push(json!({
         "route": "conversation", "conversationId": conv, "id": id, "text": text, "mediaIds": media_ids,
+        "media": media, "timestamp": timestamp,
     }));
     route.state.pause("send").await;
     if route.state.take(|f| &mut f.lose_sends) {
@@ -289,7 +296,7 @@ async fn send_message(
     }
     Json(json!({
         "id": id, "conversationId": conv, "textBody": text, "media": media,
-        "status": "sent", "direction": "outbound", "timestamp": now_rfc3339(),
+        "status": "sent", "direction": "outbound", "timestamp": timestamp,
     }))
     .into_response()
 }

@@ -53,6 +53,9 @@ pub struct Faults {
     pub lose_confirms: u32,
     /// The next n conversation message sends are performed, then the answer is lost.
     pub lose_sends: u32,
+    /// The next n conversation message sends are lost on the way: the connection is dropped
+    /// before the message is performed, so it never reaches the conversation.
+    pub drop_sends: u32,
     /// The next guest connection is closed by the server after it sent this many frames.
     pub close_guest_after_frames: u32,
     /// Requests held at a point of their handling, so a test can kill the client there.
@@ -83,12 +86,13 @@ pub struct Inject {
 
 /// Where a request can be held: each point is reached once the sandbox has done what the name
 /// says and before it answers (see [`Pause`]).
-pub const PAUSE_POINTS: [&str; 8] = [
+pub const PAUSE_POINTS: [&str; 9] = [
     "put-start",
     "put-mid",
     "put-stored",
     "request-url",
     "confirm",
+    "send-start",
     "send",
     "webhook",
     "token",
@@ -173,6 +177,7 @@ impl Default for Faults {
             put_delay_ms: 0,
             lose_confirms: 0,
             lose_sends: 0,
+            drop_sends: 0,
             close_guest_after_frames: 0,
             pause: Vec::new(),
         }

@@ -6,7 +6,7 @@ use std::process::Output;
 
 use crate::common::*;
 use gcupload::ExitStatus;
-use gcupload::sandbox::Inject;
+use gcupload::sandbox::{Faults, Inject};
 use serde_json::Value;
 
 const ROUTES: [&str; 3] = ["external-contact", "guest", "conversation"];
@@ -324,19 +324,81 @@ fn a_rate_limit_longer_than_the_budget_gives_up_at_once() {
     assert!(stderr(&out).contains("rate limited"));
 }
 
+/// Issue 13 item 10: the platform performed both sends (media, caption) but their answers were
+/// lost. The client finds each in the conversation and reports it sent, with its id, instead of
+/// exit 6 "may have been sent". Nothing is posted twice.
 #[test]
-fn a_lost_send_answer_is_reported_not_repeated() {
+fn a_lost_send_answer_is_checked_in_the_conversation_and_reported_sent() {
+    let env = Env::new();
+    env.sandbox.faults().lose_sends = 2;
+    let bytes = pdf(1000);
+    let (out, recs) = upload(&env, "conversation", &["--message", "Signed copy"], &bytes);
+    let r = &recs[0];
+    assert_uploaded_once(&env, "conversation", &out, r, &bytes, "lost send answers");
+    assert_eq!(r["sendChecked"], true, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 2, "never posted twice: {messages:?}");
+    assert_eq!(messages[0]["mediaIds"][0], r["fileId"]);
+    assert_eq!(r["messageId"], messages[0]["id"]);
+    assert_eq!(r["textMessageId"], messages[1]["id"]);
+    assert_eq!(messages[1]["text"], "Signed copy");
+}
+
+/// A send lost on its way (the platform never performed it), or answered by a gateway error:
+/// the check finds nothing, and the message is sent, once.
+#[test]
+fn a_send_that_never_arrived_is_sent_after_the_check() {
+    for (what, set) in [
+        (
+            "dropped",
+            Box::new(|f: &mut Faults| f.drop_sends = 1) as Box<dyn Fn(&mut Faults)>,
+        ),
+        (
+            "502",
+            Box::new(|f: &mut Faults| f.inject.push(Inject::new("send", 502, None))),
+        ),
+    ] {
+        let env = Env::new();
+        set(&mut env.sandbox.faults());
+        let bytes = pdf(1000);
+        let (out, recs) = upload(&env, "conversation", &[], &bytes);
+        let r = &recs[0];
+        assert_uploaded_once(&env, "conversation", &out, r, &bytes, what);
+        assert_eq!(r["sendChecked"], true, "{what}: {r}");
+        let messages = env.sandbox.messages();
+        assert_eq!(messages.len(), 1, "{what}: {messages:?}");
+        assert_eq!(r["messageId"], messages[0]["id"], "{what}");
+        let checks = env
+            .sandbox
+            .requests()
+            .iter()
+            .filter(|q| q.method == "GET" && q.path.ends_with(env.sandbox.conversation_id()))
+            .count();
+        assert_eq!(
+            checks, 2,
+            "{what}: looked twice (a settle apart) before sending again"
+        );
+    }
+}
+
+/// Where no check is possible (the conversation cannot be read), the lost answer is reported
+/// as before: exit 6, "may have been sent", not posted twice.
+#[test]
+fn a_lost_send_answer_that_cannot_be_checked_is_reported_not_repeated() {
     let env = Env::new();
     env.sandbox.faults().lose_sends = 1;
+    env.sandbox.faults().inject = vec![Inject {
+        times: 10,
+        ..Inject::new("check", 403, None)
+    }];
     let (out, recs) = upload(&env, "conversation", &[], &pdf(1000));
     assert_eq!(out.status.code(), Some(ExitStatus::Network.code()));
     let e = &recs[0]["error"];
     assert_eq!(e["stage"], "send");
+    let message = e["message"].as_str().unwrap();
     assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("may have been sent")
+        message.contains("may have been sent") && message.contains("HTTP 403"),
+        "{message}"
     );
     assert!(
         e["hint"]
@@ -346,6 +408,7 @@ fn a_lost_send_answer_is_reported_not_repeated() {
     );
     // The platform has exactly one message: it was not posted twice.
     assert_eq!(env.sandbox.messages().len(), 1);
+    assert!(env.sandbox.webhooks().is_empty());
 }
 
 #[test]

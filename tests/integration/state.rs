@@ -325,7 +325,7 @@ fn step_after_kill(point: &str) -> &'static str {
         "token" | "request-url" => "claimed",
         "put-start" | "put-mid" | "put-stored" => "url-issued",
         "confirm" => "confirm-sent",
-        "send" => "send-started",
+        "send-start" | "send" => "send-started",
         "webhook" => "completed",
         _ => unreachable!("{point}"),
     }
@@ -374,43 +374,6 @@ fn killed_then_rerun(route: Route, point: &str) {
         "{point}"
     );
     let stored_id = key_id(&objects[0].key);
-
-    if point == "send" {
-        // The message may have gone out: the re-run must not send it again.
-        assert_eq!(
-            code(&out),
-            Some(ExitStatus::Network.code()),
-            "{point}: {}",
-            stderr(&out)
-        );
-        assert_eq!(r["action"], "FILE_UPLOAD_FAILED", "{r}");
-        assert_eq!(r["error"]["stage"], "send", "{r}");
-        assert!(
-            r["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("may have been sent"),
-            "{r}"
-        );
-        let messages = env.sandbox.messages();
-        assert_eq!(messages.len(), 1, "never sent twice: {messages:?}");
-        assert_eq!(
-            messages[0]["mediaIds"][0].as_str(),
-            Some(stored_id.as_str())
-        );
-        assert_eq!(seen(&env, "POST", "/messages").len(), 0, "no send answered");
-        assert!(env.sandbox.webhooks().is_empty(), "nothing completed");
-        let rows = history_str(&env, &["--path", path.to_str().unwrap()]);
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0]["step"], "send-started", "{}", rows[0]);
-        assert!(
-            rows[0]["error"]
-                .as_str()
-                .unwrap()
-                .contains("may have been sent")
-        );
-        return;
-    }
 
     assert_eq!(code(&out), Some(0), "{point}: {}", stderr(&out));
     // Well under the 60 s lease: a dead claimant is not waited for.
@@ -482,6 +445,13 @@ fn killed_then_rerun(route: Route, point: &str) {
                 r
             };
             assert_eq!(completed["messageId"], messages[0]["id"], "{completed}");
+            if point.starts_with("send") {
+                // The re-run checked the conversation instead of giving up: found there (send),
+                // or not there and sent once (send-start).
+                assert_eq!(r["sendChecked"], true, "{point}: {r}");
+                let posted = seen(&env, "POST", "/messages").len();
+                assert_eq!(posted, usize::from(point == "send-start"), "{point}");
+            }
             let gets = seen(&env, "GET", &format!("/media/{stored_id}"));
             assert!(gets.iter().any(|(_, s)| *s == 200), "{point}: {gets:?}");
         }
@@ -554,9 +524,18 @@ fn conversation_killed_at_confirm_then_rerun() {
     killed_then_rerun(Route::Conversation, "confirm");
 }
 
+/// Issue 13 item 10: the message went out before the kill; the re-run finds it in the
+/// conversation and completes (before, it failed with "may have been sent", exit 6).
 #[test]
-fn conversation_killed_at_send_then_rerun_does_not_send_twice() {
+fn conversation_killed_at_send_then_rerun_finds_the_message_and_completes() {
     killed_then_rerun(Route::Conversation, "send");
+}
+
+/// The journal says `send-started` but the message never reached the platform: the re-run
+/// finds nothing in the conversation and sends it, once.
+#[test]
+fn conversation_killed_before_the_send_arrived_then_rerun_sends_it_once() {
+    killed_then_rerun(Route::Conversation, "send-start");
 }
 
 #[test]
@@ -1103,14 +1082,24 @@ fn force_after_a_kill_at_send_uploads_and_sends_the_file_anew() {
         Route::Conversation.spawn(&env, &[path.as_os_str()]),
     );
     env.sandbox.faults().pause.clear();
+    // The conversation cannot be read (the client lacks the permission): no check is possible.
+    env.sandbox.faults().inject = vec![Inject {
+        times: 10,
+        ..Inject::new("check", 403, None)
+    }];
     let out = env.conversation_cmd().arg(&path).output().unwrap();
     assert_eq!(code(&out), Some(ExitStatus::Network.code()));
     let r = &records(&out.stdout)[0];
     let message = r["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("--force uploads and sends the file anew"),
+        message.contains("may have been sent") && message.contains("could not be checked"),
         "{r}"
     );
+    assert!(
+        r["error"]["hint"].as_str().unwrap().contains("--force"),
+        "{r}"
+    );
+    env.sandbox.faults().inject.clear();
 
     // The way out the message names: the user accepts a second message.
     let out = env

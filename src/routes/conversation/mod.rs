@@ -2,7 +2,10 @@
 //! organisation (OAuth client credentials): POST media/uploads → PUT → poll the media until
 //! `valid` → send it as a message. Field names follow the official Platform SDKs.
 
-use std::sync::Arc;
+mod sent;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,9 +19,17 @@ use crate::config::Endpoints;
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
+use sent::{Found, Message, Part};
 
 /// How long a resumed run waits for media of an earlier run to turn `valid`.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
+
+/// A message the conversation does not show is looked for once more after this long (the
+/// platform may record it a moment after it answered) before it is sent again.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Posts of one message at most, when each answer is lost and each check finds nothing.
+const POSTS: usize = 3;
 
 /// Characters the API refuses in `fileName`, besides whitespace.
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
@@ -64,6 +75,8 @@ impl Config {
             api,
             config: self,
             confirm_timeout,
+            taken: Mutex::default(),
+            sending: tokio::sync::RwLock::default(),
         }
     }
 
@@ -83,6 +96,11 @@ pub struct Conversation {
     api: Arc<Api>,
     config: Config,
     confirm_timeout: Duration,
+    /// Messages this run knows are its sends': a check never takes one for another file's.
+    taken: Mutex<HashSet<String>>,
+    /// Held shared by each send in flight and exclusively by a check, so that a check never
+    /// sees a send of this run posted but not yet in `taken`.
+    sending: tokio::sync::RwLock<()>,
 }
 
 #[derive(Deserialize)]
@@ -231,16 +249,120 @@ impl Conversation {
         extra
     }
 
-    async fn send_message(&self, body: Value) -> Result<String> {
+    /// Posts one message (one body field per request: the media, or the caption).
+    async fn post(&self, part: Part<'_>) -> Result<Message> {
+        let body = match part {
+            Part::Media(id) => json!({ "mediaIds": [id] }),
+            Part::Text(text) => json!({ "textBody": text }),
+        };
         let url = self.url(Stage::Send, &[])?;
+        let _sending = self.sending.read().await;
         let r: Value = self
             .api
             .call(Stage::Send, Method::POST, url, Some(&body))
             .await?;
-        r.get("id")
+        let id = r
+            .get("id")
             .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))?;
+        self.taken.lock().expect("taken").insert(id.to_string());
+        Ok(Message {
+            id: id.to_string(),
+            time: sent::parse_time(r.get("timestamp").and_then(Value::as_str)),
+        })
+    }
+
+    /// Sends the media message, then the caption, and records their ids. `earlier`: an earlier
+    /// run was stopped while sending them, so each is looked for before it is sent.
+    async fn send_all(&self, conf: &mut Confirmation, earlier: bool) -> Result<()> {
+        let mut checked = false;
+        let media = self
+            .deliver(Part::Media(&conf.file_id), None, earlier, &mut checked)
+            .await?;
+        conf.extra.insert("messageId".into(), media.id.into());
+        if let Some(text) = &self.config.message {
+            let t = self
+                .deliver(Part::Text(text), media.time, earlier, &mut checked)
+                .await?;
+            conf.extra.insert("textMessageId".into(), t.id.into());
+        }
+        if checked {
+            conf.extra.insert("sendChecked".into(), true.into());
+        }
+        Ok(())
+    }
+
+    /// Sends one message; when its answer is lost (or `earlier` says it may have gone out), the
+    /// conversation settles it: found, it is reported sent; not there, it is sent (again), up to
+    /// [`POSTS`] posts. `after`: the file's media message time, for the caption's check.
+    async fn deliver(
+        &self,
+        part: Part<'_>,
+        after: Option<time::OffsetDateTime>,
+        earlier: bool,
+        checked: &mut bool,
+    ) -> Result<Message> {
+        let mut lost = earlier.then(|| "an earlier run was stopped while sending it".to_string());
+        let mut posts = 0;
+        loop {
+            if let Some(why) = lost.take() {
+                *checked = true;
+                if let Some(m) = self.look(part, after, &why).await? {
+                    return Ok(m);
+                }
+                if posts == POSTS {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}; {posts} sends went unanswered"),
+                    });
+                }
+            }
+            posts += 1;
+            match self.post(part).await {
+                Err(Error::MaybeSent { why }) => lost = Some(why),
+                other => return other,
+            }
+        }
+    }
+
+    /// Looks for `part` in the conversation, and once more after [`SETTLE`] if it is not there:
+    /// `Some` when found (now one of this run's), `None` when absent. When the conversation
+    /// cannot be read or several messages could be it: [`Error::MaybeSent`], saying why.
+    async fn look(
+        &self,
+        part: Part<'_>,
+        after: Option<time::OffsetDateTime>,
+        why: &str,
+    ) -> Result<Option<Message>> {
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(SETTLE).await;
+            }
+            let _no_send_in_flight = self.sending.write().await;
+            let taken = self.taken.lock().expect("taken").clone();
+            let conv = &self.config.conversation_id;
+            let found = sent::find(&self.api, conv, part, after, &taken).await;
+            match found {
+                Ok(Found::One(m)) => {
+                    tracing::info!(message_id = %m.id, "the conversation has the message whose send went unanswered ({why})");
+                    self.taken.lock().expect("taken").insert(m.id.clone());
+                    return Ok(Some(m));
+                }
+                Ok(Found::Nothing) => {}
+                Ok(Found::Several(n)) => {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}, and {n} messages of the conversation could be it"),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}, and the conversation could not be checked ({e})"),
+                    });
+                }
+            }
+        }
+        tracing::info!("the conversation does not have the message ({why}): sending it");
+        Ok(None)
     }
 }
 
@@ -334,16 +456,11 @@ impl Route for Conversation {
     }
 
     async fn send(&self, _file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
-        // One body field per request: the media first, then the caption as its own message.
-        let id = self
-            .send_message(json!({"mediaIds": [conf.file_id]}))
-            .await?;
-        conf.extra.insert("messageId".into(), id.into());
-        if let Some(text) = &self.config.message {
-            let id = self.send_message(json!({"textBody": text})).await?;
-            conf.extra.insert("textMessageId".into(), id.into());
-        }
-        Ok(())
+        self.send_all(conf, false).await
+    }
+
+    async fn finish_send(&self, _file: &ValidatedFile, conf: &mut Confirmation) -> Result<bool> {
+        self.send_all(conf, true).await.map(|()| true)
     }
 }
 

@@ -344,6 +344,52 @@ fn a_lost_send_answer_is_checked_in_the_conversation_and_reported_sent() {
     assert_eq!(messages[1]["text"], "Signed copy");
 }
 
+/// Four files in flight with the same caption, the first answers lost: each check waits for
+/// the run's sends in flight and skips the messages already known to be other files', so no
+/// caption is taken by two files, and nothing is posted twice. A file whose caption cannot be
+/// told apart says "may have been sent" rather than guess.
+#[test]
+fn concurrent_lost_captions_with_the_same_text_are_never_claimed_twice() {
+    let env = Env::new();
+    env.sandbox.faults().lose_sends = 3;
+    let files: Vec<_> = (0..4)
+        .map(|i| env.file(&format!("f{i}.pdf"), &pdf(2000 + i)))
+        .collect();
+    let out = env
+        .conversation_cmd()
+        .args(["--jobs", "4", "--message", "Same text"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 4, "{}", stderr(&out));
+    let messages = env.sandbox.messages();
+    assert_eq!(
+        messages.len(),
+        8,
+        "each file's two messages, once: {messages:?}"
+    );
+    let mut claimed = std::collections::HashSet::new();
+    for r in &recs {
+        if r["action"] == "FILE_UPLOAD_COMPLETED" {
+            for k in ["messageId", "textMessageId"] {
+                assert!(claimed.insert(r[k].clone()), "{k} taken twice: {recs:?}");
+            }
+            let media = messages.iter().find(|m| m["id"] == r["messageId"]).unwrap();
+            assert_eq!(media["mediaIds"][0], r["fileId"]);
+        } else {
+            let e = &r["error"];
+            assert_eq!(e["stage"], "send", "{r}");
+            assert!(
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("may have been sent")
+            );
+        }
+    }
+}
+
 /// A send lost on its way (the platform never performed it), or answered by a gateway error:
 /// the check finds nothing, and the message is sent, once.
 #[test]

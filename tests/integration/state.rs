@@ -1378,3 +1378,108 @@ fn two_runs_starting_at_once_on_a_new_state_directory_both_open_it() {
         assert_eq!(completed, 5, "trial {trial}: each file once");
     }
 }
+
+/// Runs the conversation route on `path` with `--message text` and kills it while the sandbox
+/// holds the caption's send, the caption already recorded (the media message went out first).
+fn kill_at_caption(env: &Env, path: &Path, text: &str) {
+    env.sandbox.faults().pause = vec![Pause {
+        after: 1,
+        ..Pause::new("send", HOLD_MS)
+    }];
+    let args = [OsStr::new("--message"), OsStr::new(text), path.as_os_str()];
+    kill_when_paused(env, "send", Route::Conversation.spawn(env, &args));
+    env.sandbox.faults().pause.clear();
+}
+
+/// The same caption sent with an earlier file is older than this file's media message, so the
+/// re-run's check takes the one sent after it: the right caption, exit 0.
+#[test]
+fn a_resumed_caption_is_told_from_an_earlier_files_same_text() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(3000));
+    let b = env.file("b.pdf", &pdf(4000));
+    let first = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(code(&first), Some(0), "{}", stderr(&first));
+    kill_at_caption(&env, &b, "Your copy");
+    let before = env.sandbox.messages();
+    assert_eq!(
+        before.len(),
+        4,
+        "a: media and caption; b: the same: {before:?}"
+    );
+
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendChecked"], true, "{r}");
+    assert_eq!(r["messageId"], before[2]["id"], "{r}");
+    assert_eq!(r["textMessageId"], before[3]["id"], "b's own caption: {r}");
+    assert_eq!(env.sandbox.messages().len(), 4, "nothing posted again");
+}
+
+/// When two messages of the conversation could be the caption (someone else posted the same
+/// text meanwhile), no guess is made: exit 6, "may have been sent", nothing posted again.
+#[test]
+fn a_caption_two_messages_could_be_is_not_guessed() {
+    let env = Env::new();
+    let b = env.file("b.pdf", &pdf(4000));
+    kill_at_caption(&env, &b, "Your copy");
+    // Another sender (an agent, say) posts the same text into the conversation.
+    env.block_on(async {
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(env.sandbox.base_url.join("oauth/token").unwrap())
+            .basic_auth(env.sandbox.client_id(), Some(env.sandbox.client_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = env.sandbox.base_url.join(&format!(
+            "api/v2/conversations/messages/{}/communications/{}/messages",
+            env.sandbox.conversation_id(),
+            env.sandbox.communication_id()
+        ));
+        let sent = http
+            .post(url.unwrap())
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"textBody": "Your copy"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status().as_u16(), 200);
+    });
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    let message = records(&out.stdout)[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("may have been sent") && message.contains("2 messages"),
+        "{message}"
+    );
+    assert_eq!(env.sandbox.messages().len(), 3, "nothing posted again");
+}

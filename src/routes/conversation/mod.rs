@@ -19,7 +19,7 @@ use crate::config::Endpoints;
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
-use sent::{Found, Message, Part};
+use sent::{Found, Part};
 
 /// How long a resumed run waits for media of an earlier run to turn `valid`.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
@@ -249,11 +249,11 @@ impl Conversation {
         extra
     }
 
-    /// Posts one message (one body field per request: the media, or the caption).
-    async fn post(&self, part: Part<'_>) -> Result<Message> {
+    /// Posts one message (one body field per request: the media, or the caption); its id.
+    async fn post(&self, part: Part<'_>) -> Result<String> {
         let body = match part {
             Part::Media(id) => json!({ "mediaIds": [id] }),
-            Part::Text(text) => json!({ "textBody": text }),
+            Part::Text { text, .. } => json!({ "textBody": text }),
         };
         let url = self.url(Stage::Send, &[])?;
         let _sending = self.sending.read().await;
@@ -267,25 +267,23 @@ impl Conversation {
             .filter(|id| !id.is_empty())
             .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))?;
         self.taken.lock().expect("taken").insert(id.to_string());
-        Ok(Message {
-            id: id.to_string(),
-            time: sent::parse_time(r.get("timestamp").and_then(Value::as_str)),
-        })
+        Ok(id.to_string())
     }
 
     /// Sends the media message, then the caption, and records their ids. `earlier`: an earlier
     /// run was stopped while sending them, so each is looked for before it is sent.
     async fn send_all(&self, conf: &mut Confirmation, earlier: bool) -> Result<()> {
         let mut checked = false;
-        let media = self
-            .deliver(Part::Media(&conf.file_id), None, earlier, &mut checked)
-            .await?;
-        conf.extra.insert("messageId".into(), media.id.into());
+        let media = Part::Media(&conf.file_id);
+        let id = self.deliver(media, earlier, &mut checked).await?;
+        conf.extra.insert("messageId".into(), id.into());
         if let Some(text) = &self.config.message {
-            let t = self
-                .deliver(Part::Text(text), media.time, earlier, &mut checked)
-                .await?;
-            conf.extra.insert("textMessageId".into(), t.id.into());
+            let caption = Part::Text {
+                text,
+                after: &conf.file_id,
+            };
+            let id = self.deliver(caption, earlier, &mut checked).await?;
+            conf.extra.insert("textMessageId".into(), id.into());
         }
         if checked {
             conf.extra.insert("sendChecked".into(), true.into());
@@ -295,20 +293,14 @@ impl Conversation {
 
     /// Sends one message; when its answer is lost (or `earlier` says it may have gone out), the
     /// conversation settles it: found, it is reported sent; not there, it is sent (again), up to
-    /// [`POSTS`] posts. `after`: the file's media message time, for the caption's check.
-    async fn deliver(
-        &self,
-        part: Part<'_>,
-        after: Option<time::OffsetDateTime>,
-        earlier: bool,
-        checked: &mut bool,
-    ) -> Result<Message> {
+    /// [`POSTS`] posts. The message's id.
+    async fn deliver(&self, part: Part<'_>, earlier: bool, checked: &mut bool) -> Result<String> {
         let mut lost = earlier.then(|| "an earlier run was stopped while sending it".to_string());
         let mut posts = 0;
         loop {
             if let Some(why) = lost.take() {
                 *checked = true;
-                if let Some(m) = self.look(part, after, &why).await? {
+                if let Some(m) = self.look(part, &why).await? {
                     return Ok(m);
                 }
                 if posts == POSTS {
@@ -328,12 +320,7 @@ impl Conversation {
     /// Looks for `part` in the conversation, and once more after [`SETTLE`] if it is not there:
     /// `Some` when found (now one of this run's), `None` when absent. When the conversation
     /// cannot be read or several messages could be it: [`Error::MaybeSent`], saying why.
-    async fn look(
-        &self,
-        part: Part<'_>,
-        after: Option<time::OffsetDateTime>,
-        why: &str,
-    ) -> Result<Option<Message>> {
+    async fn look(&self, part: Part<'_>, why: &str) -> Result<Option<String>> {
         for attempt in 0..2 {
             if attempt > 0 {
                 tokio::time::sleep(SETTLE).await;
@@ -341,12 +328,12 @@ impl Conversation {
             let _no_send_in_flight = self.sending.write().await;
             let taken = self.taken.lock().expect("taken").clone();
             let conv = &self.config.conversation_id;
-            let found = sent::find(&self.api, conv, part, after, &taken).await;
+            let found = sent::find(&self.api, conv, part, &taken).await;
             match found {
-                Ok(Found::One(m)) => {
-                    tracing::info!(message_id = %m.id, "the conversation has the message whose send went unanswered ({why})");
-                    self.taken.lock().expect("taken").insert(m.id.clone());
-                    return Ok(Some(m));
+                Ok(Found::One(id)) => {
+                    tracing::info!(message_id = %id, "the conversation has the message whose send went unanswered ({why})");
+                    self.taken.lock().expect("taken").insert(id.clone());
+                    return Ok(Some(id));
                 }
                 Ok(Found::Nothing) => {}
                 Ok(Found::Several(n)) => {

@@ -10,7 +10,6 @@
 //!   `TextMessageListing`: `entities[]` of `MessageData` (`direction`, `textBody`).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -22,28 +21,26 @@ use crate::error::{Error, Result, Stage};
 /// The ids one bulk request may name.
 const BULK_MAX: usize = 1000;
 
-/// Clocks of two answers may differ in precision (milliseconds or whole seconds): a caption
-/// stamped up to this much before its media message still counts as after it.
-const CLOCK_SLACK: Duration = Duration::from_secs(1);
-
-/// What one send posts: the media message of a media id, or a text message.
+/// What one send posts: the media message of a media id, or a text message (the caption of
+/// the media message of `after`).
 #[derive(Debug, Clone, Copy)]
 pub enum Part<'a> {
     Media(&'a str),
-    Text(&'a str),
+    Text { text: &'a str, after: &'a str },
 }
 
 /// A message of the conversation: its id, and when the platform took it (if it said).
 #[derive(Debug, Clone)]
-pub struct Message {
-    pub id: String,
-    pub time: Option<OffsetDateTime>,
+struct Message {
+    id: String,
+    time: Option<OffsetDateTime>,
 }
 
 /// What the conversation holds that could be the message.
 #[derive(Debug)]
 pub enum Found {
-    One(Message),
+    /// The message's id.
+    One(String),
     Nothing,
     /// This many messages could be it: no guess is made.
     Several(usize),
@@ -61,7 +58,7 @@ struct Participant {
     messages: Vec<Details>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Details {
     message_id: Option<String>,
@@ -70,7 +67,7 @@ struct Details {
     media: Vec<MediaRef>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct MediaRef {
     id: Option<String>,
 }
@@ -89,20 +86,20 @@ struct Data {
     text_body: Option<String>,
 }
 
-/// An RFC 3339 time from an answer (`timestamp`, `messageTime`).
-pub fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
+/// An RFC 3339 time from an answer (`messageTime`).
+fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s?, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Looks for `part` among the messages of `conversation_id`. A media message is the one that
 /// carries the media id. A text is an outbound message without media whose `textBody` is the
-/// text, stamped no earlier than `after` (the file's media message: the caption follows it), and
-/// not in `taken` (messages known to be other sends').
+/// text, stamped no earlier than the media message of `after` (the caption follows it; both
+/// times read from the same answer, so in the same precision), and not in `taken` (messages
+/// known to be other sends').
 pub async fn find(
     api: &Api,
     conversation_id: &str,
     part: Part<'_>,
-    after: Option<OffsetDateTime>,
     taken: &HashSet<String>,
 ) -> Result<Found> {
     let url = api
@@ -110,14 +107,22 @@ pub async fn find(
         .api_segments(&["api", "v2", "conversations", "messages", conversation_id])
         .map_err(|why| Error::protocol(Stage::Send, why))?;
     let c: Conversation = api.read(Stage::Send, Method::GET, url, None).await?;
-    let all = c.participants.into_iter().flat_map(|p| p.messages);
+    let all: Vec<Details> = c
+        .participants
+        .into_iter()
+        .flat_map(|p| p.messages)
+        .collect();
+    let carrying = |id: &str| {
+        all.iter()
+            .find(|d| d.media.iter().any(|m| m.id.as_deref() == Some(id)))
+            .and_then(|d| message(d.clone()))
+    };
     match part {
-        Part::Media(id) => Ok(all
-            .filter(|d| d.media.iter().any(|m| m.id.as_deref() == Some(id)))
-            .find_map(message)
-            .map_or(Found::Nothing, Found::One)),
-        Part::Text(text) => {
+        Part::Media(id) => Ok(carrying(id).map_or(Found::Nothing, |m| Found::One(m.id))),
+        Part::Text { text, after } => {
+            let after = carrying(after).and_then(|m| m.time);
             let candidates: Vec<Message> = all
+                .into_iter()
                 .filter(|d| d.media.is_empty())
                 .filter_map(message)
                 .filter(|m| !taken.contains(&m.id) && not_before(m.time, after))
@@ -136,7 +141,7 @@ fn message(d: Details) -> Option<Message> {
 
 fn not_before(t: Option<OffsetDateTime>, after: Option<OffsetDateTime>) -> bool {
     match (t, after) {
-        (Some(t), Some(a)) => t + CLOCK_SLACK >= a,
+        (Some(t), Some(a)) => t >= a,
         _ => true,
     }
 }
@@ -188,7 +193,7 @@ async fn same_text(
         .collect();
     Ok(match hits.len() {
         0 => Found::Nothing,
-        1 => Found::One(hits.remove(0)),
+        1 => Found::One(hits.remove(0).id),
         n => Found::Several(n),
     })
 }
@@ -198,12 +203,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_caption_stamped_a_moment_before_its_media_still_counts() {
+    fn a_caption_is_not_older_than_its_media_message() {
         let t = |s: &str| parse_time(Some(s));
-        let media = t("2026-01-01T10:00:00.800Z");
-        assert!(not_before(t("2026-01-01T10:00:00Z"), media));
+        let media = t("2026-01-01T10:00:00.800+00:00");
+        assert!(not_before(t("2026-01-01T10:00:00.800Z"), media));
         assert!(not_before(t("2026-01-01T10:00:05Z"), media));
-        assert!(!not_before(t("2026-01-01T09:59:58Z"), media));
+        assert!(!not_before(t("2026-01-01T10:00:00.799Z"), media));
+        // Unknown times filter nothing out.
         assert!(not_before(None, media) && not_before(t("2026-01-01T09:00:00Z"), None));
     }
 }

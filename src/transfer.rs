@@ -184,8 +184,67 @@ pub fn verdict(err: &Error) -> Verdict {
         Error::Network { .. } => Verdict::Retry(None, "connection error during the PUT".into()),
         Error::Remote { remote, .. } => match crate::retry::verdict(remote, None) {
             Some((after, reason)) => Verdict::Retry(after, reason),
+            None if store_transient(remote) => Verdict::Retry(None, format!("storage {remote}")),
             None => Verdict::Final,
         },
         _ => Verdict::Final,
+    }
+}
+
+/// What S3 asks to be tried again, besides what every call retries (429, 502-504, `SlowDown`):
+/// a 500 (`InternalError`, "Please try again") and `400 RequestTimeout`. The AWS SDKs' standard
+/// retry mode retries both (https://docs.aws.amazon.com/boto3/latest/guide/retries.html); a PUT
+/// of the same bytes to the same key is safe to repeat. Any other 4xx stays final.
+fn store_transient(remote: &crate::error::Remote) -> bool {
+    matches!(
+        (remote.status, remote.code.as_deref()),
+        (Some(500), _) | (Some(400), Some("RequestTimeout"))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Remote;
+
+    fn put_refused(status: u16, code: &str, message: &str) -> Verdict {
+        verdict(&Error::Remote {
+            stage: Stage::Transfer,
+            remote: Remote {
+                status: Some(status),
+                code: Some(code.into()),
+                message: message.into(),
+                correlation_id: None,
+            },
+        })
+    }
+
+    #[test]
+    fn what_the_store_asks_to_retry_is_retried_and_no_other_4xx() {
+        for (status, code) in [
+            (500, "InternalError"),
+            (503, "SlowDown"),
+            (400, "RequestTimeout"),
+            (503, "ServiceUnavailable"),
+        ] {
+            assert!(
+                matches!(put_refused(status, code, ""), Verdict::Retry(..)),
+                "{status} {code}"
+            );
+        }
+        for (status, code) in [
+            (400, "InvalidArgument"),
+            (400, "BadDigest"),
+            (400, "EntityTooLarge"),
+            (403, "SignatureDoesNotMatch"),
+            (501, "NotImplemented"),
+        ] {
+            assert!(
+                matches!(put_refused(status, code, ""), Verdict::Final),
+                "{status} {code}"
+            );
+        }
+        let expired = put_refused(403, "AccessDenied", "Request has expired");
+        assert!(matches!(expired, Verdict::UrlExpired));
     }
 }

@@ -346,7 +346,7 @@ pub fn resolve_route(
             )?,
             name: extras.name.map(str::to_string),
             send: extras.send,
-            message,
+            message: conversation::checked_message(message)?,
         }),
     })
 }

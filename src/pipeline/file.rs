@@ -404,10 +404,13 @@ impl Pipeline {
         };
         if self.route.sends() {
             if entry.step == Step::SendStarted {
-                return Err(may_have_been_sent());
+                if !self.route.finish_send(file, &mut conf).await? {
+                    return Err(may_have_been_sent());
+                }
+            } else {
+                job.advance(Step::SendStarted, None).await?;
+                self.route.send(file, &mut conf).await?;
             }
-            job.advance(Step::SendStarted, None).await?;
-            self.route.send(file, &mut conf).await?;
         }
         Ok(conf)
     }
@@ -556,10 +559,9 @@ fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {
     }
 }
 
+/// For a route that cannot check what an earlier, stopped run sent.
 fn may_have_been_sent() -> Error {
-    Error::Network {
-        stage: Stage::Send,
-        host: "the platform".into(),
-        message: "an earlier run was stopped while sending this file's message; it may have been sent, so it is not sent again (--force uploads and sends the file anew)".into(),
+    Error::MaybeSent {
+        why: "an earlier run was stopped while sending this file's message, and this route cannot check whether it arrived (--force uploads and sends the file anew)".into(),
     }
 }

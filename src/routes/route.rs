@@ -212,9 +212,17 @@ pub trait Route: Send + Sync {
     }
 
     /// Sends the confirmed file as a message, adding what the record needs to `conf`. Not
-    /// idempotent: the pipeline journals before it, and never calls it twice for one upload.
+    /// idempotent: the pipeline journals before it, and never calls it twice for one upload
+    /// (a re-run calls [`Route::finish_send`] instead).
     async fn send(&self, _file: &ValidatedFile, _conf: &mut Confirmation) -> Result<()> {
         Ok(())
+    }
+
+    /// Finishes a send that an earlier run started and may have made (the journal says
+    /// `send-started`): checks the platform for what arrived, and sends only what did not.
+    /// `Ok(false)`: this route cannot check, so nothing is sent.
+    async fn finish_send(&self, _file: &ValidatedFile, _conf: &mut Confirmation) -> Result<bool> {
+        Ok(false)
     }
 
     /// What the target accepts, as the platform reported it (for `doctor`), where it says.

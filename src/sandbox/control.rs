@@ -33,8 +33,8 @@ async fn webhook(
     Json(body): Json<Value>,
 ) -> Response {
     let st = &c.state;
-    if let Some((status, _)) = st.injected("webhook") {
-        return StatusCode::from_u16(status)
+    if let Some(rule) = st.injected("webhook") {
+        return StatusCode::from_u16(rule.status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response();
     }

@@ -1505,6 +1505,45 @@ fn a_resumed_caption_is_told_from_an_earlier_files_same_text() {
     assert_eq!(env.sandbox.messages().len(), 4, "nothing posted again");
 }
 
+/// Killed between the two messages (the media message posted, the caption not yet): the re-run
+/// finds the media message, does not post it again, and posts the caption once.
+#[test]
+fn killed_between_the_media_message_and_its_caption_the_rerun_posts_only_the_caption() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(3000));
+    env.sandbox.faults().pause = vec![Pause {
+        after: 1,
+        ..Pause::new("send-start", HOLD_MS)
+    }];
+    let args = [
+        OsStr::new("--message"),
+        OsStr::new("Your copy"),
+        a.as_os_str(),
+    ];
+    kill_when_paused(&env, "send-start", Route::Conversation.spawn(&env, &args));
+    env.sandbox.faults().pause.clear();
+    let before = env.sandbox.messages();
+    assert_eq!(before.len(), 1, "only the media message: {before:?}");
+
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(
+        r["messageId"], before[0]["id"],
+        "the media message is not posted again: {r}"
+    );
+    let after = env.sandbox.messages();
+    assert_eq!(after.len(), 2, "media and caption, once each: {after:?}");
+    assert_eq!(r["textMessageId"], after[1]["id"], "{r}");
+    assert_eq!(env.sandbox.objects().len(), 1);
+}
+
 /// When two messages of the conversation could be the caption (someone else posted the same
 /// text meanwhile), no guess is made: exit 6, "may have been sent", nothing posted again.
 #[test]

@@ -21,7 +21,7 @@ impl Api {
     /// Sends `body` (JSON, if any) to `url` and parses the JSON answer.
     ///
     /// Sending a message is not idempotent: once its request may have reached the platform, a
-    /// lost answer is reported rather than retried (a retry could post the message twice).
+    /// lost answer is [`Error::MaybeSent`] rather than retried (a retry could post it twice).
     pub async fn call<T: DeserializeOwned>(
         &self,
         stage: Stage,
@@ -29,8 +29,31 @@ impl Api {
         url: url::Url,
         body: Option<&serde_json::Value>,
     ) -> Result<T> {
-        self.check_origin(stage, &url)?;
         let replay_safe = !(method == Method::POST && stage == Stage::Send);
+        self.exchange(stage, method, url, body, replay_safe).await
+    }
+
+    /// [`Api::call`] for a request that changes nothing (a POST that only reads, too), so it is
+    /// retried like a GET.
+    pub async fn read<T: DeserializeOwned>(
+        &self,
+        stage: Stage,
+        method: Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T> {
+        self.exchange(stage, method, url, body, true).await
+    }
+
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        stage: Stage,
+        method: Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+        replay_safe: bool,
+    ) -> Result<T> {
+        self.check_origin(stage, &url)?;
         let mut refreshed = false;
         let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
@@ -52,10 +75,9 @@ impl Api {
             let status = resp.status();
             if status.is_success() {
                 return match http::json(resp, stage).await {
-                    Err(Error::Network { .. }) if !replay_safe => Err(Error::protocol(
-                        stage,
-                        "the answer was lost after the platform accepted the message; it may have been sent",
-                    )),
+                    Err(e @ Error::Network { .. }) if !replay_safe => Err(Error::MaybeSent {
+                        why: format!("the platform accepted it, then its answer was lost: {e}"),
+                    }),
                     other => other,
                 };
             }
@@ -70,7 +92,13 @@ impl Api {
                 refreshed = true;
                 continue;
             }
-            // 502/504 may come after the platform acted: only a 429/503 is safe to replay for a send.
+            if !replay_safe && matches!(status.as_u16(), 502 | 504) {
+                // A gateway's error says nothing of whether the platform behind it acted.
+                return Err(Error::MaybeSent {
+                    why: format!("a gateway answered instead of the platform: {remote}"),
+                });
+            }
+            // Only a 429/503 is safe to replay for a send: the platform refused it.
             let verdict = retry::verdict(&remote, retry_after)
                 .filter(|_| replay_safe || matches!(status.as_u16(), 429 | 503));
             let err = Error::Remote { stage, remote };

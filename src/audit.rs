@@ -165,11 +165,30 @@ pub fn planned(route: &'static str, path: &str, file: &ValidatedFile, latency_ms
     }
 }
 
+/// What a skipped file is: as validated now, or as the journal remembers it.
+pub struct Content {
+    pub file_name: String,
+    pub size: u64,
+    pub content_type: Option<&'static str>,
+    pub sha256: String,
+}
+
+impl From<&ValidatedFile> for Content {
+    fn from(file: &ValidatedFile) -> Self {
+        Content {
+            file_name: file.file_name.clone(),
+            size: file.size,
+            content_type: Some(file.content_type),
+            sha256: file.sha256.clone(),
+        }
+    }
+}
+
 /// A skipped file's record: what it is, and the earlier upload or the run that holds it.
 pub fn skipped(
     route: &'static str,
     path: &str,
-    file: &ValidatedFile,
+    file: &Content,
     skip: &Skip,
     latency_ms: u64,
 ) -> Record {
@@ -203,7 +222,7 @@ pub fn skipped(
         action: Action::Skipped,
         file_id,
         size: Some(file.size),
-        content_type: Some(file.content_type),
+        content_type: file.content_type,
         integrity_hash: Some(file.sha256.clone()),
         extra,
         ..base(route, path, file.file_name.clone(), latency_ms)

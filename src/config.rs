@@ -4,7 +4,7 @@
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::http::check_transport;
+use crate::http::{check_transport, has_user_info};
 use crate::secret::Secret;
 
 /// Genesys Cloud regions and their domains (PureCloudRegionHosts in the official SDKs).
@@ -59,43 +59,28 @@ pub struct Endpoints {
 
 impl Endpoints {
     pub fn resolve(region: &str, base_url: Option<&str>) -> Result<Self> {
-        match base_url {
-            Some(b) => {
-                // The URL is quoted without its credentials: errors reach records and terminals.
-                let shown = || crate::redact::url_text(b);
-                let url = Url::parse(b).map_err(|e| {
-                    Error::config(format!("--base-url `{}` is not a URL: {e}", shown()))
-                })?;
-                check_transport(&url, "--base-url")?;
-                if url.host_str().is_none() {
-                    return Err(Error::config(format!(
-                        "--base-url `{}` has no host",
-                        shown()
-                    )));
-                }
-                let mut socket = url.join("v1").expect("static path");
-                let ws = if url.scheme() == "https" { "wss" } else { "ws" };
-                socket
-                    .set_scheme(ws)
-                    .expect("http(s) URLs can become ws(s)");
-                Ok(Endpoints {
-                    login: url.clone(),
-                    cdn: url.clone(),
-                    api: url,
-                    socket,
-                })
-            }
-            None => {
-                let d = region_domain(region)?;
-                let parse = |h: String| Url::parse(&h).expect("region hosts are valid URLs");
-                Ok(Endpoints {
-                    login: parse(format!("https://login.{d}/")),
-                    api: parse(format!("https://api.{d}/")),
-                    socket: parse(format!("wss://webmessaging.{d}/v1")),
-                    cdn: parse(format!("https://api-cdn.{d}/")),
-                })
-            }
-        }
+        let Some(b) = base_url else {
+            let d = region_domain(region)?;
+            let parse = |h: String| Url::parse(&h).expect("region hosts are valid URLs");
+            return Ok(Endpoints {
+                login: parse(format!("https://login.{d}/")),
+                api: parse(format!("https://api.{d}/")),
+                socket: parse(format!("wss://webmessaging.{d}/v1")),
+                cdn: parse(format!("https://api-cdn.{d}/")),
+            });
+        };
+        let url = base(b)?;
+        let mut socket = url.join("v1").expect("static path");
+        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+        socket
+            .set_scheme(ws)
+            .expect("http(s) URLs can become ws(s)");
+        Ok(Endpoints {
+            login: url.clone(),
+            cdn: url.clone(),
+            api: url,
+            socket,
+        })
     }
 
     pub fn token_url(&self) -> Url {
@@ -134,6 +119,30 @@ impl Endpoints {
         url.set_fragment(None);
         Ok(url)
     }
+}
+
+/// `--base-url`, checked: a URL, https off loopback, with a host and without user info.
+fn base(b: &str) -> Result<Url> {
+    // The URL is quoted without its credentials: errors reach records and terminals.
+    let shown = || crate::redact::url_text(b);
+    let url = Url::parse(b)
+        .map_err(|e| Error::config(format!("--base-url `{}` is not a URL: {e}", shown())))?;
+    check_transport(&url, "--base-url")?;
+    if url.host_str().is_none() {
+        return Err(Error::config(format!(
+            "--base-url `{}` has no host",
+            shown()
+        )));
+    }
+    if has_user_info(&url) {
+        // It would go out as a second Authorization header on the token request, and as
+        // Basic auth beside the bearer token on every API call.
+        return Err(Error::config(format!(
+            "--base-url / GENESYS_BASE_URL `{}` has user info (`user:password@`), which would be sent to the platform as Basic auth: give the URL without it, and the OAuth client in GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET (--client-id / --client-secret)",
+            shown()
+        )));
+    }
+    Ok(url)
 }
 
 /// `s` percent-encoded as one path segment: everything but RFC 3986's unreserved characters.
@@ -203,5 +212,24 @@ mod tests {
         assert!(Endpoints::resolve("x", Some("http://localhost:8080")).is_ok());
         assert!(Endpoints::resolve("x", Some("http://example.com")).is_err());
         assert!(Endpoints::resolve("x", Some("https://example.com")).is_ok());
+    }
+
+    #[test]
+    fn base_url_with_user_info_is_refused_without_showing_it() {
+        for b in [
+            "https://user:pa55@example.com/",
+            "https://user@example.com/",
+            "https://:pa55@example.com/",
+            "http://user:pa55@127.0.0.1:8080/",
+        ] {
+            let e = Endpoints::resolve("x", Some(b)).unwrap_err().to_string();
+            assert!(e.contains("GENESYS_BASE_URL"), "{e}");
+            assert!(
+                e.contains("GENESYS_CLIENT_ID / GENESYS_CLIENT_SECRET"),
+                "{e}"
+            );
+            assert!(!e.contains("pa55") && !e.contains("user@"), "{e}");
+        }
+        assert!(Endpoints::resolve("x", Some("https://@example.com/")).is_ok());
     }
 }

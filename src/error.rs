@@ -127,6 +127,11 @@ pub enum Error {
     #[error("the platform's virus scan flagged the file as {status}")]
     Infected { status: String },
 
+    /// A message send that may have reached the platform, unconfirmed: its answer was lost (or
+    /// an earlier run was stopped during it) and no check of the conversation could settle it.
+    #[error("the message may have been sent, so it is not sent again: {why}")]
+    MaybeSent { why: String },
+
     #[error("the file changed while it was being uploaded: {message}")]
     FileChanged { message: String },
 
@@ -150,6 +155,7 @@ impl Error {
             | Error::Protocol { stage, .. }
             | Error::Network { stage, .. } => *stage,
             Error::Infected { .. } => Stage::Confirm,
+            Error::MaybeSent { .. } => Stage::Send,
             Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
             Error::State { .. } => Stage::State,
             Error::WebhookLost { .. } => Stage::Webhook,
@@ -185,15 +191,11 @@ impl Error {
 
     /// A message send whose request may have reached the platform before the connection failed.
     pub fn ambiguous_send(err: &reqwest::Error) -> Self {
-        match Error::network(Stage::Send, err) {
-            Error::Network { host, message, .. } => Error::Network {
-                stage: Stage::Send,
-                host,
-                message: format!(
-                    "{message}; the message may have been sent, so it is not sent again"
-                ),
-            },
-            other => other,
+        Error::MaybeSent {
+            why: format!(
+                "the connection failed after the request went out: {}",
+                Error::network(Stage::Send, err)
+            ),
         }
     }
 

@@ -42,7 +42,7 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::Auth { .. } => ExitStatus::Auth,
         Error::Validation { .. } => ExitStatus::Validation,
         Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
-        Error::Network { .. } => ExitStatus::Network,
+        Error::Network { .. } | Error::MaybeSent { .. } => ExitStatus::Network,
         Error::Infected { .. } => ExitStatus::Infected,
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
@@ -59,7 +59,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Validation { .. } => "validation",
         Error::Remote { .. } => "remote",
         Error::Protocol { .. } => "protocol",
-        Error::Network { .. } => "network",
+        Error::Network { .. } | Error::MaybeSent { .. } => "network",
         Error::Infected { .. } => "infected",
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
@@ -73,8 +73,9 @@ pub fn hint(err: &Error) -> Option<String> {
     let h = match err {
         Error::Config { .. } => "run `gcupload --help`, or see .env.example for every setting",
         Error::Validation { rule, .. } => match rule {
-            Rule::NotFound | Rule::NotRegularFile | Rule::Unreadable => {
-                "check the path and its permissions"
+            Rule::NotFound | Rule::Unreadable => "check the path and its permissions",
+            Rule::NotRegularFile => {
+                "only regular files are uploaded: copy what the FIFO or device gives into a file and upload that"
             }
             Rule::Directory => "pass --recursive (-r) to upload the files inside the directory",
             Rule::Empty => "an empty file cannot be sent; check that it was written completely",
@@ -137,8 +138,9 @@ pub fn hint(err: &Error) -> Option<String> {
         }
         Error::Network {
             stage: Stage::Send, ..
-        } => {
-            "the message may have reached the conversation: check it before sending the file again"
+        }
+        | Error::MaybeSent { .. } => {
+            "the message may have reached the conversation: check it before sending the file again (--force uploads and sends it anew)"
         }
         Error::Network { .. } => "check the network, the region and --base-url",
         Error::Infected { .. } => "the platform quarantined the file; do not resend it",

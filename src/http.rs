@@ -26,6 +26,12 @@ pub fn check_transport(url: &url::Url, what: &str) -> Result<()> {
     }
 }
 
+/// Whether `url` has user info (`user@`, `user:password@`): reqwest sends it as Basic auth,
+/// in an Authorization header of its own, to whatever host the URL names.
+pub fn has_user_info(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
 pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

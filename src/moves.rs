@@ -314,7 +314,8 @@ fn copy_into(
     name: &OsStr,
     expected: &Identity,
 ) -> Result<PathBuf, MoveError> {
-    let mut from = File::open(src).map_err(|e| io_error("open", src, e))?;
+    // Never blocking: something swapped in since the check (a FIFO) must not hold the run.
+    let mut from = crate::validate::open_nonblocking(src).map_err(|e| io_error("open", src, e))?;
     // The open handle, not the path, is what is copied: check that it is the uploaded file.
     check_handle(&from, src, expected)?;
     let temp = write_temp(&mut from, dir)?;

@@ -2,7 +2,8 @@
 //! the per-file time budget that bounds it all.
 //!
 //! Retried: 429 (honouring `Retry-After`), 502/503/504, S3 `SlowDown`, connection errors and
-//! timeouts. Never retried: any other 4xx. Delays come from `backon`'s exponential backoff with
+//! timeouts; on the PUT also S3's 500 and `400 RequestTimeout` (`transfer::verdict`). Never
+//! retried: any other 4xx. Delays come from `backon`'s exponential backoff with
 //! jitter unless the server said how long to wait.
 
 use std::time::{Duration, Instant};

@@ -1,11 +1,11 @@
 //! Stage 4: stream the file to the pre-signed URL. A fixed-size read buffer, an explicit
 //! Content-Length (S3 refuses chunked PUTs), no token, no redirects, and a check that the bytes
-//! sent are exactly the bytes validated. Each attempt re-opens the file and streams it from the
-//! start: a half-consumed stream is never resumed.
+//! sent are exactly the bytes validated. Every attempt reads from the start of the handle the
+//! file was validated through (never the path again): a half-consumed stream is never resumed,
+//! and the last chunk is held back until everything read hashes to the validated fingerprint,
+//! so a store never receives a whole body with other bytes.
 
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
 
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
@@ -14,6 +14,10 @@ use crate::error::{Error, Result, Stage};
 use crate::routes::UploadTarget;
 use crate::validate::{CHUNK, ValidatedFile};
 use crate::{http, redact};
+
+/// What the reader found out about the bytes: all read and matching the fingerprint (the last
+/// chunk was let go), or how the file changed (the body was ended with an error instead).
+type BodyCheck = Arc<OnceLock<std::result::Result<(), String>>>;
 
 /// `within`: what is left of the file's budget. It bounds the whole PUT, body included, and is
 /// its only total bound: a fixed short timeout would fail large files on slow links.
@@ -26,69 +30,68 @@ pub async fn put(
 ) -> Result<()> {
     http::check_transport(&target.url, "the upload URL")
         .map_err(|e| Error::protocol(Stage::Transfer, e.to_string()))?;
-    let seen = Arc::new(Mutex::new(Tap::default()));
+    let checked = file.clone();
+    tokio::task::spawn_blocking(move || checked.check_unchanged())
+        .await
+        .map_err(|e| Error::FileChanged {
+            message: format!("it could not be checked before sending: {e}"),
+        })??;
+    let check = BodyCheck::default();
     let mut req = client
         .put(target.url.clone())
         .header(CONTENT_LENGTH, file.size)
         .timeout(within)
-        .body(body(file, &seen, bar)?);
+        .body(body(file, &check, bar));
     for (name, value) in signed_headers(target)? {
         req = req.header(name, value);
     }
     tracing::info!(url = %redact::url(&target.url), size = file.size, "uploading");
     let sent = req.send().await;
+    outcome(sent, check.get(), file).await
+}
 
-    let Tap {
-        hasher,
-        count,
-        ended,
-    } = std::mem::take(&mut *seen.lock().expect("hash state"));
-    let resp = match sent {
-        Ok(r) => r,
-        Err(_) if ended && count < file.size => {
-            // Our own body ran dry: the file shrank under us.
-            return Err(Error::FileChanged {
-                message: format!(
-                    "only {count} of {} bytes could be read while sending",
-                    file.size
-                ),
-            });
-        }
-        Err(e) => return Err(Error::network(Stage::Transfer, &e)),
-    };
+/// The PUT's result: a change the reader saw wins over whatever the connection did with the
+/// body it cut short.
+async fn outcome(
+    sent: reqwest::Result<reqwest::Response>,
+    check: Option<&std::result::Result<(), String>>,
+    file: &ValidatedFile,
+) -> Result<()> {
+    if let Some(Err(why)) = check {
+        return Err(Error::FileChanged {
+            message: format!(
+                "{why}; the upload was cut short before its last bytes and is not confirmed (validated: {} bytes, sha256 {})",
+                file.size, file.sha256
+            ),
+        });
+    }
+    let resp = sent.map_err(|e| Error::network(Stage::Transfer, &e))?;
     if !resp.status().is_success() {
         return Err(Error::Remote {
             stage: Stage::Transfer,
             remote: http::remote(resp, Stage::Transfer).await,
         });
     }
-    if count != file.size || hasher.digest() != file.fingerprint {
-        return Err(Error::FileChanged {
-            message: format!(
-                "the {count} bytes sent differ from the {} bytes validated (sha256 {}); the upload is not confirmed",
-                file.size, file.sha256
-            ),
-        });
+    if check.is_none() {
+        // The store said yes before the last chunk was let go: it cannot hold the whole file.
+        return Err(Error::protocol(
+            Stage::Transfer,
+            "the store accepted the upload before the whole body was sent",
+        ));
     }
     Ok(())
 }
 
-/// The file, re-opened and streamed from its start, through `seen`.
-fn body(
-    file: &ValidatedFile,
-    seen: &Arc<Mutex<Tap>>,
-    bar: &indicatif::ProgressBar,
-) -> Result<reqwest::Body> {
-    let f = std::fs::File::open(&file.path).map_err(|e| Error::FileChanged {
-        message: format!("it could not be reopened for sending: {e}"),
-    })?;
+/// The validated handle streamed from its start through `read_verified`, counted on `bar`.
+fn body(file: &ValidatedFile, check: &BodyCheck, bar: &indicatif::ProgressBar) -> reqwest::Body {
     bar.set_position(0);
-    let stream = Tapped {
-        inner: read_ahead(f, file.size),
-        tap: seen.clone(),
-        bar: bar.clone(),
-    };
-    Ok(reqwest::Body::wrap_stream(stream))
+    let progress = bar.clone();
+    let stream = read_verified(file.clone(), check.clone()).inspect(move |c| {
+        if let Ok(chunk) = c {
+            progress.inc(chunk.len() as u64);
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// The headers the URL was signed with, checked: valid, and never an Authorization header.
@@ -112,29 +115,47 @@ fn signed_headers(target: &UploadTarget) -> Result<Vec<(HeaderName, HeaderValue)
         .collect()
 }
 
-/// Reads `len` bytes of `file` on a blocking thread, a few chunks ahead of the socket: each chunk
-/// is read straight into the buffer that is sent (no second copy, no per-chunk task hop).
-fn read_ahead(
-    mut file: std::fs::File,
-    len: u64,
+/// Reads the validated handle from offset 0 on a blocking thread, a few chunks ahead of the
+/// socket, straight into the buffers that are sent. Never more than the validated size, even if
+/// the file grew. The last chunk goes only once everything read, it included, hashes to the
+/// validated fingerprint; otherwise the body ends with an error, short of its Content-Length,
+/// which the store refuses: a changed file never lands whole.
+fn read_verified(
+    file: ValidatedFile,
+    check: BodyCheck,
 ) -> impl Stream<Item = std::io::Result<bytes::Bytes>> + Unpin {
-    use std::io::Read;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     tokio::task::spawn_blocking(move || {
-        // Never send more than was validated, even if the file grows meanwhile.
-        let mut left = len;
-        while left > 0 {
-            let want = CHUNK.min(left as usize);
-            let mut buf = Vec::with_capacity(want);
-            let n = match (&mut file).take(want as u64).read_to_end(&mut buf) {
-                Ok(0) => return, // the file shrank: the stream ends short
+        let fail = |why: String| {
+            let _ = check.set(Err(why.clone()));
+            let _ = tx.blocking_send(Err(std::io::Error::other(why)));
+        };
+        let mut xxh = xxhash_rust::xxh3::Xxh3::new();
+        let mut offset = 0u64;
+        while offset < file.size {
+            let mut buf = vec![0u8; CHUNK.min((file.size - offset) as usize)];
+            let n = match file.read_at(&mut buf, offset) {
                 Ok(n) => n,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
+                Err(e) => return fail(format!("it could not be read while sending: {e}")),
             };
-            left -= n as u64;
+            if n < buf.len() {
+                let read = offset + n as u64;
+                return fail(format!(
+                    "only {read} of {} bytes could be read while sending",
+                    file.size
+                ));
+            }
+            xxh.update(&buf);
+            offset += n as u64;
+            if offset == file.size {
+                if xxh.digest() != file.fingerprint {
+                    return fail(
+                        "the bytes read for sending differ from the validated ones".into(),
+                    );
+                }
+                // Set before the chunk goes: the answer can arrive as soon as it does.
+                let _ = check.set(Ok(()));
+            }
             if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
                 return; // the request was dropped
             }
@@ -163,47 +184,67 @@ pub fn verdict(err: &Error) -> Verdict {
         Error::Network { .. } => Verdict::Retry(None, "connection error during the PUT".into()),
         Error::Remote { remote, .. } => match crate::retry::verdict(remote, None) {
             Some((after, reason)) => Verdict::Retry(after, reason),
+            None if store_transient(remote) => Verdict::Retry(None, format!("storage {remote}")),
             None => Verdict::Final,
         },
         _ => Verdict::Final,
     }
 }
 
-/// What the body stream saw: the fingerprint and length of the bytes handed to the connection,
-/// and whether the file itself ran out (as opposed to the connection no longer reading). XXH3
-/// runs at memory speed, so checking the bytes costs the PUT nothing measurable.
-#[derive(Default)]
-struct Tap {
-    hasher: xxhash_rust::xxh3::Xxh3,
-    count: u64,
-    ended: bool,
+/// What S3 asks to be tried again, besides what every call retries (429, 502-504, `SlowDown`):
+/// a 500 (`InternalError`, "Please try again") and `400 RequestTimeout`. The AWS SDKs' standard
+/// retry mode retries both (https://docs.aws.amazon.com/boto3/latest/guide/retries.html); a PUT
+/// of the same bytes to the same key is safe to repeat. Any other 4xx stays final.
+fn store_transient(remote: &crate::error::Remote) -> bool {
+    matches!(
+        (remote.status, remote.code.as_deref()),
+        (Some(500), _) | (Some(400), Some("RequestTimeout"))
+    )
 }
 
-struct Tapped<S> {
-    inner: S,
-    tap: Arc<Mutex<Tap>>,
-    bar: indicatif::ProgressBar,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Remote;
 
-impl<S> Stream for Tapped<S>
-where
-    S: Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
-{
-    type Item = std::io::Result<bytes::Bytes>;
+    fn put_refused(status: u16, code: &str, message: &str) -> Verdict {
+        verdict(&Error::Remote {
+            stage: Stage::Transfer,
+            remote: Remote {
+                status: Some(status),
+                code: Some(code.into()),
+                message: message.into(),
+                correlation_id: None,
+            },
+        })
+    }
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = Pin::new(&mut self.inner).poll_next(cx);
-        let mut tap = self.tap.lock().expect("hash state");
-        match &next {
-            Poll::Ready(Some(Ok(chunk))) => {
-                tap.hasher.update(chunk);
-                tap.count += chunk.len() as u64;
-                self.bar.inc(chunk.len() as u64);
-            }
-            Poll::Ready(None) => tap.ended = true,
-            _ => {}
+    #[test]
+    fn what_the_store_asks_to_retry_is_retried_and_no_other_4xx() {
+        for (status, code) in [
+            (500, "InternalError"),
+            (503, "SlowDown"),
+            (400, "RequestTimeout"),
+            (503, "ServiceUnavailable"),
+        ] {
+            assert!(
+                matches!(put_refused(status, code, ""), Verdict::Retry(..)),
+                "{status} {code}"
+            );
         }
-        drop(tap);
-        next
+        for (status, code) in [
+            (400, "InvalidArgument"),
+            (400, "BadDigest"),
+            (400, "EntityTooLarge"),
+            (403, "SignatureDoesNotMatch"),
+            (501, "NotImplemented"),
+        ] {
+            assert!(
+                matches!(put_refused(status, code, ""), Verdict::Final),
+                "{status} {code}"
+            );
+        }
+        let expired = put_refused(403, "AccessDenied", "Request has expired");
+        assert!(matches!(expired, Verdict::UrlExpired));
     }
 }

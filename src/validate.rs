@@ -1,7 +1,9 @@
 //! Stage 1: everything about the file that can be checked before any network call.
 
+use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -96,9 +98,126 @@ pub struct ValidatedFile {
     pub md5: Option<String>,
     /// A fast fingerprint (XXH3) of the same bytes: the PUT checks what it sent against it.
     pub fingerprint: u64,
-    /// The metadata of the handle the bytes were read through: which file this is (a drop
+    /// The metadata of the handle the bytes were read through, taken before they were read:
+    /// which file this is and its state when validated (the PUT checks it is unchanged; a drop
     /// folder move checks the path still names it).
-    pub meta: std::fs::Metadata,
+    pub meta: Metadata,
+    /// That handle, kept open: the PUT sends from it, never from the path again, so a file
+    /// swapped after validation cannot have its bytes sent in place of the validated ones.
+    handle: Arc<File>,
+}
+
+impl ValidatedFile {
+    /// Fills as much of `buf` as the file has from `offset` on, through the validated handle.
+    /// Positional, so every PUT attempt reads from the start with no shared cursor. Blocking.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match read_at(&self.handle, &mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Before a PUT: the handle's file has the size and modification time it was validated
+    /// with, and (unix) the path still names that file. Otherwise the user's file is no longer
+    /// the one validated: `FileChanged`. Blocking (a stat).
+    pub fn check_unchanged(&self) -> Result<()> {
+        let changed = |why: String| Error::FileChanged {
+            message: format!("{why} since it was validated; nothing was sent"),
+        };
+        let now = self
+            .handle
+            .metadata()
+            .map_err(|e| changed(format!("it could not be inspected ({e})")))?;
+        if now.len() != self.meta.len() {
+            return Err(changed(format!(
+                "its size changed from {} to {} bytes",
+                self.meta.len(),
+                now.len()
+            )));
+        }
+        if now.modified().ok() != self.meta.modified().ok() {
+            return Err(changed("it was modified".into()));
+        }
+        self.check_path_names_handle(&now)
+    }
+
+    /// The path (followed, as it was when opened) names the file the handle holds.
+    #[cfg(unix)]
+    fn check_path_names_handle(&self, now: &Metadata) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let at_path = std::fs::metadata(&self.path).map_err(|e| Error::FileChanged {
+            message: format!("its path no longer names a file ({e}); nothing was sent"),
+        })?;
+        if (at_path.dev(), at_path.ino()) != (now.dev(), now.ino()) {
+            return Err(Error::FileChanged {
+                message: "its path now names another file (replaced, or a link to another file) since it was validated; nothing was sent".into(),
+            });
+        }
+        Ok(())
+    }
+
+    // Without inode numbers there is nothing to compare; the bytes are still checked as sent.
+    #[cfg(not(unix))]
+    fn check_path_names_handle(&self, _now: &Metadata) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+// Moves the handle's cursor too; nothing else reads through the cursor once validated.
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Opens `path` for reading without ever blocking in `open`: a FIFO with no writer (or a
+/// device) would otherwise hold the run forever, out of reach of any interrupt. Callers check
+/// the handle is a regular file before reading; for one, O_NONBLOCK changes nothing.
+pub fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NOCTTY: a terminal device given as input must not become our controlling terminal.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    options.open(path)
+}
+
+/// What the file system says about a file's identity and content, as one string: device,
+/// inode, size, modification and change time. A journaled upload whose file still has the same
+/// stamp is known without reading it again; the change time cannot be set back by a program, so
+/// a rewrite in place with its modification time restored still changes the stamp.
+#[cfg(unix)]
+pub fn stamp(meta: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{}:{}:{}:{}.{:09}:{}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+/// Elsewhere there is no change time to trust: every file is read.
+#[cfg(not(unix))]
+pub fn stamp(_meta: &std::fs::Metadata) -> Option<String> {
+    None
 }
 
 /// Finds a byte signature in a stream fed chunk by chunk, across chunk boundaries.
@@ -173,15 +292,20 @@ pub async fn validate(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
 }
 
 fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
-    let size = check_metadata(path, policy)?;
+    // From the path first, so a FIFO or device is refused without even being opened.
+    check_metadata(&path_metadata(path)?, policy)?;
     let file_name = file_name_of(path)?;
     let content_type = check_type(&file_name, policy)?;
-    let file = std::fs::File::open(path)
-        .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot open: {e}")))?;
+    let file = open_nonblocking(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
+        _ => Error::invalid(Rule::Unreadable, format!("cannot open: {e}")),
+    })?;
+    // Again from the handle: the path may name something else by now, the handle is what is read.
     let meta = file
         .metadata()
         .map_err(|e| Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")))?;
-    let digest = read_and_digest(file, size, content_type, policy)?;
+    let size = check_metadata(&meta, policy)?;
+    let digest = read_and_digest(&file, size, content_type, policy)?;
     Ok(ValidatedFile {
         path: path.to_path_buf(),
         file_name,
@@ -191,15 +315,19 @@ fn validate_blocking(path: &Path, policy: &Policy) -> Result<ValidatedFile> {
         fingerprint: digest.fingerprint,
         md5: digest.md5,
         meta,
+        handle: Arc::new(file),
+    })
+}
+
+fn path_metadata(path: &Path) -> Result<Metadata> {
+    std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
+        _ => Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")),
     })
 }
 
 /// A regular, non-empty file within the size limit; returns its size.
-fn check_metadata(path: &Path, policy: &Policy) -> Result<u64> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(Rule::NotFound, "no such file"),
-        _ => Error::invalid(Rule::Unreadable, format!("cannot read its metadata: {e}")),
-    })?;
+fn check_metadata(meta: &Metadata, policy: &Policy) -> Result<u64> {
     if meta.is_dir() {
         return Err(Error::invalid(
             Rule::Directory,
@@ -209,7 +337,7 @@ fn check_metadata(path: &Path, policy: &Policy) -> Result<u64> {
     if !meta.is_file() {
         return Err(Error::invalid(
             Rule::NotRegularFile,
-            "not a regular file (a directory, device or socket cannot be uploaded)",
+            "not a regular file (a FIFO, device or socket cannot be uploaded)",
         ));
     }
     let size = meta.len();
@@ -261,7 +389,7 @@ struct Digests {
 
 /// Checks the magic bytes, then hashes and scans the whole file in one pass.
 fn read_and_digest(
-    mut file: std::fs::File,
+    mut file: &File,
     size: u64,
     content_type: &str,
     policy: &Policy,

@@ -212,7 +212,8 @@ pub struct Settings {
     #[arg(long, env = "GENESYS_REGION", default_value = "us_east_1")]
     pub region: String,
 
-    /// One origin serving /oauth/token and /api/v2 (overrides --region). http only on loopback.
+    /// One origin serving /oauth/token and /api/v2 (overrides --region). http only on loopback;
+    /// no user info (the OAuth client goes in --client-id / --client-secret).
     #[arg(long, env = "GENESYS_BASE_URL", value_name = "URL")]
     pub base_url: Option<String>,
 

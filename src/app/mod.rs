@@ -42,9 +42,18 @@ pub fn main() -> ExitCode {
         .build()
         .expect("the tokio runtime starts");
     let status = runtime.block_on(run(cli, sources));
-    // Drop the runtime before exiting so no task outlives its output.
-    drop(runtime);
+    shut_down(runtime);
     status.into()
+}
+
+/// How long exiting waits for blocking work still running (a read a second Ctrl-C abandoned).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Stops the runtime before exiting so no task outlives its output, but without waiting for
+/// ever: dropping a runtime waits for every blocking task, and a read stuck in the kernel (a
+/// hung network filesystem) would hold the process after the run has ended and reported.
+fn shut_down(runtime: tokio::runtime::Runtime) {
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
 }
 
 /// Runs a parsed command line.
@@ -142,13 +151,12 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         Ok(s) => s,
         Err(status) => return status,
     };
-    let url = match args.webhook_url.as_deref().map(url::Url::parse) {
-        Some(Ok(u)) => Some(u),
-        Some(Err(e)) => {
-            eprintln!("error: --webhook-url is not a URL: {e}");
-            return ExitStatus::Usage;
+    let url = match settings::webhook_url(&args.webhook_url) {
+        Ok(u) => u,
+        Err(e) => {
+            error_line(&e);
+            return error_reporting::exit_status(&e);
         }
-        None => None,
     };
     let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
@@ -290,4 +298,27 @@ async fn signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exiting_does_not_wait_for_a_stuck_blocking_read() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (_never, stuck) = std::sync::mpsc::channel::<()>();
+        // A blocking task that never returns, as a read from a hung file would.
+        runtime.spawn_blocking(move || stuck.recv());
+        let started = std::time::Instant::now();
+        shut_down(runtime);
+        assert!(
+            started.elapsed() < SHUTDOWN_GRACE * 3,
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

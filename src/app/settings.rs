@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
 use crate::secret::Secret;
 use crate::validate::Policy;
-use crate::{moves, pipeline, retry, state};
+use crate::{http, moves, pipeline, retry, state};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,7 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
         },
     )?;
     let credentials = credentials(s, route.name())?;
-    let webhook_url = webhook_url(s)?;
+    let webhook_url = webhook_url(&s.webhook_url)?;
     check_limits(args)?;
     Ok(pipeline::Config {
         endpoints,
@@ -231,8 +231,11 @@ pub fn state_dir(s: &super::cli::StateArgs) -> Option<std::path::PathBuf> {
         .or_else(state::default_dir)
 }
 
-fn webhook_url(s: &Settings) -> Result<Option<Url>> {
-    let Some(w) = non_empty(&s.webhook_url) else {
+/// `--webhook-url` / `WEBHOOK_SYNC_URL`, for an upload and for `webhook flush`: http(s). User
+/// info in it is the receiver's Basic auth and is sent as such (an Authorization header), so it
+/// is accepted only where it cannot be read on the way: over https, or to a loopback host.
+pub fn webhook_url(raw: &Option<String>) -> Result<Option<Url>> {
+    let Some(w) = non_empty(raw) else {
         return Ok(None);
     };
     let u = Url::parse(w).map_err(|e| {
@@ -243,6 +246,12 @@ fn webhook_url(s: &Settings) -> Result<Option<Url>> {
         return Err(Error::config(format!(
             "--webhook-url must be http(s), got `{}`",
             u.scheme()
+        )));
+    }
+    if http::has_user_info(&u) && u.scheme() != "https" && !http::is_loopback(&u) {
+        return Err(Error::config(format!(
+            "--webhook-url / WEBHOOK_SYNC_URL `{}` has user info, which is sent to the receiver as Basic auth: over plain http anyone on the way can read it; use https, or give the URL without user info (WEBHOOK_SECRET signs each delivery)",
+            crate::redact::url_text(w)
         )));
     }
     Ok(Some(u))
@@ -337,7 +346,7 @@ pub fn resolve_route(
             )?,
             name: extras.name.map(str::to_string),
             send: extras.send,
-            message,
+            message: conversation::checked_message(message)?,
         }),
     })
 }

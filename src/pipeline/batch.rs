@@ -62,6 +62,12 @@ impl Pipeline {
             }
         }
         drop(done);
+        // The journal's last queued steps (webhooks settled) are committed before the run ends.
+        if let Some(store) = &self.journal
+            && let Err(e) = store.written().await
+        {
+            tracing::error!("the journal's last steps could not be written: {e}");
+        }
         self.route.finish().await;
         self.progress.finish();
         self.print_summary(&summary, started.elapsed());

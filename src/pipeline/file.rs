@@ -12,7 +12,7 @@ use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
-use crate::state::{Claim, Entry, Key, Step, Store};
+use crate::state::{Claim, Entry, Key, Remembered, Seen, Step, Store};
 use crate::validate::{self, ValidatedFile};
 use crate::{moves, retry, transfer};
 
@@ -24,6 +24,8 @@ enum Outcome {
     /// A dry run: what would happen (and whether the journal says it was sent already).
     Planned(Option<Entry>),
     Skipped(Skip),
+    /// Found completed in the journal by its stamp, without reading the file: a skip.
+    Remembered(Box<Remembered>, std::fs::Metadata),
     /// An earlier run completed it but was stopped before its webhook: the stored record.
     Settle(Entry),
     Completed(Confirmation, bool),
@@ -42,6 +44,14 @@ impl Job {
             store: store.cloned(),
             id: entry.id,
             step: entry.step,
+        }
+    }
+
+    /// A step whose loss a resume repairs (see [`Store::passed`]): queued, not waited for.
+    fn passed(&mut self, step: Step) {
+        self.step = step;
+        if let Some(store) = &self.store {
+            store.passed(self.id, step);
         }
     }
 
@@ -113,9 +123,7 @@ impl Pipeline {
         let file = validated.as_ref();
         match result {
             Ok(outcome) => {
-                let record = self
-                    .record(outcome, &shown, file.expect("validated"), job, ms)
-                    .await;
+                let record = self.record(outcome, &shown, path, file, job, ms).await;
                 let lost = lost_event(&record);
                 if let Some(e) = &lost {
                     self.progress.println(&error_reporting::human(&shown, e));
@@ -136,16 +144,28 @@ impl Pipeline {
         }
     }
 
+    /// The record of a file that did not fail; `file` is what validation found (every outcome
+    /// but `Remembered` comes after it).
     async fn record(
         &self,
         outcome: Outcome,
         shown: &str,
-        file: &ValidatedFile,
+        path: &Path,
+        file: Option<&ValidatedFile>,
         job: Option<Job>,
         ms: u64,
     ) -> Record {
         let route = self.route_name();
+        if let Outcome::Remembered(r, meta) = &outcome {
+            tracing::debug!(file = %shown, "unchanged since its journaled upload (same stamp): skipped without reading it");
+            let skip = earlier(&r.entry);
+            let mut record = audit::skipped(route, shown, &content(r), &skip, ms);
+            self.after_upload(&mut record, shown, path, meta).await;
+            return record;
+        }
+        let file = file.expect("validated");
         match outcome {
+            Outcome::Remembered(..) => unreachable!("answered above"),
             Outcome::Planned(earlier) => {
                 let mut record = audit::planned(route, shown, file, ms);
                 record.extra.extend(self.plan.clone());
@@ -155,15 +175,17 @@ impl Pipeline {
                 record
             }
             Outcome::Skipped(skip) => {
-                let mut record = audit::skipped(route, shown, file, &skip, ms);
+                let mut record = audit::skipped(route, shown, &file.into(), &skip, ms);
                 if matches!(skip, Skip::Uploaded { .. }) {
-                    self.after_upload(&mut record, shown, file).await;
+                    self.after_upload(&mut record, shown, &file.path, &file.meta)
+                        .await;
                 }
                 record
             }
             Outcome::Settle(entry) => {
                 let mut record = self.settle(shown, file, entry, job, ms).await;
-                self.after_upload(&mut record, shown, file).await;
+                self.after_upload(&mut record, shown, &file.path, &file.meta)
+                    .await;
                 record
             }
             Outcome::Completed(conf, resumed) => {
@@ -173,7 +195,8 @@ impl Pipeline {
                 }
                 tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
                 self.complete(&mut record, job).await;
-                self.after_upload(&mut record, shown, file).await;
+                self.after_upload(&mut record, shown, &file.path, &file.meta)
+                    .await;
                 record
             }
         }
@@ -182,12 +205,18 @@ impl Pipeline {
     /// `--move-to` / `--remove-source-files`, once the upload is confirmed and journaled; what
     /// happened goes into the record. A failed move leaves the file where it is (the next run
     /// skips its upload and tries the move again).
-    async fn after_upload(&self, record: &mut Record, shown: &str, file: &ValidatedFile) {
+    async fn after_upload(
+        &self,
+        record: &mut Record,
+        shown: &str,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) {
         if matches!(self.after, moves::After::Keep) {
             return;
         }
-        let (after, path) = (self.after.clone(), file.path.clone());
-        let identity = moves::Identity::of(&file.meta);
+        let (after, path) = (self.after.clone(), path.to_path_buf());
+        let identity = moves::Identity::of(meta);
         let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
             .await
             .expect("a move does not panic");
@@ -232,7 +261,7 @@ impl Pipeline {
         }
         record.webhook = self.webhook.deliver(&event_id, &payload).await;
         if let Some((s, id)) = store {
-            let _ = s.settled(id, webhook_state(record.webhook.as_ref())).await;
+            s.settled(id, webhook_state(record.webhook.as_ref()));
         }
     }
 
@@ -246,14 +275,13 @@ impl Pipeline {
         job: Option<Job>,
         ms: u64,
     ) -> Record {
-        let mut record = audit::skipped(self.route_name(), shown, file, &earlier(&entry), ms);
+        let mut record =
+            audit::skipped(self.route_name(), shown, &file.into(), &earlier(&entry), ms);
         if let (Some(payload), Some(event_id)) = (&entry.record, &entry.event_id) {
             record.webhook = self.webhook.deliver(event_id, payload).await;
         }
         if let Some(store) = job.and_then(|j| j.store) {
-            let _ = store
-                .settled(entry.id, webhook_state(record.webhook.as_ref()))
-                .await;
+            store.settled(entry.id, webhook_state(record.webhook.as_ref()));
         }
         record
     }
@@ -274,6 +302,9 @@ impl Pipeline {
         validated: &mut Option<ValidatedFile>,
         job: &mut Option<Job>,
     ) -> Result<Outcome> {
+        if let Some((r, meta)) = self.remembered(path).await? {
+            return Ok(Outcome::Remembered(Box::new(r), meta));
+        }
         let file = validated.insert(validate::validate(path, &self.policy).await?);
         self.route.check(file, !self.offline).await?;
         if self.dry_run {
@@ -315,15 +346,42 @@ impl Pipeline {
         let Some(store) = &self.journal else {
             return Ok(Claim::Fresh(Entry::unjournaled()));
         };
-        // Absolute, so `history --path` finds it whatever directory a run started in.
-        let shown = std::fs::canonicalize(path)
-            .unwrap_or_else(|_| path.to_path_buf())
-            .display()
-            .to_string();
+        let seen = Seen {
+            path: absolute(path),
+            size: file.size,
+            stamp: validate::stamp(&file.meta),
+        };
         store
-            .claim(self.key(file), shown, file.size, self.force)
+            .claim(self.key(file), seen, self.force)
             .await
             .map_err(state_error)
+    }
+
+    /// The journal's completed upload of this file, found by its stamp without reading it
+    /// (not for `--force` or a dry run, which read every file).
+    async fn remembered(&self, path: &Path) -> Result<Option<(Remembered, std::fs::Metadata)>> {
+        let Some(store) = self
+            .journal
+            .as_ref()
+            .filter(|_| !self.force && !self.dry_run)
+        else {
+            return Ok(None);
+        };
+        let Ok(file_name) = validate::file_name_of(path) else {
+            return Ok(None);
+        };
+        let (p, store, route) = (path.to_path_buf(), store.clone(), self.route_name());
+        let target = self.route.target();
+        tokio::task::spawn_blocking(move || {
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+            let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
+                return Ok(None);
+            };
+            let found = store.remembered(route, &target, &file_name, &stamp);
+            Ok(found.map_err(state_error)?.zip(meta))
+        })
+        .await
+        .unwrap_or(Ok(None))
     }
 
     /// For a dry run: the earlier completed upload of this content to this target, if any.
@@ -349,15 +407,13 @@ impl Pipeline {
         };
         if self.route.sends() {
             if entry.step == Step::SendStarted {
-                // The earlier run's send may have gone out: where the platform can tell, ask it.
-                match self.route.was_sent(file, &mut conf).await? {
-                    Some(true) => return Ok(conf),
-                    Some(false) => {}
-                    None => return Err(may_have_been_sent()),
+                if !self.route.finish_send(file, &mut conf).await? {
+                    return Err(may_have_been_sent());
                 }
+            } else {
+                job.advance(Step::SendStarted, None).await?;
+                self.route.send(file, &mut conf).await?;
             }
-            job.advance(Step::SendStarted, None).await?;
-            self.route.send(file, &mut conf).await?;
         }
         Ok(conf)
     }
@@ -383,13 +439,13 @@ impl Pipeline {
             Some(c) => c,
             None => {
                 let up = self.upload(file, job).await?.uploaded();
-                job.advance(Step::ConfirmSent, None).await?;
+                job.passed(Step::ConfirmSent);
                 self.route.confirm(file, &up).await?
             }
         };
         if let Some(store) = &job.store {
             let v = serde_json::to_value(&conf).expect("confirmations serialise");
-            store.confirmed(job.id, v).await.map_err(state_error)?;
+            store.confirmed(job.id, v);
         }
         job.step = Step::Confirmed;
         Ok(conf)
@@ -416,7 +472,7 @@ impl Pipeline {
             let err =
                 match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
                     Ok(()) => {
-                        job.advance(Step::PutDone, None).await?;
+                        job.passed(Step::PutDone);
                         return Ok(target);
                     }
                     Err(e) => e,
@@ -442,6 +498,24 @@ impl Pipeline {
             .await?;
         Ok(target)
     }
+}
+
+/// What the journal remembers of a file it found by its stamp.
+fn content(r: &Remembered) -> audit::Content {
+    audit::Content {
+        file_name: r.file_name.clone(),
+        size: r.size,
+        content_type: validate::content_type_for(&r.file_name),
+        sha256: r.sha256.clone(),
+    }
+}
+
+/// Absolute, so `history --path` finds it whatever directory a run started in.
+fn absolute(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// The upload an earlier run journaled, if it got as far as a URL.
@@ -488,10 +562,9 @@ fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {
     }
 }
 
+/// For a route that cannot check what an earlier, stopped run sent.
 fn may_have_been_sent() -> Error {
-    Error::Network {
-        stage: Stage::Send,
-        host: "the platform".into(),
-        message: "an earlier run was stopped while sending this file's message; it may have been sent, so it is not sent again (--force uploads and sends the file anew)".into(),
+    Error::MaybeSent {
+        why: "an earlier run was stopped while sending this file's message, and this route cannot check whether it arrived (--force uploads and sends the file anew)".into(),
     }
 }

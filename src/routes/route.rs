@@ -212,20 +212,17 @@ pub trait Route: Send + Sync {
     }
 
     /// Sends the confirmed file as a message, adding what the record needs to `conf`. Not
-    /// idempotent: the pipeline journals before it, and never calls it twice for one upload.
+    /// idempotent: the pipeline journals before it, and never calls it twice for one upload
+    /// (a re-run calls [`Route::finish_send`] instead).
     async fn send(&self, _file: &ValidatedFile, _conf: &mut Confirmation) -> Result<()> {
         Ok(())
     }
 
-    /// For a send an earlier run started and never saw answered: `Some(true)` if the platform
-    /// shows the message was sent (`conf` gets what the record needs), `Some(false)` if it shows
-    /// it was not (it is sent now), `None` if it cannot tell ("may have been sent").
-    async fn was_sent(
-        &self,
-        _file: &ValidatedFile,
-        _conf: &mut Confirmation,
-    ) -> Result<Option<bool>> {
-        Ok(None)
+    /// Finishes a send that an earlier run started and may have made (the journal says
+    /// `send-started`): checks the platform for what arrived, and sends only what did not.
+    /// `Ok(false)`: this route cannot check, so nothing is sent.
+    async fn finish_send(&self, _file: &ValidatedFile, _conf: &mut Confirmation) -> Result<bool> {
+        Ok(false)
     }
 
     /// After `file` failed or was abandoned: removes what the route left on the platform for it

@@ -33,8 +33,8 @@ async fn webhook(
     Json(body): Json<Value>,
 ) -> Response {
     let st = &c.state;
-    if let Some((status, _)) = st.injected("webhook") {
-        return StatusCode::from_u16(status)
+    if let Some(rule) = st.injected("webhook") {
+        return StatusCode::from_u16(rule.status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             .into_response();
     }
@@ -56,6 +56,8 @@ async fn webhook(
     st.webhooks.lock().expect("webhooks").push(json!({
         "idempotencyKey": header("idempotency-key"),
         "signature": header("x-gcupload-signature"),
+        // What a receiver with Basic auth checks (user info in the webhook URL).
+        "authorization": header("authorization"),
         "body": body,
     }));
     StatusCode::NO_CONTENT.into_response()

@@ -21,6 +21,10 @@ use super::respond::{
 use super::state::State;
 use super::store::Store;
 
+/// `AdditionalMessage.textBody`: "other channels - 2000 characters" (Platform API model, as
+/// documented by the official SDKs). Counted as the platform's Java counts: UTF-16 units.
+const TEXT_BODY_MAX: usize = 2000;
+
 const BASE: &str = "/api/v2/conversations/messages/{conv}/communications/{comm}/messages";
 
 pub(crate) struct Conversation {
@@ -266,15 +270,25 @@ async fn send_message(
     if text.is_some() != media_ids.is_empty() || media_ids.len() > 1 {
         return bad_request("Exactly one of textBody or a single mediaId is required.");
     }
+    if text.is_some_and(|t| t.encode_utf16().count() > TEXT_BODY_MAX) {
+        return bad_request("textBody exceeds the maximum of 2000 characters.");
+    }
     let media = match route.sendable(&conv, &media_ids) {
         Ok(m) => m,
         Err((code, message)) => {
             return platform_error(StatusCode::BAD_REQUEST, code, message);
         }
     };
+    // Held before anything is done: a client killed here never sent the message.
+    route.state.pause("send-start").await;
+    if route.state.take(|f| &mut f.drop_sends) {
+        drop_connection();
+    }
     let id = uuid::Uuid::new_v4().to_string();
+    let timestamp = now_rfc3339();
     route.state.messages.lock().expect("messages").push(json!({
         "route": "conversation", "conversationId": conv, "id": id, "text": text, "mediaIds": media_ids,
+        "media": media, "timestamp": timestamp,
     }));
     route.state.pause("send").await;
     if route.state.take(|f| &mut f.lose_sends) {
@@ -282,7 +296,7 @@ async fn send_message(
     }
     Json(json!({
         "id": id, "conversationId": conv, "textBody": text, "media": media,
-        "status": "sent", "direction": "outbound", "timestamp": now_rfc3339(),
+        "status": "sent", "direction": "outbound", "timestamp": timestamp,
     }))
     .into_response()
 }

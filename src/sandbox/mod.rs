@@ -10,7 +10,8 @@
 //! 1. `state` (identity, faults, request log) and `scan` (the virus scan);
 //! 2. `respond` (shapes of answers) and `store` (objects, signed URLs, scan verdicts);
 //! 3. `oauth`, `observe`, `control`, and `store_front` (the store's HTTP side);
-//! 4. the routes: `external_contact`, `conversation`, `guest`.
+//! 4. the routes: `external_contact`, `conversation` (and `conversation_history`, what the
+//!    conversation holds), `guest`.
 //!
 //! This file builds them and connects the store's "object landed" hook to the routes.
 
@@ -24,6 +25,7 @@ use url::Url;
 
 mod control;
 mod conversation;
+mod conversation_history;
 mod external_contact;
 mod guest;
 mod oauth;
@@ -220,6 +222,9 @@ fn api_router(
         .merge(external_contact::router(state.clone(), store.clone()))
         .merge(guest::router(guest))
         .merge(conversation::router(conversation))
+        .merge(conversation_history::router(
+            conversation_history::History::new(state.clone()),
+        ))
         .merge(control::router(state.clone(), store.clone()))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::state::State;
+use super::state::{Inject, State};
 
 /// A Platform API error body, with its correlation id also in the header.
 pub(crate) fn platform_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -29,7 +29,11 @@ pub(crate) fn bad_request(message: &str) -> Response {
 
 /// The answer for an injected error on an API endpoint.
 pub(crate) fn injected(st: &State, endpoint: &str) -> Option<Response> {
-    let (status, retry_after) = st.injected(endpoint)?;
+    let Inject {
+        status,
+        retry_after,
+        ..
+    } = st.injected(endpoint)?;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let code = match status.as_u16() {
         429 => "too.many.requests.retry.after",
@@ -66,16 +70,26 @@ pub(crate) fn s3_error(status: StatusCode, code: &str, message: &str) -> Respons
     (status, [("content-type", "application/xml")], body).into_response()
 }
 
-/// The store's answer for an injected `put` error, with S3's code for that status.
-pub(crate) fn injected_s3(status: u16, retry_after: Option<u64>) -> Response {
-    let code = match status {
+/// The store's answer for an injected `put` error: the rule's S3 code, or S3's usual code for
+/// the status, with the message S3 documents for it (Amazon S3 API reference, "Error
+/// responses").
+pub(crate) fn injected_s3(rule: &Inject) -> Response {
+    let code = rule.code.as_deref().unwrap_or(match rule.status {
         503 => "SlowDown",
         500 => "InternalError",
+        400 => "InvalidArgument",
         _ => "ServiceUnavailable",
+    });
+    let message = match code {
+        "InternalError" => "We encountered an internal error. Please try again.",
+        "SlowDown" => "Please reduce your request rate.",
+        "RequestTimeout" => {
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        }
+        _ => "Injected by the sandbox.",
     };
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    let r = s3_error(status, code, "Please reduce your request rate (injected).");
-    with_retry_after(r, retry_after)
+    let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    with_retry_after(s3_error(status, code, message), rule.retry_after)
 }
 
 fn with_retry_after(mut r: Response, secs: Option<u64>) -> Response {

@@ -59,6 +59,9 @@ pub struct Faults {
     pub lose_confirms: u32,
     /// The next n conversation message sends are performed, then the answer is lost.
     pub lose_sends: u32,
+    /// The next n conversation message sends are lost on the way: the connection is dropped
+    /// before the message is performed, so it never reaches the conversation.
+    pub drop_sends: u32,
     /// The next guest connection is closed by the server after it sent this many frames.
     pub close_guest_after_frames: u32,
     /// The next n guest uploads: the session's sockets are closed 200 ms after the object lands
@@ -93,16 +96,21 @@ pub struct Inject {
     /// Then answer this many calls with the error.
     #[serde(default = "one")]
     pub times: u32,
+    /// For `put`: the S3 error code of the answer (`InternalError`, `SlowDown`,
+    /// `RequestTimeout`, `InvalidArgument`, ...); S3's usual code for the status when absent.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// Where a request can be held: each point is reached once the sandbox has done what the name
 /// says and before it answers (see [`Pause`]).
-pub const PAUSE_POINTS: [&str; 8] = [
+pub const PAUSE_POINTS: [&str; 9] = [
     "put-start",
     "put-mid",
     "put-stored",
     "request-url",
     "confirm",
+    "send-start",
     "send",
     "webhook",
     "token",
@@ -147,6 +155,15 @@ impl Inject {
             retry_after,
             after: 0,
             times: 1,
+            code: None,
+        }
+    }
+
+    /// An S3 error answer for `put`, with its code: `Inject::s3(500, "InternalError")`.
+    pub fn s3(status: u16, code: &str) -> Self {
+        Inject {
+            code: Some(code.into()),
+            ..Inject::new("put", status, None)
         }
     }
 }
@@ -180,6 +197,7 @@ impl Default for Faults {
             put_delay_ms: 0,
             lose_confirms: 0,
             lose_sends: 0,
+            drop_sends: 0,
             close_guest_after_frames: 0,
             close_guest_on_upload: 0,
             lose_guest_upload_events: 0,
@@ -257,8 +275,8 @@ impl State {
         hit
     }
 
-    /// The injected error for this call of `endpoint`, if one is due: (status, Retry-After).
-    pub(crate) fn injected(&self, endpoint: &str) -> Option<(u16, Option<u64>)> {
+    /// The injected error for this call of `endpoint`, if one is due.
+    pub(crate) fn injected(&self, endpoint: &str) -> Option<Inject> {
         let mut f = self.faults();
         let rule = f
             .inject
@@ -274,7 +292,7 @@ impl State {
             status = rule.status,
             "sandbox: injecting an error"
         );
-        Some((rule.status, rule.retry_after))
+        Some(rule.clone())
     }
 
     /// Holds the request at `point` if a pause is due there. The caller has already done what

@@ -130,8 +130,8 @@ async fn put_fault(st: &State, req: Request) -> Result<Request, Response> {
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if let Some((status, retry_after)) = st.injected("put") {
-        return Err(injected_s3(status, retry_after));
+    if let Some(rule) = st.injected("put") {
+        return Err(injected_s3(&rule));
     }
     if st.take(|f| &mut f.drop_puts) {
         match drop_halfway(st, req).await {}

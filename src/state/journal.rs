@@ -3,11 +3,11 @@
 //! transaction (a lease with its pid, host and expiry, renewed while it works): an overlapping
 //! run skips what is claimed, and a lease whose holder died is taken over.
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Value, json};
 
 use super::error::{Result, StateError};
-use super::store::{Store, now_ms, now_text};
+use super::store::{Inner, Store, now_ms, now_text};
 
 /// A lease lives this long unless renewed; a holder renews it at a third of that.
 pub const LEASE_MS: i64 = 60_000;
@@ -121,6 +121,24 @@ impl Entry {
     }
 }
 
+/// The file as this run found it: where it is (absolute), its size and its stamp (see
+/// `validate::stamp`).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub size: u64,
+    pub stamp: Option<String>,
+}
+
+/// A completed upload found by the file's stamp, with what its record needs.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub entry: Entry,
+    pub file_name: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
 /// Who holds a file, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
@@ -214,50 +232,50 @@ fn pid_alive(_pid: u32) -> bool {
 impl Store {
     /// Claims `key` for this process, in one transaction (see [`Claim`]). With `force`, a
     /// completed upload is sent again as a new row.
-    pub async fn claim(&self, key: Key, path: String, size: u64, force: bool) -> Result<Claim> {
-        self.run(move |s| s.claim_blocking(&key, &path, size, force))
-            .await
+    pub async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
+        self.run(move |conn, me| {
+            claim(conn, &key, &file, force, me.pid, &me.host).map_err(|e| me.sql(e))
+        })
+        .await
     }
 
-    fn claim_blocking(&self, key: &Key, path: &str, size: u64, force: bool) -> Result<Claim> {
-        let (pid, host) = (self.inner.pid, self.inner.host.clone());
+    /// The completed upload of a file named `file_name` to `target`, if the file still has the
+    /// stamp it had then (the same device and inode, unchanged) and that upload is still the
+    /// newest of its content: a re-run skips it without reading it. A read, so it blocks (call
+    /// it off the async threads) but takes no write lock.
+    pub fn remembered(
+        &self,
+        route: &str,
+        target: &str,
+        file_name: &str,
+        stamp: &str,
+    ) -> Result<Option<Remembered>> {
         self.with(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let now = now_ms();
-            let latest = latest(&tx, key, "")?;
-            let claim = match latest {
-                Some((e, _)) if done(&e) && !force => Claim::Done(e),
-                Some((_, Some(l))) if alive(&l, &host, now) => Claim::Held(l),
-                Some((e, _)) if e.step == Step::Failed || done(&e) => {
-                    Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
-                }
-                Some((e, _)) if force => {
-                    // `--force` over an upload left part-way: that row is closed, not resumed
-                    // (a completed one keeps its owed webhook event for the next flush).
-                    if e.step != Step::Completed {
-                        supersede(&tx, e.id)?;
-                    }
-                    Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?)
-                }
-                Some((e, _)) => {
-                    take_lease(&tx, e.id, path, pid, &host, now)?;
-                    if e.step == Step::Claimed {
-                        Claim::Fresh(e)
-                    } else {
-                        Claim::Resume(e)
-                    }
-                }
-                None => Claim::Fresh(insert(&tx, key, path, size, pid, &host, now)?),
-            };
-            tx.commit()?;
-            Ok(claim)
+            conn.prepare_cached(&format!(
+                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE route = ?1 \
+                 AND target = ?2 AND file_name = ?3 AND stamp = ?4 AND step = 'completed' \
+                 AND webhook IS NOT NULL AND id = (SELECT max(id) FROM uploads k \
+                 WHERE k.route = u.route AND k.target = u.target \
+                 AND k.file_name = u.file_name AND k.sha256 = u.sha256)"
+            ))?
+            .query_row(params![route, target, file_name, stamp], |r| {
+                Ok(Remembered {
+                    entry: entry(r)?.0,
+                    file_name: r.get(12)?,
+                    sha256: r.get(13)?,
+                    size: u64::try_from(r.get::<_, i64>(14)?).unwrap_or(0),
+                })
+            })
+            .optional()
         })
     }
 
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
     pub async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
-        self.run(move |s| {
-            s.with(|conn| Ok(latest(conn, &key, "AND step = 'completed'")?.map(|(e, _)| e)))
+        self.run(move |conn, me| {
+            latest(conn, &key, "AND step = 'completed'")
+                .map(|row| row.map(|(e, _)| e))
+                .map_err(|e| me.sql(e))
         })
         .await
     }
@@ -283,14 +301,26 @@ impl Store {
         .await
     }
 
+    /// The PUT landed, or the confirmation is about to be sent (`PutDone`, `ConfirmSent`):
+    /// queued, not waited for. Lost in a crash, the row is still at `UrlIssued`, from which a
+    /// resume asks the platform whether the upload landed: the same outcome.
+    pub fn passed(&self, id: i64, step: Step) {
+        self.run_soon(update(
+            id,
+            "step = ?3",
+            vec![step.as_str().to_string().into()],
+        ));
+    }
+
     /// The platform confirmed the upload: keeps what the record needs, for a resumed send.
-    pub async fn confirmed(&self, id: i64, confirmation: Value) -> Result<()> {
-        self.update(
+    /// Queued, not waited for: lost in a crash, a resume confirms again (confirmations are
+    /// idempotent); the send's own step is written after it, in order, and waited for.
+    pub fn confirmed(&self, id: i64, confirmation: Value) {
+        self.run_soon(update(
             id,
             "step = 'confirmed', confirmation = ?3, error = NULL",
             vec![confirmation.to_string().into()],
-        )
-        .await
+        ));
     }
 
     /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
@@ -317,14 +347,14 @@ impl Store {
     }
 
     /// The webhook of a completed upload was handled (`delivered`, `queued`, `none`); the lease
-    /// is released.
-    pub async fn settled(&self, id: i64, webhook: &str) -> Result<()> {
-        self.update(
+    /// is released. Queued, not waited for (the run waits for it before it ends): lost in a
+    /// crash, the next run delivers the event again, under the same idempotency key.
+    pub fn settled(&self, id: i64, webhook: &str) {
+        self.run_soon(update(
             id,
             "webhook = ?3, lease_pid = NULL, lease_host = NULL, lease_until = NULL",
             vec![webhook.to_string().into()],
-        )
-        .await
+        ));
     }
 
     /// The run failed on this row: the error is kept and the lease released. With `fin` the
@@ -350,38 +380,86 @@ impl Store {
         set: &'static str,
         values: Vec<rusqlite::types::Value>,
     ) -> Result<()> {
-        self.run(move |s| {
-            let (pid, host) = (s.inner.pid, s.inner.host.clone());
-            let changed = s.with(|conn| {
-                let sql = format!(
-                    "UPDATE uploads SET lease_until = ?1, updated_at = ?2, {set} \
-                     WHERE id = ?{a} AND lease_pid = ?{b} AND lease_host = ?{c}",
-                    a = values.len() + 3,
-                    b = values.len() + 4,
-                    c = values.len() + 5
-                );
-                let mut all: Vec<rusqlite::types::Value> =
-                    vec![(now_ms() + LEASE_MS).into(), now_text().into()];
-                all.extend(values);
-                all.extend([id.into(), i64::from(pid).into(), host.into()]);
-                conn.execute(&sql, rusqlite::params_from_iter(all))
-            })?;
-            if changed == 0 {
-                return Err(StateError::Lost { id });
-            }
-            Ok(())
-        })
-        .await
+        self.run(update(id, set, values)).await
     }
 }
 
+/// The job of [`Store::update`]. Fails when this process no longer holds the row.
+fn update(
+    id: i64,
+    set: &'static str,
+    values: Vec<rusqlite::types::Value>,
+) -> impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static {
+    move |conn, me| {
+        let sql = format!(
+            "UPDATE uploads SET lease_until = ?1, updated_at = ?2, {set} \
+             WHERE id = ?{a} AND lease_pid = ?{b} AND lease_host = ?{c}",
+            a = values.len() + 3,
+            b = values.len() + 4,
+            c = values.len() + 5
+        );
+        let mut all: Vec<rusqlite::types::Value> =
+            vec![(now_ms() + LEASE_MS).into(), now_text().into()];
+        all.extend(values);
+        all.extend([id.into(), i64::from(me.pid).into(), me.host.clone().into()]);
+        let changed = exec(conn, &sql, rusqlite::params_from_iter(all)).map_err(|e| me.sql(e))?;
+        if changed == 0 {
+            return Err(StateError::Lost { id });
+        }
+        Ok(())
+    }
+}
+
+/// Claims `key` (see [`Claim`]); runs inside the batch's transaction, in a savepoint of its own.
+fn claim(
+    conn: &Connection,
+    key: &Key,
+    file: &Seen,
+    force: bool,
+    pid: u32,
+    host: &str,
+) -> rusqlite::Result<Claim> {
+    let now = now_ms();
+    let insert = |conn| insert(conn, key, file, pid, host, now);
+    Ok(match latest(conn, key, "")? {
+        Some((e, _)) if done(&e) && !force => {
+            // Read again (touched, or copied back): the next run need not read it.
+            exec(
+                conn,
+                "UPDATE uploads SET stamp = ?2 WHERE id = ?1 AND path = ?3",
+                params![e.id, file.stamp, file.path],
+            )?;
+            Claim::Done(e)
+        }
+        Some((_, Some(l))) if alive(&l, host, now) => Claim::Held(l),
+        Some((e, _)) if e.step == Step::Failed || done(&e) => Claim::Fresh(insert(conn)?),
+        Some((e, _)) if force => {
+            // `--force` over an upload left part-way: that row is closed, not resumed (a
+            // completed one keeps its owed webhook event for the next flush).
+            if e.step != Step::Completed {
+                supersede(conn, e.id)?;
+            }
+            Claim::Fresh(insert(conn)?)
+        }
+        Some((e, _)) => {
+            take_lease(conn, e.id, file, pid, host, now)?;
+            if e.step == Step::Claimed {
+                Claim::Fresh(e)
+            } else {
+                Claim::Resume(e)
+            }
+        }
+        None => Claim::Fresh(insert(conn)?),
+    })
+}
+
 /// The newest row for `key` (narrowed by the SQL condition `and`, if any).
-fn latest(conn: &rusqlite::Connection, key: &Key, and: &str) -> rusqlite::Result<Option<Leased>> {
-    conn.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
+fn latest(conn: &Connection, key: &Key, and: &str) -> rusqlite::Result<Option<Leased>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM uploads WHERE route = ?1 AND target = ?2 \
              AND file_name = ?3 AND sha256 = ?4 {and} ORDER BY id DESC LIMIT 1"
-        ),
+    ))?
+    .query_row(
         params![key.route, key.target, key.file_name, key.sha256],
         entry,
     )
@@ -394,34 +472,35 @@ fn done(e: &Entry) -> bool {
 }
 
 fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &Connection,
     key: &Key,
-    path: &str,
-    size: u64,
+    file: &Seen,
     pid: u32,
     host: &str,
     now: i64,
 ) -> rusqlite::Result<Entry> {
     let at = now_text();
-    tx.execute(
+    exec(
+        conn,
         "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, lease_pid, \
-         lease_host, lease_until, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8, ?9, ?10, ?10)",
+         lease_host, lease_until, created_at, updated_at, stamp) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8, ?9, ?10, ?10, ?11)",
         params![
             key.route,
             key.target,
             key.file_name,
             key.sha256,
-            size as i64,
-            path,
+            file.size as i64,
+            file.path,
             pid,
             host,
             now + LEASE_MS,
-            at
+            at,
+            file.stamp
         ],
     )?;
     Ok(Entry {
-        id: tx.last_insert_rowid(),
+        id: conn.last_insert_rowid(),
         step: Step::Claimed,
         file_id: None,
         confirm_url: None,
@@ -433,8 +512,9 @@ fn insert(
     })
 }
 
-fn supersede(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<()> {
-    tx.execute(
+fn supersede(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    exec(
+        conn,
         "UPDATE uploads SET step = 'failed', error = 'superseded by a forced upload', \
          lease_pid = NULL, lease_host = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
         params![id, now_text()],
@@ -443,19 +523,34 @@ fn supersede(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<()> {
 }
 
 fn take_lease(
-    tx: &rusqlite::Transaction<'_>,
+    conn: &Connection,
     id: i64,
-    path: &str,
+    file: &Seen,
     pid: u32,
     host: &str,
     now: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        conn,
         "UPDATE uploads SET lease_pid = ?2, lease_host = ?3, lease_until = ?4, path = ?5, \
-         updated_at = ?6 WHERE id = ?1",
-        params![id, pid, host, now + LEASE_MS, path, now_text()],
+         updated_at = ?6, stamp = ?7 WHERE id = ?1",
+        params![
+            id,
+            pid,
+            host,
+            now + LEASE_MS,
+            file.path,
+            now_text(),
+            file.stamp
+        ],
     )?;
     Ok(())
+}
+
+/// Runs `sql` through the connection's statement cache: the journal's few statements are
+/// parsed once per run, not once per call.
+fn exec(conn: &Connection, sql: &str, values: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(values)
 }
 
 impl Store {
@@ -622,9 +717,12 @@ mod tests {
     }
 
     async fn claim(s: &Store, name: &str, force: bool) -> Claim {
-        s.claim(key(name), format!("/in/{name}"), 10, force)
-            .await
-            .unwrap()
+        let seen = Seen {
+            path: format!("/in/{name}"),
+            size: 10,
+            stamp: Some("1:2:10:3.0:3.0".into()),
+        };
+        s.claim(key(name), seen, force).await.unwrap()
     }
 
     /// Pretends the row's lease belongs to another process on this host.
@@ -650,7 +748,7 @@ mod tests {
         s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
             .await
             .unwrap();
-        s.settled(e.id, "delivered").await.unwrap();
+        s.settled(e.id, "delivered");
         let Claim::Done(done) = claim(&s, "a.pdf", false).await else {
             panic!("done")
         };
@@ -687,6 +785,95 @@ mod tests {
         assert!(matches!(claim(&s, "a.pdf", false).await, Claim::Resume(_)));
     }
 
+    async fn remembered(s: &Store, name: &str, stamp: &str) -> Option<Remembered> {
+        s.written().await.unwrap();
+        s.remembered("external-contact", "c1", name, stamp).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_is_remembered_by_its_stamp_only_while_its_upload_is_the_newest() {
+        let (_d, s) = store();
+        let Claim::Fresh(e) = claim(&s, "a.pdf", false).await else {
+            panic!("fresh")
+        };
+        assert!(
+            remembered(&s, "a.pdf", "1:2:10:3.0:3.0").await.is_none(),
+            "not completed"
+        );
+        s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
+            .await
+            .unwrap();
+        assert!(
+            remembered(&s, "a.pdf", "1:2:10:3.0:3.0").await.is_none(),
+            "webhook pending"
+        );
+        s.settled(e.id, "delivered");
+        let r = remembered(&s, "a.pdf", "1:2:10:3.0:3.0")
+            .await
+            .expect("known");
+        assert_eq!(
+            (r.entry.id, r.size, r.file_name.as_str()),
+            (e.id, 10, "a.pdf")
+        );
+        assert_eq!(r.sha256, key("a.pdf").sha256);
+        assert!(
+            remembered(&s, "a.pdf", "1:2:10:3.0:4.0").await.is_none(),
+            "other stamp"
+        );
+        assert!(
+            remembered(&s, "b.pdf", "1:2:10:3.0:3.0").await.is_none(),
+            "other name"
+        );
+        // A forced upload of the same content, left part-way, is newer: the file is read.
+        let Claim::Fresh(_) = claim(&s, "a.pdf", true).await else {
+            panic!("forced")
+        };
+        assert!(
+            remembered(&s, "a.pdf", "1:2:10:3.0:3.0").await.is_none(),
+            "superseded"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_calls_are_committed_together_and_a_failed_one_spoils_no_other() {
+        let (_d, s) = store();
+        let Claim::Fresh(lost) = claim(&s, "lost.pdf", false).await else {
+            panic!("fresh")
+        };
+        hand_over(&s, lost.id, 1, now_ms() + LEASE_MS);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let s1 = s.clone();
+            tasks.spawn(async move {
+                let s = s1;
+                let Claim::Fresh(e) = claim(&s, &format!("{i}.pdf"), false).await else {
+                    panic!("fresh")
+                };
+                s.advance(e.id, Step::UrlIssued, Some(format!("f{i}")), None)
+                    .await
+                    .unwrap();
+                s.advance(e.id, Step::PutDone, None, None).await.unwrap();
+            });
+            let s2 = s.clone();
+            tasks.spawn(async move {
+                let err = s2.advance(lost.id, Step::PutDone, None, None).await;
+                assert!(matches!(err, Err(StateError::Lost { .. })), "{err:?}");
+            });
+        }
+        while let Some(t) = tasks.join_next().await {
+            t.unwrap();
+        }
+        let rows = s.history(&HistoryFilter::default()).unwrap();
+        assert_eq!(rows.len(), 65);
+        let done = rows.iter().filter(|r| r["step"] == "put-done").count();
+        assert_eq!(done, 64, "every write landed");
+        let lost_row = rows.iter().find(|r| r["fileName"] == "lost.pdf").unwrap();
+        assert_eq!(
+            lost_row["step"], "claimed",
+            "the refused write changed nothing"
+        );
+    }
+
     #[tokio::test]
     async fn a_row_taken_over_cannot_be_advanced_by_its_old_holder() {
         let (_d, s) = store();
@@ -714,7 +901,8 @@ mod tests {
         s.completed(b.id, json!({}), "ev".into(), None)
             .await
             .unwrap();
-        s.settled(b.id, "none").await.unwrap();
+        s.settled(b.id, "none");
+        s.written().await.unwrap();
         let all = s.history(&HistoryFilter::default()).unwrap();
         assert_eq!(all.len(), 2);
         let failed = s

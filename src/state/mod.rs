@@ -1,9 +1,10 @@
 //! The state store: one SQLite database (`state.db`, WAL) in the state directory. It holds the
 //! journal of uploads, so a re-run skips what was sent and a killed run resumes without sending
-//! twice, and the webhook outbox. Every call is short; the async facade runs them off the async
-//! threads. Concurrent runs (overlapping cron jobs) share it safely: SQLite serialises writers,
-//! and a file is claimed in a transaction before anything is sent.
+//! twice, and the webhook outbox. Every call is short; the async facade runs the journal's off
+//! the async threads, in group commits. Concurrent runs (overlapping cron jobs) share it safely:
+//! SQLite serialises writers, and a file is claimed in a transaction before anything is sent.
 
+mod batch;
 mod error;
 mod journal;
 mod outbox;
@@ -11,6 +12,6 @@ mod schema;
 mod store;
 
 pub use error::{Result, StateError};
-pub use journal::{Claim, Entry, HistoryFilter, Key, LEASE_MS, Lease, Step};
+pub use journal::{Claim, Entry, HistoryFilter, Key, LEASE_MS, Lease, Remembered, Seen, Step};
 pub use outbox::Queued;
 pub use store::{DB_FILE, Store, default_dir};

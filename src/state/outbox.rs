@@ -115,9 +115,14 @@ impl Store {
     /// either queued or quarantined, then the file is renamed `*.imported`.
     pub(super) fn import_jsonl_outbox(&self, dir: &Path) -> Result<()> {
         let path = dir.join(JSONL);
-        let Ok(file) = std::fs::File::open(&path) else {
+        // Only a regular file, opened without blocking: a FIFO in its place must not hang a run.
+        let Ok(file) = crate::validate::open_nonblocking(&path) else {
             return Ok(());
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            tracing::warn!("{} is not a regular file; not imported", path.display());
+            return Ok(());
+        }
         let mut lines = Vec::new();
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();

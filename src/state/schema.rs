@@ -53,6 +53,13 @@ const MIGRATIONS: &[&str] = &[
     // written into the database by anyone else is never signed and sent.
     "ALTER TABLE outbox ADD COLUMN mac TEXT;
     ALTER TABLE uploads ADD COLUMN record_mac TEXT;",
+    // 3: the file's stat stamp when it was read (device, inode, size, modification and change
+    // times), so a re-run can skip an unchanged file without reading it again. The index on
+    // `updated_at` goes: nothing looks rows up by it (`history --since` reads them all), and
+    // every journal write changes it, so it cost a page written per step.
+    "ALTER TABLE uploads ADD COLUMN stamp TEXT;
+    CREATE INDEX uploads_stamp ON uploads (stamp);
+    DROP INDEX uploads_updated;",
 ];
 
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<()> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::batch::{self, Batches, Job};
 use super::error::{Result, StateError};
 use super::schema;
 
@@ -56,6 +57,8 @@ pub struct Store {
 
 pub(super) struct Inner {
     conn: Mutex<Connection>,
+    /// The journal's writes waiting for the next group commit.
+    batches: Batches,
     pub(super) path: PathBuf,
     /// Who holds the leases this process takes.
     pub(super) pid: u32,
@@ -88,6 +91,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                batches: Batches::default(),
                 path,
                 pid: std::process::id(),
                 host: hostname(),
@@ -107,21 +111,76 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|source| StateError::Sqlite {
-            path: self.inner.path.clone(),
-            source,
-        })
+        f(&mut conn).map_err(|e| self.inner.sql(e))
     }
 
-    /// Runs a store call on a blocking thread: a write may wait for another run's transaction.
+    /// Runs a journal call in the next group commit (see [`batch`]), off the async threads;
+    /// returns once it is committed.
     pub(super) async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection, &Inner) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(r) => r,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.enqueue(f, move |result| {
+            let _ = tx.send(result);
+        });
+        rx.await
+            .expect("the state store's writer answers every call")
+    }
+
+    /// Queues a journal write without waiting for it, for a step whose loss the next run
+    /// repairs (it asks the platform again). Calls queued later commit after it, in the same
+    /// transaction or a later one; [`Store::written`] waits for it.
+    pub(super) fn run_soon(
+        &self,
+        f: impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static,
+    ) {
+        self.enqueue(f, |result| {
+            if let Err(e) = result {
+                tracing::warn!("a journal write failed: {e}");
+            }
+        });
+    }
+
+    /// Waits until every journal write queued so far is committed.
+    pub async fn written(&self) -> Result<()> {
+        self.run(|_, _| Ok(())).await
+    }
+
+    /// Queues `f` for the writer (started if none runs); `answer` gets its result once the
+    /// batch it went into is committed.
+    fn enqueue<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection, &Inner) -> Result<T> + Send + 'static,
+        answer: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        let inner = self.inner.clone();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(c) => f(c, &inner),
+                Err(e) => Err(inner.sql(batch::copy(e))),
+            };
+            let ok = result.is_ok();
+            let reply = move |failed: Option<&rusqlite::Error>| {
+                answer(match failed {
+                    Some(e) if ok => Err(inner.sql(batch::copy(e))),
+                    _ => result,
+                });
+            };
+            (ok, Box::new(reply))
+        });
+        if self.inner.batches.push(job) {
+            let store = self.clone();
+            tokio::task::spawn_blocking(move || store.inner.batches.drain(&store.inner.conn));
+        }
+    }
+}
+
+impl Inner {
+    pub(super) fn sql(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
         }
     }
 }

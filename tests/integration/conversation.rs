@@ -130,6 +130,47 @@ fn forbidden_file_names_are_refused_or_renamed() {
     assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
 }
 
+/// Item 9 of issue 13: the platform caps `textBody` at 2000 characters. A longer `--message` is a
+/// usage error before any request; before, the media message went out and the caption got a 400.
+#[test]
+fn a_message_over_the_textbody_limit_is_refused_before_any_upload() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    // 1001 emoji: 1001 code points but 2002 UTF-16 units, as the platform counts.
+    for long in ["x".repeat(2001), "\u{1F600}".repeat(1001)] {
+        let out = env
+            .conversation_cmd()
+            .args(["--message", &long])
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        let err = stderr(&out);
+        assert!(err.contains("--message") && err.contains("2000"), "{err}");
+        let e = &records(&out.stdout)[0]["error"];
+        assert_eq!(
+            (&e["kind"], &e["stage"]),
+            (&"config".into(), &"config".into())
+        );
+    }
+    assert!(env.sandbox.requests().is_empty(), "nothing was asked");
+    assert!(env.sandbox.objects().is_empty() && env.sandbox.messages().is_empty());
+
+    // At the limit exactly, both the file and the caption go out.
+    let at_limit = format!("{}{}", "\u{1F600}".repeat(500), "é".repeat(1000));
+    let out = env
+        .conversation_cmd()
+        .args(["--message", &at_limit])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    let sent = env.sandbox.messages();
+    let t = sent.iter().find(|m| m["id"] == r["textMessageId"]).unwrap();
+    assert_eq!(t["text"], at_limit.as_str());
+}
+
 #[test]
 fn invalid_media_fails_and_is_not_sent() {
     let env = Env::new();

@@ -279,6 +279,42 @@ fn a_conversation_put_with_a_corrupted_body_fails_the_signed_md5() {
     });
 }
 
+/// Like the platform, the sandbox refuses a `textBody` over 2000 characters (UTF-16 units) with
+/// a 400, and takes one of 2000.
+#[test]
+fn a_conversation_text_over_2000_characters_is_refused() {
+    let env = Env::new();
+    env.block_on(async {
+        let token = token(&env).await;
+        let url = env
+            .sandbox
+            .base_url
+            .join(&format!(
+                "api/v2/conversations/messages/{}/communications/{}/messages",
+                env.sandbox.conversation_id(),
+                env.sandbox.communication_id()
+            ))
+            .unwrap();
+        let send = |text: String| {
+            reqwest::Client::new()
+                .post(url.clone())
+                .bearer_auth(&token)
+                .json(&json!({ "textBody": text }))
+                .send()
+        };
+        for (text, status) in [
+            ("a".repeat(2001), 400),
+            ("\u{1F600}".repeat(1001), 400),
+            ("a".repeat(2000), 200),
+            ("\u{1F600}".repeat(1000), 200),
+        ] {
+            let r = send(text).await.unwrap();
+            assert_eq!(r.status().as_u16(), status);
+        }
+    });
+    assert_eq!(env.sandbox.messages().len(), 2, "only the two in the limit");
+}
+
 // The `pause` fault: the real binary killed (SIGKILL) while the sandbox holds a request at a
 // point, and the state that point promises checked afterwards.
 
@@ -409,12 +445,9 @@ fn killed_at_webhook_the_event_is_not_received() {
     assert!(env.sandbox.webhooks().is_empty());
 }
 
-#[test]
-fn killed_at_send_the_conversation_message_is_recorded() {
-    let env = Env::new();
-    env.sandbox.faults().pause = vec![Pause::new("send", HOLD_MS)];
-    let path = env.file("held.pdf", &pdf(5000));
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+/// The conversation route's binary, in the background, uploading `path`.
+fn spawn_conversation(env: &Env, path: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
         .env_clear()
         .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
         .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
@@ -422,12 +455,19 @@ fn killed_at_send_the_conversation_message_is_recorded() {
         .env("GENESYS_CONVERSATION_ID", env.sandbox.conversation_id())
         .env("GENESYS_COMMUNICATION_ID", env.sandbox.communication_id())
         .env("GCUPLOAD_STATE_DIR", env.outbox())
-        .arg(&path)
+        .arg(path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
-    kill_when_paused(&env, "send", child);
+        .unwrap()
+}
+
+#[test]
+fn killed_at_send_the_conversation_message_is_recorded() {
+    let env = Env::new();
+    env.sandbox.faults().pause = vec![Pause::new("send", HOLD_MS)];
+    let path = env.file("held.pdf", &pdf(5000));
+    kill_when_paused(&env, "send", spawn_conversation(&env, &path));
     let messages = env.sandbox.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     let (media, status) = &env.sandbox.media_statuses()[0];
@@ -435,6 +475,115 @@ fn killed_at_send_the_conversation_message_is_recorded() {
         (&messages[0]["mediaIds"][0], status.as_str()),
         (&json!(media), "valid")
     );
+}
+
+/// `send-start` holds the send before it is performed: a client killed there never sent it,
+/// even once the hold is over.
+#[test]
+fn killed_at_send_start_the_message_is_never_recorded() {
+    let env = Env::new();
+    env.sandbox.faults().pause = vec![Pause::new("send-start", 2000)];
+    let path = env.file("held.pdf", &pdf(5000));
+    kill_when_paused(&env, "send-start", spawn_conversation(&env, &path));
+    std::thread::sleep(Duration::from_millis(3000));
+    assert!(env.sandbox.messages().is_empty());
+}
+
+/// The conversation as the Platform API shows it (`MessageConversation`): each participant's
+/// messages with `messageId`, `messageTime` and their media; and messages by id in bulk
+/// (`MessageData` with `direction` and `textBody`).
+#[test]
+fn the_conversation_shows_its_messages_in_the_platform_shape() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(1000));
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "See attached"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    env.block_on(async {
+        let token = token(&env).await;
+        let conv = env.sandbox.conversation_id();
+        let base = format!("api/v2/conversations/messages/{conv}");
+        let http = reqwest::Client::new();
+        let c: Value = http
+            .get(env.sandbox.base_url.join(&base).unwrap())
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(c["id"], conv);
+        let details: Vec<&Value> = c["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["messages"].as_array().unwrap())
+            .collect();
+        let media = details
+            .iter()
+            .find(|d| d["messageId"] == r["messageId"])
+            .unwrap();
+        assert_eq!(media["media"][0]["id"], r["fileId"]);
+        assert!(media["messageTime"].as_str().unwrap().ends_with('Z'));
+        let text = details
+            .iter()
+            .find(|d| d["messageId"] == r["textMessageId"])
+            .unwrap();
+        assert!(text.get("media").is_none());
+
+        let ids = json!([r["messageId"], r["textMessageId"]]);
+        let bulk: Value = http
+            .post(
+                env.sandbox
+                    .base_url
+                    .join(&format!("{base}/messages/bulk"))
+                    .unwrap(),
+            )
+            .bearer_auth(&token)
+            .json(&ids)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entities = bulk["entities"].as_array().unwrap();
+        assert_eq!(entities.len(), 2);
+        let t = entities
+            .iter()
+            .find(|m| m["id"] == r["textMessageId"])
+            .unwrap();
+        assert_eq!(
+            (&t["direction"], &t["textBody"]),
+            (&json!("outbound"), &json!("See attached"))
+        );
+
+        // Another conversation is not found; no token is refused.
+        let other = http
+            .get(
+                env.sandbox
+                    .base_url
+                    .join("api/v2/conversations/messages/nope")
+                    .unwrap(),
+            )
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status().as_u16(), 404);
+        let anonymous = http
+            .get(env.sandbox.base_url.join(&base).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status().as_u16(), 401);
+    });
 }
 
 /// A client that waits out the pauses sees nothing but the delay: the PUT held midway still

@@ -294,6 +294,84 @@ fn force_and_a_changed_file_upload_again_and_only_what_changed() {
     assert_eq!(env.sandbox.objects().len(), 7);
 }
 
+/// How many files a `-vv` run skipped by their stamp, without reading them.
+fn skipped_unread(out: &Output) -> usize {
+    stderr(out).matches("skipped without reading it").count()
+}
+
+#[test]
+fn an_unchanged_file_is_skipped_unread_and_a_rewrite_with_its_time_restored_is_read() {
+    let env = Env::new();
+    let files = three_files(&env);
+    let first = first_run(&env, &files);
+
+    // Nothing changed: all three are known by their stamp and none is read.
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 3, "{}", stderr(&out));
+    for r in &recs {
+        let f = by_name(&first, r["fileName"].as_str().unwrap());
+        assert_eq!(r["action"], "FILE_UPLOAD_SKIPPED", "{r}");
+        assert_eq!(r["fileId"], f["fileId"]);
+        assert_eq!(r["uploadedEventId"], f["eventId"]);
+        assert_eq!(r["integrityHash"], f["integrityHash"]);
+        assert_eq!(r["size"], f["size"]);
+        assert_eq!(r["contentType"], f["contentType"]);
+    }
+
+    // a.pdf rewritten in place, same size, its modification time put back: its change time
+    // still moved, so it is read, and its new content is uploaded.
+    let a = &files[0].0;
+    let mtime = std::fs::metadata(a).unwrap().modified().unwrap();
+    let rewritten = flipped(&files[0].1);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(a)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &rewritten))
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(a)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
+    assert_eq!(std::fs::metadata(a).unwrap().modified().unwrap(), mtime);
+    // c.pdf touched, content unchanged: read again, still skipped as uploaded.
+    let c = &files[2].0;
+    std::fs::File::options()
+        .write(true)
+        .open(c)
+        .and_then(|f| f.set_modified(mtime + Duration::from_secs(5)))
+        .unwrap();
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 1, "only b.png: {}", stderr(&out));
+    let new_a = by_name(&recs, "a.pdf");
+    assert_eq!(new_a["action"], "FILE_UPLOAD_COMPLETED", "{new_a}");
+    assert_eq!(new_a["integrityHash"], sha256(&rewritten));
+    assert!(
+        env.sandbox
+            .objects()
+            .iter()
+            .any(|o| o.sha256 == sha256(&rewritten))
+    );
+    assert_eq!(by_name(&recs, "c.pdf")["skipReason"], "already-uploaded");
+    assert_eq!(env.sandbox.objects().len(), 4);
+
+    // Each read refreshed what the journal knows: the next run reads nothing.
+    let (out, recs) = run_dir(&env, &["-vv"]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    assert_eq!(skipped_unread(&out), 3, "{}", stderr(&out));
+    assert_eq!(by_name(&recs, "a.pdf")["fileId"], new_a["fileId"]);
+    assert_eq!(env.sandbox.objects().len(), 4);
+}
+
+/// The same bytes with one in the middle changed (same length, same type).
+fn flipped(bytes: &[u8]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v[bytes.len() / 2] ^= 0x55;
+    v
+}
+
 #[test]
 fn no_state_sends_again_and_journals_nothing() {
     let env = Env::new();
@@ -325,7 +403,7 @@ fn step_after_kill(point: &str) -> &'static str {
         "token" | "request-url" => "claimed",
         "put-start" | "put-mid" | "put-stored" => "url-issued",
         "confirm" => "confirm-sent",
-        "send" => "send-started",
+        "send-start" | "send" => "send-started",
         "webhook" => "completed",
         _ => unreachable!("{point}"),
     }
@@ -374,43 +452,6 @@ fn killed_then_rerun(route: Route, point: &str) {
         "{point}"
     );
     let stored_id = key_id(&objects[0].key);
-
-    if point == "send" {
-        // The message may have gone out: the re-run must not send it again.
-        assert_eq!(
-            code(&out),
-            Some(ExitStatus::Network.code()),
-            "{point}: {}",
-            stderr(&out)
-        );
-        assert_eq!(r["action"], "FILE_UPLOAD_FAILED", "{r}");
-        assert_eq!(r["error"]["stage"], "send", "{r}");
-        assert!(
-            r["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("may have been sent"),
-            "{r}"
-        );
-        let messages = env.sandbox.messages();
-        assert_eq!(messages.len(), 1, "never sent twice: {messages:?}");
-        assert_eq!(
-            messages[0]["mediaIds"][0].as_str(),
-            Some(stored_id.as_str())
-        );
-        assert_eq!(seen(&env, "POST", "/messages").len(), 0, "no send answered");
-        assert!(env.sandbox.webhooks().is_empty(), "nothing completed");
-        let rows = history_str(&env, &["--path", path.to_str().unwrap()]);
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        assert_eq!(rows[0]["step"], "send-started", "{}", rows[0]);
-        assert!(
-            rows[0]["error"]
-                .as_str()
-                .unwrap()
-                .contains("may have been sent")
-        );
-        return;
-    }
 
     assert_eq!(code(&out), Some(0), "{point}: {}", stderr(&out));
     // Well under the 60 s lease: a dead claimant is not waited for.
@@ -482,6 +523,13 @@ fn killed_then_rerun(route: Route, point: &str) {
                 r
             };
             assert_eq!(completed["messageId"], messages[0]["id"], "{completed}");
+            if point.starts_with("send") {
+                // The re-run checked the conversation instead of giving up: found there (send),
+                // or not there and sent once (send-start).
+                assert_eq!(r["sendChecked"], true, "{point}: {r}");
+                let posted = seen(&env, "POST", "/messages").len();
+                assert_eq!(posted, usize::from(point == "send-start"), "{point}");
+            }
             let gets = seen(&env, "GET", &format!("/media/{stored_id}"));
             assert!(gets.iter().any(|(_, s)| *s == 200), "{point}: {gets:?}");
         }
@@ -554,9 +602,18 @@ fn conversation_killed_at_confirm_then_rerun() {
     killed_then_rerun(Route::Conversation, "confirm");
 }
 
+/// Issue 13 item 10: the message went out before the kill; the re-run finds it in the
+/// conversation and completes (before, it failed with "may have been sent", exit 6).
 #[test]
-fn conversation_killed_at_send_then_rerun_does_not_send_twice() {
+fn conversation_killed_at_send_then_rerun_finds_the_message_and_completes() {
     killed_then_rerun(Route::Conversation, "send");
+}
+
+/// The journal says `send-started` but the message never reached the platform: the re-run
+/// finds nothing in the conversation and sends it, once.
+#[test]
+fn conversation_killed_before_the_send_arrived_then_rerun_sends_it_once() {
+    killed_then_rerun(Route::Conversation, "send-start");
 }
 
 #[test]
@@ -1103,14 +1160,24 @@ fn force_after_a_kill_at_send_uploads_and_sends_the_file_anew() {
         Route::Conversation.spawn(&env, &[path.as_os_str()]),
     );
     env.sandbox.faults().pause.clear();
+    // The conversation cannot be read (the client lacks the permission): no check is possible.
+    env.sandbox.faults().inject = vec![Inject {
+        times: 10,
+        ..Inject::new("check", 403, None)
+    }];
     let out = env.conversation_cmd().arg(&path).output().unwrap();
     assert_eq!(code(&out), Some(ExitStatus::Network.code()));
     let r = &records(&out.stdout)[0];
     let message = r["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("--force uploads and sends the file anew"),
+        message.contains("may have been sent") && message.contains("could not be checked"),
         "{r}"
     );
+    assert!(
+        r["error"]["hint"].as_str().unwrap().contains("--force"),
+        "{r}"
+    );
+    env.sandbox.faults().inject.clear();
 
     // The way out the message names: the user accepts a second message.
     let out = env
@@ -1388,4 +1455,148 @@ fn two_runs_starting_at_once_on_a_new_state_directory_both_open_it() {
         }
         assert_eq!(completed, 5, "trial {trial}: each file once");
     }
+}
+
+/// Runs the conversation route on `path` with `--message text` and kills it while the sandbox
+/// holds the caption's send, the caption already recorded (the media message went out first).
+fn kill_at_caption(env: &Env, path: &Path, text: &str) {
+    env.sandbox.faults().pause = vec![Pause {
+        after: 1,
+        ..Pause::new("send", HOLD_MS)
+    }];
+    let args = [OsStr::new("--message"), OsStr::new(text), path.as_os_str()];
+    kill_when_paused(env, "send", Route::Conversation.spawn(env, &args));
+    env.sandbox.faults().pause.clear();
+}
+
+/// The same caption sent with an earlier file is older than this file's media message, so the
+/// re-run's check takes the one sent after it: the right caption, exit 0.
+#[test]
+fn a_resumed_caption_is_told_from_an_earlier_files_same_text() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(3000));
+    let b = env.file("b.pdf", &pdf(4000));
+    let first = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(code(&first), Some(0), "{}", stderr(&first));
+    kill_at_caption(&env, &b, "Your copy");
+    let before = env.sandbox.messages();
+    assert_eq!(
+        before.len(),
+        4,
+        "a: media and caption; b: the same: {before:?}"
+    );
+
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendChecked"], true, "{r}");
+    assert_eq!(r["messageId"], before[2]["id"], "{r}");
+    assert_eq!(r["textMessageId"], before[3]["id"], "b's own caption: {r}");
+    assert_eq!(env.sandbox.messages().len(), 4, "nothing posted again");
+}
+
+/// Killed between the two messages (the media message posted, the caption not yet): the re-run
+/// finds the media message, does not post it again, and posts the caption once.
+#[test]
+fn killed_between_the_media_message_and_its_caption_the_rerun_posts_only_the_caption() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(3000));
+    env.sandbox.faults().pause = vec![Pause {
+        after: 1,
+        ..Pause::new("send-start", HOLD_MS)
+    }];
+    let args = [
+        OsStr::new("--message"),
+        OsStr::new("Your copy"),
+        a.as_os_str(),
+    ];
+    kill_when_paused(&env, "send-start", Route::Conversation.spawn(&env, &args));
+    env.sandbox.faults().pause.clear();
+    let before = env.sandbox.messages();
+    assert_eq!(before.len(), 1, "only the media message: {before:?}");
+
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(
+        r["messageId"], before[0]["id"],
+        "the media message is not posted again: {r}"
+    );
+    let after = env.sandbox.messages();
+    assert_eq!(after.len(), 2, "media and caption, once each: {after:?}");
+    assert_eq!(r["textMessageId"], after[1]["id"], "{r}");
+    assert_eq!(env.sandbox.objects().len(), 1);
+}
+
+/// When two messages of the conversation could be the caption (someone else posted the same
+/// text meanwhile), no guess is made: exit 6, "may have been sent", nothing posted again.
+#[test]
+fn a_caption_two_messages_could_be_is_not_guessed() {
+    let env = Env::new();
+    let b = env.file("b.pdf", &pdf(4000));
+    kill_at_caption(&env, &b, "Your copy");
+    // Another sender (an agent, say) posts the same text into the conversation.
+    env.block_on(async {
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(env.sandbox.base_url.join("oauth/token").unwrap())
+            .basic_auth(env.sandbox.client_id(), Some(env.sandbox.client_secret()))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = env.sandbox.base_url.join(&format!(
+            "api/v2/conversations/messages/{}/communications/{}/messages",
+            env.sandbox.conversation_id(),
+            env.sandbox.communication_id()
+        ));
+        let sent = http
+            .post(url.unwrap())
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"textBody": "Your copy"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status().as_u16(), 200);
+    });
+    let out = env
+        .conversation_cmd()
+        .args(["--message", "Your copy"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    let message = records(&out.stdout)[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("may have been sent") && message.contains("2 messages"),
+        "{message}"
+    );
+    assert_eq!(env.sandbox.messages().len(), 3, "nothing posted again");
 }

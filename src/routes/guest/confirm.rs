@@ -13,10 +13,10 @@ use crate::redact;
 use crate::routes::route::Confirmation;
 
 /// A sent message: its echo (or its entry in the session's history), and whether the history
-/// was looked at because the echo was lost (`Some(found)`).
+/// was looked at because the echo was lost.
 pub(super) struct Sent {
     pub(super) echo: Frame,
-    pub(super) found: Option<bool>,
+    pub(super) checked: bool,
 }
 
 /// What getAttachment says of an attachment.
@@ -99,7 +99,10 @@ impl Link {
             Err(SocketError::Closed(_)) => return self.after_lost_echo(slot, message, id).await,
             other => other?,
         };
-        Ok(Sent { echo, found: None })
+        Ok(Sent {
+            echo,
+            checked: false,
+        })
     }
 
     /// The socket closed after the message was written: the history says whether it went out;
@@ -114,29 +117,30 @@ impl Link {
             "the message was written but not echoed; looking for it in the session's history"
         );
         if let Err(e) = self.reconnect(slot).await {
-            tracing::warn!("the session history cannot be read without the socket: {e}");
-            return Err(not_echoed());
+            let why = format!("the session's history cannot be read without a socket ({e})");
+            return Err(not_echoed(&why));
         }
         match self.find_sent(slot, id).await {
             Ok(Some(echo)) => Ok(Sent {
                 echo,
-                found: Some(true),
+                checked: true,
             }),
             Ok(None) => {
                 tracing::info!("the message is not in the session's history; sending it again");
                 match self.ask(slot, message, Stage::Send).await {
                     Ok(echo) => Ok(Sent {
                         echo,
-                        found: Some(false),
+                        checked: true,
                     }),
-                    Err(SocketError::Closed(_)) => Err(not_echoed()),
+                    Err(SocketError::Closed(_)) => Err(not_echoed(
+                        "neither was the copy sent after the history did not show the first",
+                    )),
                     Err(e) => Err(e.into()),
                 }
             }
-            Err(why) => {
-                tracing::warn!("the session history could not be read: {why}");
-                Err(not_echoed())
-            }
+            Err(why) => Err(not_echoed(&format!(
+                "the session's history could not be read ({why})"
+            ))),
         }
     }
 

@@ -25,12 +25,6 @@ const LOOK_PAUSE: Duration = Duration::from_secs(1);
 /// How long one history request may take.
 const HISTORY_WAIT: Duration = Duration::from_secs(15);
 
-/// What the record says of a send whose answer was lost: `found` in the history (not sent
-/// again), or not (sent now).
-pub(super) fn send_check(found: bool) -> Value {
-    json!({"by": "session-history", "found": found})
-}
-
 impl Link {
     /// The message that carries attachment `id`, as the session's history shows it (`None`:
     /// not there after a few looks); `Err` says why the history could not be read.

@@ -178,14 +178,13 @@ impl Route for Guest {
         // Only a refusal says the message was not sent; after anything else it may carry the
         // attachment, which is then not ours to delete (nor, once sent, any earlier attempt's).
         match &sent {
-            Ok(_) => drop(self.orphans.take(&file.path)),
+            Ok(_) => self.orphans.forget(&file.path),
             Err(Error::Remote { .. }) => {}
             Err(_) => self.orphans.settle(&file.path, id),
         }
         let sent = sent?;
-        if let Some(found) = sent.found {
-            conf.extra
-                .insert("sendCheck".into(), history::send_check(found));
+        if sent.checked {
+            conf.extra.insert("sendChecked".into(), true.into());
         }
         sent.echo
             .require_class("StructuredMessage", "onMessage", Stage::Send)?;
@@ -196,29 +195,38 @@ impl Route for Guest {
     }
 
     /// An earlier run stopped while sending: the session's history says whether its message
-    /// went out (the run that resumes must use the same `--session-token`).
-    async fn was_sent(
-        &self,
-        file: &ValidatedFile,
-        conf: &mut Confirmation,
-    ) -> Result<Option<bool>> {
-        let mut guard = self.link.session().await?;
+    /// went out (the run that resumes must use the same `--session-token`); if it did not, it is
+    /// sent now.
+    async fn finish_send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<bool> {
         let id = conf.file_id.clone();
-        match self.link.find_sent(&mut guard, &id).await {
-            Ok(found) => {
-                conf.extra
-                    .insert("sendCheck".into(), history::send_check(found.is_some()));
-                if let Some(m) = found.as_ref().and_then(|f| f.body_str("id")) {
+        let found = {
+            let mut guard = self.link.session().await?;
+            self.link.find_sent(&mut guard, &id).await
+        };
+        match found {
+            Ok(Some(message)) => {
+                tracing::info!("the session's history has the message an earlier run sent");
+                if let Some(m) = message.body_str("id") {
                     conf.extra.insert("messageId".into(), m.into());
-                    self.orphans.settle(&file.path, &id);
                 }
-                Ok(Some(found.is_some()))
+                self.orphans.settle(&file.path, &id);
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "the session's history does not have the message an earlier run started: sending it"
+                );
+                self.send(file, conf).await?;
             }
             Err(why) => {
-                tracing::warn!("the session history could not be read: {why}");
-                Ok(None)
+                return Err(Error::MaybeSent {
+                    why: format!(
+                        "an earlier run was stopped while sending it, and the session's history could not be read ({why})"
+                    ),
+                });
             }
         }
+        conf.extra.insert("sendChecked".into(), true.into());
+        Ok(true)
     }
 
     /// Deletes the attachments the failed file left that no message carries.

@@ -38,6 +38,11 @@ impl Orphans {
         }
     }
 
+    /// The file's message went out: none of its attachments is ours to delete any more.
+    pub(super) fn forget(&self, file: &Path) {
+        self.0.lock().expect("orphans").remove(file);
+    }
+
     pub(super) fn take(&self, file: &Path) -> Vec<String> {
         self.0
             .lock()

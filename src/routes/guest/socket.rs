@@ -74,12 +74,11 @@ fn dropped(stage: Stage, message: &str) -> Error {
     }
 }
 
-/// The message was written but the socket closed before its echo.
-pub(super) fn not_echoed() -> Error {
-    dropped(
-        Stage::Send,
-        "the socket closed before the message was echoed; it may have been sent, so it is not sent again",
-    )
+/// The message was written but the socket closed before its echo, and `why` nothing settles it.
+pub(super) fn not_echoed(why: &str) -> Error {
+    Error::MaybeSent {
+        why: format!("the guest socket closed before the message was echoed, and {why}"),
+    }
 }
 
 /// The handshake request and the Origin it carries. The SDKs always send one, the socket's own

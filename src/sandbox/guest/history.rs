@@ -48,7 +48,7 @@ pub(crate) async fn messages(
     Query(q): Query<HashMap<String, String>>,
     AxState(guest): AxState<Arc<Guest>>,
 ) -> Response {
-    if let Some(r) = injected(&guest.state, "history") {
+    if let Some(r) = injected(&guest.state, "check") {
         return r;
     }
     let bearer = headers

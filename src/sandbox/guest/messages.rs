@@ -21,8 +21,8 @@ pub(crate) fn on_message(call: Call, session: &mut Session) -> String {
     if text.len() > MAX_TEXT_BYTES {
         return error(4011, "Message too long", tid);
     }
-    if let Some((status, _)) = guest.state.injected("send") {
-        return error(status, "Unexpected error", tid);
+    if let Some(rule) = guest.state.injected("send") {
+        return error(rule.status, "Unexpected error", tid);
     }
     let attachments: Vec<&str> = msg["content"]
         .as_array()

@@ -2,7 +2,10 @@
 //! organisation (OAuth client credentials): POST media/uploads → PUT → poll the media until
 //! `valid` → send it as a message. Field names follow the official Platform SDKs.
 
-use std::sync::Arc;
+mod sent;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,12 +19,43 @@ use crate::config::Endpoints;
 use crate::error::{Error, Remote, Result, Rule, Stage};
 use crate::redact;
 use crate::validate::ValidatedFile;
+use sent::{Found, Part};
 
 /// How long a resumed run waits for media of an earlier run to turn `valid`.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
 
+/// A message the conversation does not show is looked for once more after this long (the
+/// platform may record it a moment after it answered) before it is sent again.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Posts of one message at most, when each answer is lost and each check finds nothing.
+const POSTS: usize = 3;
+
 /// Characters the API refuses in `fileName`, besides whitespace.
 const FORBIDDEN: &str = "\\{^}%`]\">[~<#|";
+
+/// The Platform API model's cap on a message's `textBody` for every channel but SMS
+/// (`AdditionalMessage.textBody`: "SMS - 765 characters, other channels - 2000 characters";
+/// MyPureCloud/platform-client-sdk-python `docs/AdditionalMessage.md`, and the Java SDK's
+/// `build/docs/AdditionalMessage.md`).
+pub const TEXT_BODY_MAX: usize = 2000;
+
+/// `--message` as the conversation route will send it: refused at start-up, before any upload,
+/// when the platform would refuse it (after the media message went out). Characters are counted
+/// as UTF-16 code units, as Java's `String.length()` (the platform) and JavaScript's `.length`
+/// (the SDK) count them: an emoji counts 2, so a text this accepts is never too long there.
+pub fn checked_message(text: Option<String>) -> Result<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    let count = text.encode_utf16().count();
+    if count > TEXT_BODY_MAX {
+        return Err(Error::config(format!(
+            "--message is {count} characters long; the conversation API takes at most \
+             {TEXT_BODY_MAX} (counted in UTF-16 units: characters outside the Basic \
+             Multilingual Plane, such as emoji, count 2): shorten it"
+        )));
+    }
+    Ok(Some(text))
+}
 
 /// The route's configuration: where the media goes and what is sent with it.
 #[derive(Debug, Clone)]
@@ -41,6 +75,8 @@ impl Config {
             api,
             config: self,
             confirm_timeout,
+            taken: Mutex::default(),
+            sending: tokio::sync::RwLock::default(),
         }
     }
 
@@ -60,6 +96,11 @@ pub struct Conversation {
     api: Arc<Api>,
     config: Config,
     confirm_timeout: Duration,
+    /// Messages this run knows are its sends': a check never takes one for another file's.
+    taken: Mutex<HashSet<String>>,
+    /// Held shared by each send in flight and exclusively by a check, so that a check never
+    /// sees a send of this run posted but not yet in `taken`.
+    sending: tokio::sync::RwLock<()>,
 }
 
 #[derive(Deserialize)]
@@ -208,16 +249,107 @@ impl Conversation {
         extra
     }
 
-    async fn send_message(&self, body: Value) -> Result<String> {
+    /// Posts one message (one body field per request: the media, or the caption); its id.
+    async fn post(&self, part: Part<'_>) -> Result<String> {
+        let body = match part {
+            Part::Media(id) => json!({ "mediaIds": [id] }),
+            Part::Text { text, .. } => json!({ "textBody": text }),
+        };
         let url = self.url(Stage::Send, &[])?;
+        let _sending = self.sending.read().await;
         let r: Value = self
             .api
             .call(Stage::Send, Method::POST, url, Some(&body))
             .await?;
-        r.get("id")
+        let id = r
+            .get("id")
             .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))?;
+        self.taken.lock().expect("taken").insert(id.to_string());
+        Ok(id.to_string())
+    }
+
+    /// Sends the media message, then the caption, and records their ids. `earlier`: an earlier
+    /// run was stopped while sending them, so each is looked for before it is sent.
+    async fn send_all(&self, conf: &mut Confirmation, earlier: bool) -> Result<()> {
+        let mut checked = false;
+        let media = Part::Media(&conf.file_id);
+        let id = self.deliver(media, earlier, &mut checked).await?;
+        conf.extra.insert("messageId".into(), id.into());
+        if let Some(text) = &self.config.message {
+            let caption = Part::Text {
+                text,
+                after: &conf.file_id,
+            };
+            let id = self.deliver(caption, earlier, &mut checked).await?;
+            conf.extra.insert("textMessageId".into(), id.into());
+        }
+        if checked {
+            conf.extra.insert("sendChecked".into(), true.into());
+        }
+        Ok(())
+    }
+
+    /// Sends one message; when its answer is lost (or `earlier` says it may have gone out), the
+    /// conversation settles it: found, it is reported sent; not there, it is sent (again), up to
+    /// [`POSTS`] posts. The message's id.
+    async fn deliver(&self, part: Part<'_>, earlier: bool, checked: &mut bool) -> Result<String> {
+        let mut lost = earlier.then(|| "an earlier run was stopped while sending it".to_string());
+        let mut posts = 0;
+        loop {
+            if let Some(why) = lost.take() {
+                *checked = true;
+                if let Some(m) = self.look(part, &why).await? {
+                    return Ok(m);
+                }
+                if posts == POSTS {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}; {posts} sends went unanswered"),
+                    });
+                }
+            }
+            posts += 1;
+            match self.post(part).await {
+                Err(Error::MaybeSent { why }) => lost = Some(why),
+                other => return other,
+            }
+        }
+    }
+
+    /// Looks for `part` in the conversation, and once more after [`SETTLE`] if it is not there:
+    /// `Some` when found (now one of this run's), `None` when absent. When the conversation
+    /// cannot be read or several messages could be it: [`Error::MaybeSent`], saying why.
+    async fn look(&self, part: Part<'_>, why: &str) -> Result<Option<String>> {
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(SETTLE).await;
+            }
+            let _no_send_in_flight = self.sending.write().await;
+            let taken = self.taken.lock().expect("taken").clone();
+            let conv = &self.config.conversation_id;
+            let found = sent::find(&self.api, conv, part, &taken).await;
+            match found {
+                Ok(Found::One(id)) => {
+                    tracing::info!(message_id = %id, "the conversation has the message whose send went unanswered ({why})");
+                    self.taken.lock().expect("taken").insert(id.clone());
+                    return Ok(Some(id));
+                }
+                Ok(Found::Nothing) => {}
+                Ok(Found::Several(n)) => {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}, and {n} messages of the conversation could be it"),
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::MaybeSent {
+                        why: format!("{why}, and the conversation could not be checked ({e})"),
+                    });
+                }
+            }
+        }
+        tracing::info!("the conversation does not have the message ({why}): sending it");
+        Ok(None)
     }
 }
 
@@ -311,16 +443,11 @@ impl Route for Conversation {
     }
 
     async fn send(&self, _file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
-        // One body field per request: the media first, then the caption as its own message.
-        let id = self
-            .send_message(json!({"mediaIds": [conf.file_id]}))
-            .await?;
-        conf.extra.insert("messageId".into(), id.into());
-        if let Some(text) = &self.config.message {
-            let id = self.send_message(json!({"textBody": text})).await?;
-            conf.extra.insert("textMessageId".into(), id.into());
-        }
-        Ok(())
+        self.send_all(conf, false).await
+    }
+
+    async fn finish_send(&self, _file: &ValidatedFile, conf: &mut Confirmation) -> Result<bool> {
+        self.send_all(conf, true).await.map(|()| true)
     }
 }
 
@@ -343,5 +470,18 @@ mod tests {
         ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_message_limit_counts_utf16_units() {
+        let ok = |t: String| checked_message(Some(t)).is_ok();
+        assert!(ok("a".repeat(TEXT_BODY_MAX)));
+        assert!(!ok("a".repeat(TEXT_BODY_MAX + 1)));
+        // 1000 emoji are 2000 units (ok); one more is 2002, although only 1001 code points.
+        assert!(ok("\u{1F600}".repeat(1000)));
+        assert!(!ok("\u{1F600}".repeat(1001)));
+        // Accented letters in the BMP count 1 each, whatever their UTF-8 length.
+        assert!(ok("é".repeat(TEXT_BODY_MAX)));
+        assert!(checked_message(None).unwrap().is_none());
     }
 }

@@ -179,3 +179,26 @@ fn unusable(session: &Session, action: &str, tid: Option<&str>) -> Option<String
     (session.read_only && matches!(action, "onAttachment" | "onMessage"))
         .then(|| error(400, "Session is read-only: start a new conversation", tid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_allowed_by_its_host() {
+        let allowed = vec!["www.example.com".to_string()];
+        assert!(origin_allowed(&[], None));
+        assert!(origin_allowed(&allowed, Some("https://www.example.com")));
+        assert!(origin_allowed(
+            &allowed,
+            Some("https://WWW.example.com:8443/")
+        ));
+        assert!(origin_allowed(&allowed, Some("www.example.com")));
+        assert!(!origin_allowed(&allowed, Some("https://example.com")));
+        assert!(!origin_allowed(
+            &allowed,
+            Some("https://www.example.com.evil.test")
+        ));
+        assert!(!origin_allowed(&allowed, None));
+    }
+}

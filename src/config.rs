@@ -53,6 +53,8 @@ pub struct Endpoints {
     pub api: Url,
     /// The Web Messaging guest socket (`/v1`, without its query).
     pub socket: Url,
+    /// The public CDN origin of deployment configurations (`config.json`, no auth).
+    pub cdn: Url,
 }
 
 impl Endpoints {
@@ -64,6 +66,7 @@ impl Endpoints {
                 login: parse(format!("https://login.{d}/")),
                 api: parse(format!("https://api.{d}/")),
                 socket: parse(format!("wss://webmessaging.{d}/v1")),
+                cdn: parse(format!("https://api-cdn.{d}/")),
             });
         };
         let url = base(b)?;
@@ -74,6 +77,7 @@ impl Endpoints {
             .expect("http(s) URLs can become ws(s)");
         Ok(Endpoints {
             login: url.clone(),
+            cdn: url.clone(),
             api: url,
             socket,
         })
@@ -81,6 +85,22 @@ impl Endpoints {
 
     pub fn token_url(&self) -> Url {
         self.login.join("oauth/token").expect("static path")
+    }
+
+    /// The public configuration of a Messenger deployment,
+    /// `{cdn}/webdeployments/v1/deployments/{deploymentId}/config.json` (transport SDK
+    /// `util/Urls.kt`, `deploymentConfigUrl`).
+    pub fn deployment_config(&self, deployment_id: &str) -> std::result::Result<Url, String> {
+        let mut url = self.cdn.clone();
+        let path = format!(
+            "{}/webdeployments/v1/deployments/{}/config.json",
+            self.cdn.path().trim_end_matches('/'),
+            path_segment(deployment_id)?
+        );
+        url.set_path(&path);
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(url)
     }
 
     /// An API URL from its path segments, each one exactly one segment whatever it holds: ids

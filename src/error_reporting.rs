@@ -114,6 +114,9 @@ pub fn hint(err: &Error) -> Option<String> {
             _ if remote.is_expired_url() => {
                 "the pre-signed URL expired before the upload; run again (a fresh URL is requested each time)"
             }
+            (Some(403), Some("WebsocketAccessDenied")) => {
+                "pass --origin https://<a domain the deployment allows> (its Messenger configuration lists them)"
+            }
             (Some(403), _) if *stage == Stage::Transfer => {
                 "the storage refused the upload signature; this is a platform or proxy problem, retry later"
             }

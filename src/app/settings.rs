@@ -333,7 +333,7 @@ pub fn resolve_route(
             deployment_id: need(&s.deployment, "--deployment <ID> (GENESYS_DEPLOYMENT_ID)")?,
             origin: non_empty(&s.origin).map(str::to_string),
             session_token: s.session_token.unwrap_or_else(uuid::Uuid::new_v4),
-            message,
+            message: guest::checked_message(message)?,
         }),
         RouteName::Conversation => RouteConfig::Conversation(conversation::Config {
             conversation_id: need(

@@ -135,7 +135,10 @@ impl Pipeline {
                 if let Some(job) = job {
                     self.journal_failure(&job, &e).await;
                 }
-                let record = audit::failed(self.route_name(), &shown, file, &e, ms);
+                let mut record = audit::failed(self.route_name(), &shown, file, &e, ms);
+                if let Some(f) = file {
+                    record.extra.extend(self.route.discard(f).await);
+                }
                 (record, Some(e))
             }
         }

@@ -38,12 +38,7 @@ impl RouteConfig {
         let name = self.name();
         Ok(match self {
             RouteConfig::ExternalContact(c) => Box::new(c.build(ctx.api(name)?)),
-            RouteConfig::Guest(c) => Box::new(guest::Guest::new(
-                ctx.endpoints.socket.clone(),
-                c,
-                ctx.confirm_timeout,
-                ctx.retry,
-            )),
+            RouteConfig::Guest(c) => Box::new(guest::Guest::new(ctx, c)),
             RouteConfig::Conversation(c) => Box::new(c.build(ctx.api(name)?, ctx.confirm_timeout)),
         })
     }

@@ -225,6 +225,13 @@ pub trait Route: Send + Sync {
         Ok(false)
     }
 
+    /// After `file` failed or was abandoned: removes what the route left on the platform for it
+    /// that nothing uses (the guest route's attachments no message carries), and returns what the
+    /// failure's record says of it.
+    async fn discard(&self, _file: &ValidatedFile) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+
     /// What the target accepts, as the platform reported it (for `doctor`), where it says.
     async fn rules(&self) -> Option<String> {
         None

@@ -31,6 +31,12 @@ pub struct Faults {
     /// Advertise `*/*` with no limits in SessionResponse but enforce the real rules in
     /// onAttachment, as a deployment with a stricter Supported Content profile can.
     pub guest_hidden_rules: bool,
+    /// The deployment's allowed domains: a guest socket handshake whose `Origin` host is not one
+    /// of them is refused with HTTP 403. Empty: any Origin.
+    pub guest_allowed_origins: Vec<String>,
+    /// An older deployment: SessionResponse carries no `allowedMedia`, and config.json has no
+    /// `fileUpload.enableAttachments`, only `fileUpload.modes` with the rules.
+    pub guest_omit_allowed_media: bool,
     /// The next n guest configureSession calls (without startNew) of an existing session find
     /// its conversation ended: the session answers `readOnly: true`.
     pub read_only_sessions: u32,
@@ -58,6 +64,18 @@ pub struct Faults {
     pub drop_sends: u32,
     /// The next guest connection is closed by the server after it sent this many frames.
     pub close_guest_after_frames: u32,
+    /// The next n guest uploads: the session's sockets are closed 200 ms after the object lands
+    /// (the client waits for its upload event by then); the event goes to sockets bound later.
+    pub close_guest_on_upload: u32,
+    /// The next n guest upload events are lost: the session's sockets are closed instead.
+    pub lose_guest_upload_events: u32,
+    /// The next n guest onMessage are sent, then the socket closes before their echo.
+    pub lose_guest_sends: u32,
+    /// The next n guest onMessage close the socket unread: nothing is sent.
+    pub drop_guest_sends: u32,
+    /// How long after its object lands a guest attachment counts as uploaded and its upload
+    /// event is sent (the platform's scan), milliseconds.
+    pub guest_scan_delay_ms: u64,
     /// Requests held at a point of their handling, so a test can kill the client there.
     pub pause: Vec<Pause>,
 }
@@ -167,6 +185,8 @@ impl Default for Faults {
             guest_max_file_size_kb: 10240,
             guest_blocked_extensions: vec![".exe".into(), ".bat".into()],
             guest_hidden_rules: false,
+            guest_omit_allowed_media: false,
+            guest_allowed_origins: Vec::new(),
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,
@@ -179,6 +199,11 @@ impl Default for Faults {
             lose_sends: 0,
             drop_sends: 0,
             close_guest_after_frames: 0,
+            close_guest_on_upload: 0,
+            lose_guest_upload_events: 0,
+            lose_guest_sends: 0,
+            drop_guest_sends: 0,
+            guest_scan_delay_ms: 0,
             pause: Vec::new(),
         }
     }

@@ -282,3 +282,517 @@ fn an_unknown_deployment_is_refused() {
         "{e}"
     );
 }
+
+/// A raw guest socket on the sandbox, and a session configured on it with a new token.
+async fn raw_session(
+    env: &Env,
+    token: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    serde_json::Value,
+) {
+    let mut url = env.sandbox.base_url.join("v1").unwrap();
+    url.set_scheme("ws").unwrap();
+    url.set_query(Some(&format!(
+        "deploymentId={}&application=test",
+        env.sandbox.deployment_id()
+    )));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let answer = configure(env, &mut ws, token, false).await;
+    (ws, answer)
+}
+
+async fn configure(
+    env: &Env,
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    token: &str,
+    start_new: bool,
+) -> serde_json::Value {
+    let req = serde_json::json!({"action": "configureSession", "token": token,
+        "deploymentId": env.sandbox.deployment_id(), "startNew": start_new,
+        "tracingId": uuid::Uuid::new_v4().to_string()});
+    crate::sandbox::guest_request(ws, req).await
+}
+
+/// The sandbox, as the platform: a session whose conversation ended starts a new one only on a
+/// socket where closeSession with `closeAllConnections: true` was answered `connected: false`
+/// (transport SDK `MessagingClientImpl.kt`: `startNewChat`, `handleSessionResponse`).
+#[test]
+fn a_new_conversation_starts_only_after_close_all_connections() {
+    let env = Env::new();
+    env.block_on(async {
+        let token = uuid::Uuid::new_v4().to_string();
+        drop(raw_session(&env, &token).await);
+        env.sandbox.faults().read_only_sessions = 1;
+        let (mut ws, answer) = raw_session(&env, &token).await;
+        assert_eq!(answer["body"]["readOnly"], true);
+        let close = |all: bool| {
+            serde_json::json!({"action": "closeSession", "token": token,
+                "closeAllConnections": all, "tracingId": uuid::Uuid::new_v4().to_string()})
+        };
+        let kept = crate::sandbox::guest_request(&mut ws, close(false)).await;
+        assert_eq!(kept["class"], "SessionResponse");
+        assert_eq!(kept["body"]["connected"], true, "{kept}");
+        let still = configure(&env, &mut ws, &token, true).await;
+        assert_eq!(still["body"]["readOnly"], true, "not closed: {still}");
+
+        let closed = crate::sandbox::guest_request(&mut ws, close(true)).await;
+        assert_eq!(closed["class"], "SessionResponse");
+        assert_eq!(closed["body"]["connected"], false, "{closed}");
+        let fresh = configure(&env, &mut ws, &token, true).await;
+        assert!(
+            fresh["body"].get("readOnly").is_none(),
+            "not read-only: {fresh}"
+        );
+        assert_eq!(fresh["body"]["newSession"], true, "{fresh}");
+    });
+}
+
+/// A file of exactly `len` bytes that validates as a PDF.
+fn pdf_of(len: usize) -> Vec<u8> {
+    let mut b = pdf(100);
+    b.resize(len, b' ');
+    b
+}
+
+/// The size rule is the transport SDK's: `size / 1000 > maxFileSizeKB` in whole kilobytes
+/// (`AttachmentHandlerImpl.kt`), so 2999 bytes pass a 2 KB limit and 3000 do not.
+#[test]
+fn the_size_limit_counts_whole_kilobytes_as_the_sdk_does() {
+    let env = Env::new();
+    env.sandbox.faults().guest_max_file_size_kb = 2;
+    let fits = env.file("fits.pdf", &pdf_of(2999));
+    let over = env.file("over.pdf", &pdf_of(3000));
+    let out = env.guest_cmd().arg(&fits).arg(&over).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let recs = records(&out.stdout);
+    assert_eq!(
+        by_name(&recs, "fits.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(by_name(&recs, "over.pdf")["error"]["rule"], "too-large");
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].size, 2999);
+}
+
+/// A deployment whose session answer carries no `allowedMedia`: as the transport SDK does, the
+/// rules come from its config.json (`fileUpload.modes`), so files within them are sent.
+#[test]
+fn without_allowed_media_the_deployment_configuration_gives_the_rules() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.guest_omit_allowed_media = true;
+        f.guest_max_file_size_kb = 2;
+    }
+    let fits = env.file("fits.pdf", &pdf_of(1500));
+    let big = env.file("big.pdf", &pdf_of(5000));
+    let bundle = env.file("bundle.zip", &zip(100));
+    let out = env
+        .guest_cmd()
+        .arg(&fits)
+        .arg(&big)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let recs = records(&out.stdout);
+    assert_eq!(
+        by_name(&recs, "fits.pdf")["action"],
+        "FILE_UPLOAD_COMPLETED",
+        "{}",
+        stderr(&out)
+    );
+    let big = &by_name(&recs, "big.pdf")["error"];
+    assert_eq!(big["rule"], "too-large");
+    assert!(big["message"].as_str().unwrap().contains("2 KB"), "{big}");
+    assert_eq!(
+        by_name(&recs, "bundle.zip")["error"]["rule"],
+        "type-not-allowed"
+    );
+    assert_eq!(env.sandbox.objects().len(), 1);
+    let config = format!(
+        "/webdeployments/v1/deployments/{}/config.json",
+        env.sandbox.deployment_id()
+    );
+    let fetched = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == config)
+        .count();
+    assert_eq!(fetched, 1, "config.json read once per run");
+
+    // `doctor` says where the rules come from.
+    let out = env.guest_cmd().arg("doctor").output().unwrap();
+    assert!(stderr(&out).contains("config.json"), "{}", stderr(&out));
+}
+
+/// The sandbox leaves false flags out of SessionResponse, as the SDK's model allows
+/// (`SessionResponse.kt`: `newSession = false`); a resumed session is then reported as existing.
+#[test]
+fn a_session_answer_without_new_session_is_an_existing_session() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    let first = &records(&out.stdout)[0];
+    assert_eq!(first["newSession"], true, "{}", stderr(&out));
+    let token = first["sessionToken"].as_str().unwrap().to_string();
+    env.block_on(async {
+        let (_ws, answer) = raw_session(&env, &token).await;
+        assert_eq!(answer["class"], "SessionResponse");
+        assert!(answer["body"].get("newSession").is_none(), "{answer}");
+        assert_eq!(answer["body"]["connected"], true);
+    });
+    let b = env.file("b.pdf", &pdf(1001));
+    let out = env
+        .guest_cmd()
+        .args(["--session-token", &token])
+        .arg(&b)
+        .output()
+        .unwrap();
+    let second = &records(&out.stdout)[0];
+    assert_eq!(
+        second["action"],
+        "FILE_UPLOAD_COMPLETED",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(second["newSession"], false);
+}
+
+/// A caption over the guest limit (4096 UTF-8 bytes, 4011 MessageTooLong) is refused before
+/// anything is sent, instead of a file uploaded and then refused; one at the limit is sent.
+#[test]
+fn a_caption_over_the_guest_limit_is_refused_before_any_upload() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    // 2049 characters, 4098 bytes: the limit is in bytes.
+    let long = "é".repeat(2049);
+    let out = env
+        .guest_cmd()
+        .args(["--message", &long])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Usage.code()),
+        "{}",
+        stderr(&out)
+    );
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["kind"], "config");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("--message") && message.contains("4096"),
+        "{e}"
+    );
+    assert!(env.sandbox.objects().is_empty());
+    assert!(env.sandbox.requests().is_empty(), "nothing was asked");
+
+    let fits = "é".repeat(2048);
+    let out = env
+        .guest_cmd()
+        .args(["--message", &fits])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(env.sandbox.messages()[0]["text"], fits.as_str());
+}
+
+/// A deployment that restricts allowed domains refuses the handshake with HTTP 403: the record
+/// says so and how to fix it; with an allowed `--origin` the file goes through.
+#[test]
+fn a_refused_origin_is_reported_with_its_fix() {
+    let env = Env::new();
+    env.sandbox.faults().guest_allowed_origins = vec!["www.example.com".into()];
+    let a = env.file("a.pdf", &pdf(1000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
+    let e = &records(&out.stdout)[0]["error"];
+    assert_eq!(e["httpStatus"], 403, "{e}");
+    assert_eq!(e["code"], "WebsocketAccessDenied");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("allowed domains"), "{e}");
+    assert!(
+        message.contains(env.sandbox.base_url.host_str().unwrap()),
+        "the Origin sent: {e}"
+    );
+    assert!(
+        e["hint"].as_str().unwrap().contains("--origin https://"),
+        "{e}"
+    );
+    let handshakes = env
+        .sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1")
+        .count();
+    assert_eq!(handshakes, 1, "a refusal is not retried");
+
+    let out = env
+        .guest_cmd()
+        .args(["--origin", "https://www.example.com"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// The socket drops after the object landed, while the platform's scan runs: getAttachment
+/// answers with a URL to upload to, not a refreshed link, so gcupload keeps waiting for the
+/// upload event instead of sending an attachment that is not uploaded yet (4010).
+#[test]
+fn a_get_attachment_answer_without_a_refreshed_link_is_not_an_upload() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.close_guest_on_upload = 1;
+        f.guest_scan_delay_ms = 1500;
+    }
+    let bytes = pdf(3000);
+    let a = env.file("a.pdf", &bytes);
+    let out = env.guest_cmd().arg("-v").arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+    assert!(stderr(&out).contains("reconnecting"), "the socket dropped");
+    let objects = env.sandbox.objects();
+    assert_eq!(objects.len(), 1, "uploaded once");
+    assert_eq!(objects[0].sha256, sha256(&bytes));
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["attachmentIds"][0], r["fileId"]);
+}
+
+/// The upload event is lost with the socket: getAttachment's refreshed link (empty headers,
+/// fileSize) confirms the upload.
+#[test]
+fn a_lost_upload_event_is_recovered_from_a_refreshed_link() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_upload_events = 1;
+        f.guest_scan_delay_ms = 300;
+    }
+    let a = env.file("a.pdf", &pdf(3000));
+    let out = env.guest_cmd().arg("-v").arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reconnecting"), "the socket dropped");
+    assert_eq!(env.sandbox.objects().len(), 1);
+    assert_eq!(env.sandbox.messages().len(), 1);
+}
+
+/// A message refused after its attachment was uploaded leaves no orphan: gcupload deletes the
+/// attachment (deleteAttachment → AttachmentDeletedResponse, as the SDK's detach) and the
+/// record says so.
+#[test]
+fn an_attachment_whose_message_was_refused_is_deleted() {
+    let env = Env::new();
+    env.sandbox
+        .faults()
+        .inject
+        .push(gcupload::sandbox::Inject::new("send", 500, None));
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["stage"], "send", "{r}");
+    let orphans = r["orphans"]
+        .as_array()
+        .expect("the record lists the orphans");
+    assert_eq!(orphans.len(), 1, "{r}");
+    assert_eq!(orphans[0]["deleted"], true, "{r}");
+    assert!(
+        env.sandbox.objects().is_empty(),
+        "the attachment's object is gone"
+    );
+    assert!(env.sandbox.messages().is_empty());
+}
+
+/// The binary on the guest route, running in the background.
+fn spawn_guest(env: &Env, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .env_clear()
+        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
+        .env("GENESYS_DEPLOYMENT_ID", env.sandbox.deployment_id())
+        .env("GCUPLOAD_STATE_DIR", env.outbox())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A run abandoned (a second interrupt) while the platform scans its upload deletes the
+/// attachment it will never send, and the interrupted record says so.
+#[cfg(unix)]
+#[test]
+fn an_abandoned_upload_is_deleted() {
+    let env = Env::new();
+    env.sandbox.faults().guest_scan_delay_ms = 30_000;
+    let a = env.file("a.pdf", &pdf(2000));
+    let child = spawn_guest(&env, &[a.as_os_str()]);
+    for _ in 0..500 {
+        if env.sandbox.objects().len() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(env.sandbox.objects().len(), 1, "the PUT landed");
+    for _ in 0..2 {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Interrupted.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["error"]["kind"], "interrupted", "{r}");
+    assert_eq!(r["orphans"][0]["deleted"], true, "{r}");
+    assert!(
+        env.sandbox.objects().is_empty(),
+        "the attachment's object is gone"
+    );
+}
+
+/// The message went out but the socket closed before its echo: the session's history (getJwt,
+/// then the messages endpoint, as the SDK's history) shows it, so the file is done, not "may
+/// have been sent", and it is not sent twice.
+#[test]
+fn a_send_whose_echo_was_lost_is_found_in_the_session_history() {
+    let env = Env::new();
+    env.sandbox.faults().lose_guest_sends = 1;
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendChecked"], true, "{r}");
+    assert!(stderr(&out).is_empty() || !stderr(&out).contains("sending it again"));
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "sent once");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+    assert_eq!(messages[0]["attachmentIds"][0], r["fileId"]);
+    assert!(
+        env.sandbox
+            .requests()
+            .iter()
+            .any(|q| q.path == "/api/v2/webmessaging/messages")
+    );
+}
+
+/// The socket closed after the message was written but before the platform read it: the history
+/// does not show it, so it is sent once more and the record says why.
+#[test]
+fn a_send_the_history_does_not_show_is_sent_again() {
+    let env = Env::new();
+    env.sandbox.faults().drop_guest_sends = 1;
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["sendChecked"], true, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "sent once");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+}
+
+/// When the history cannot be read, a lost echo is still reported as "may have been sent".
+#[test]
+fn without_the_history_a_lost_echo_may_have_been_sent() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_sends = 1;
+        let mut unavailable = gcupload::sandbox::Inject::new("check", 503, None);
+        unavailable.times = 100;
+        f.inject.push(unavailable);
+    }
+    let a = env.file("a.pdf", &pdf(2000));
+    let out = env.guest_cmd().arg(&a).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    let r = &records(&out.stdout)[0];
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may have been sent"),
+        "{r}"
+    );
+    assert!(r.get("orphans").is_none(), "a message may carry it: {r}");
+    assert_eq!(env.sandbox.messages().len(), 1);
+}
+
+/// A run that could not tell whether its message went out leaves it in the journal; the next run
+/// on the same session reads the history, finds the message and completes the file without
+/// sending it again.
+#[test]
+fn a_later_run_finds_an_earlier_runs_send_in_the_history() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.lose_guest_sends = 1;
+        let mut unavailable = gcupload::sandbox::Inject::new("check", 503, None);
+        unavailable.times = 100;
+        f.inject.push(unavailable);
+    }
+    let token = uuid::Uuid::new_v4().to_string();
+    let a = env.file("a.pdf", &pdf(2000));
+    let run = || {
+        env.guest_cmd()
+            .args(["--session-token", &token])
+            .arg(&a)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Network.code()),
+        "{}",
+        stderr(&out)
+    );
+    env.sandbox.faults().inject.clear();
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
+    assert_eq!(r["resumed"], true, "{r}");
+    assert_eq!(r["sendChecked"], true, "{r}");
+    let messages = env.sandbox.messages();
+    assert_eq!(messages.len(), 1, "never sent twice");
+    assert_eq!(r["messageId"], messages[0]["id"]);
+    assert_eq!(env.sandbox.objects().len(), 1);
+}

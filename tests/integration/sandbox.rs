@@ -166,7 +166,7 @@ fn oauth_rejects_wrong_credentials_and_grants() {
 }
 
 /// One guest request over a raw socket, returning the answer frame.
-async fn guest_request(
+pub async fn guest_request(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,

@@ -3,7 +3,27 @@
 use serde_json::Value;
 
 use crate::config::Endpoints;
+use crate::error::{Error, Result};
 use crate::redact;
+
+/// The longest caption the guest API takes, in UTF-8 bytes: longer is refused with 4011
+/// MessageTooLong (the code: transport SDK `core/ErrorCode.kt`). No official source publishes the
+/// number; 4096 bytes is the published inbound limit the project's protocol reference quotes,
+/// counted in bytes, the strictest reading (a caption that fits is never too long in characters).
+pub const MESSAGE_MAX_BYTES: usize = 4096;
+
+/// `--message` as the guest route will send it: refused at start-up, before any upload, when the
+/// platform would refuse it after the file was uploaded.
+pub fn checked_message(text: Option<String>) -> Result<Option<String>> {
+    match text {
+        Some(t) if t.len() > MESSAGE_MAX_BYTES => Err(Error::config(format!(
+            "--message is {} bytes long (UTF-8); the guest API takes at most {MESSAGE_MAX_BYTES} \
+             (4011 MessageTooLong): shorten it",
+            t.len()
+        ))),
+        other => Ok(other),
+    }
+}
 
 /// Who the guest is, on which deployment, and what it says with each file.
 #[derive(Debug, Clone)]

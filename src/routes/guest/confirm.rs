@@ -12,6 +12,23 @@ use crate::error::{Result, Stage};
 use crate::redact;
 use crate::routes::route::Confirmation;
 
+/// A sent message: its echo (or its entry in the session's history), and whether the history
+/// was looked at because the echo was lost.
+pub(super) struct Sent {
+    pub(super) echo: Frame,
+    pub(super) checked: bool,
+}
+
+/// What getAttachment says of an attachment.
+enum Known {
+    /// Uploaded: its success event, rebuilt from the refreshed link.
+    Uploaded(Frame),
+    /// Issued, not uploaded yet (or its scan is under way).
+    Pending,
+    /// Not known to the session, or an answer that says nothing.
+    Unknown,
+}
+
 impl Link {
     /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
     pub(super) async fn upload_event(
@@ -31,8 +48,8 @@ impl Link {
         }
     }
 
-    /// On a new socket: a download URL for the attachment means it was stored; without one,
-    /// the event may still come.
+    /// On a new socket: getAttachment's refreshed link means it was stored; otherwise the
+    /// event may still come.
     async fn recover_upload_event(
         &self,
         slot: &mut Option<Session>,
@@ -40,51 +57,111 @@ impl Link {
         timeout: Duration,
     ) -> Result<Frame> {
         self.reconnect(slot).await?;
-        let asked = self
-            .ask(slot, frames::get_attachment(id), Stage::Confirm)
-            .await;
-        match asked {
-            Ok(f) if f.class == "PresignedUrlResponse" => {
-                Ok(Frame::upload_success(id, &f.body["url"]))
-            }
-            _ => Ok(live(slot)
+        match self.ask_attachment(slot, id).await? {
+            Known::Uploaded(event) => Ok(event),
+            Known::Pending | Known::Unknown => Ok(live(slot)
                 .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
                 .await?),
         }
     }
 
-    /// Sends `message` (an onMessage) and returns its echo. Resent only when it was never
-    /// written: one written but not echoed may have posted the file already.
-    pub(super) async fn send_message(
-        &self,
-        slot: &mut Option<Session>,
-        message: Value,
-    ) -> Result<Frame> {
-        if live(slot).is_closed() {
-            self.reconnect(slot).await?;
-        }
-        match self.ask(slot, message.clone(), Stage::Send).await {
-            Err(SocketError::Unsent(_)) => self.resend(slot, message, Stage::Send).await,
-            Err(SocketError::Closed(_)) => Err(not_echoed()),
-            other => Ok(other?),
-        }
-    }
-
-    /// On a new socket: the attachment's success event, when getAttachment shows it uploaded.
-    pub(super) async fn uploaded(
-        &self,
-        slot: &mut Option<Session>,
-        id: &str,
-    ) -> Result<Option<Frame>> {
+    /// What getAttachment says of attachment `id`. The SDK uses it only to refresh the link of
+    /// an uploaded attachment (`MessagingClientImpl.kt`, `refreshAttachmentUrl`); only that
+    /// shape of answer means uploaded.
+    async fn ask_attachment(&self, slot: &mut Option<Session>, id: &str) -> Result<Known> {
         match self
             .ask(slot, frames::get_attachment(id), Stage::Confirm)
             .await
         {
-            Ok(f) if f.class == "PresignedUrlResponse" => {
-                Ok(Some(Frame::upload_success(id, &f.body["url"])))
+            Ok(f) if f.is_refreshed_attachment() => {
+                Ok(Known::Uploaded(Frame::upload_success(id, &f.body["url"])))
             }
-            Ok(_) | Err(SocketError::Other(_)) => Ok(None),
+            Ok(f) if f.class == "PresignedUrlResponse" => Ok(Known::Pending),
+            Ok(_) | Err(SocketError::Other(_)) => Ok(Known::Unknown),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends `message` (an onMessage carrying attachment `id`) and returns its echo. Resent
+    /// only when it was never written, or when the session's history shows that it did not go
+    /// out: one written but not echoed may have posted the file already.
+    pub(super) async fn send_message(
+        &self,
+        slot: &mut Option<Session>,
+        message: Value,
+        id: &str,
+    ) -> Result<Sent> {
+        if live(slot).is_closed() {
+            self.reconnect(slot).await?;
+        }
+        let echo = match self.ask(slot, message.clone(), Stage::Send).await {
+            Err(SocketError::Unsent(_)) => self.resend(slot, message, Stage::Send).await?,
+            Err(SocketError::Closed(_)) => return self.after_lost_echo(slot, message, id).await,
+            other => other?,
+        };
+        Ok(Sent {
+            echo,
+            checked: false,
+        })
+    }
+
+    /// The socket closed after the message was written: the history says whether it went out;
+    /// if it did not, it is sent once more. "May have been sent" only when no look is possible.
+    async fn after_lost_echo(
+        &self,
+        slot: &mut Option<Session>,
+        message: Value,
+        id: &str,
+    ) -> Result<Sent> {
+        tracing::info!(
+            "the message was written but not echoed; looking for it in the session's history"
+        );
+        if let Err(e) = self.reconnect(slot).await {
+            let why = format!("the session's history cannot be read without a socket ({e})");
+            return Err(not_echoed(&why));
+        }
+        match self.find_sent(slot, id).await {
+            Ok(Some(echo)) => Ok(Sent {
+                echo,
+                checked: true,
+            }),
+            Ok(None) => {
+                tracing::info!("the message is not in the session's history; sending it again");
+                match self.ask(slot, message, Stage::Send).await {
+                    Ok(echo) => Ok(Sent {
+                        echo,
+                        checked: true,
+                    }),
+                    Err(SocketError::Closed(_)) => Err(not_echoed(
+                        "neither was the copy sent after the history did not show the first",
+                    )),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(why) => Err(not_echoed(&format!(
+                "the session's history could not be read ({why})"
+            ))),
+        }
+    }
+
+    /// For an attachment an earlier run left part-way: its upload event, if getAttachment shows
+    /// it uploaded, or if the earlier run's PUT `landed` and the attachment is still waiting for
+    /// its verdict (the scan is under way). `None`: upload it again.
+    pub(super) async fn uploaded(
+        &self,
+        slot: &mut Option<Session>,
+        id: &str,
+        landed: bool,
+        timeout: Duration,
+    ) -> Result<Option<Frame>> {
+        match self.ask_attachment(slot, id).await? {
+            Known::Uploaded(event) => Ok(Some(event)),
+            Known::Pending if landed => Ok(Some(
+                live(slot)
+                    .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
+                    .await?,
+            )),
+            Known::Pending | Known::Unknown => Ok(None),
         }
     }
 

@@ -38,6 +38,28 @@ impl Frame {
         }
     }
 
+    /// A `PresignedUrlResponse` that refreshes the link of an uploaded attachment: empty
+    /// `headers` and a `fileSize` (transport SDK `util/extensions/MessageExtension.kt`,
+    /// `isRefreshUrl`). Any other is a URL to upload to, which says nothing of an upload.
+    pub(super) fn is_refreshed_attachment(&self) -> bool {
+        self.class == "PresignedUrlResponse"
+            && self.body["headers"]
+                .as_object()
+                .is_some_and(|h| h.is_empty())
+            && self.body["fileSize"].is_u64()
+    }
+
+    /// A message the session's history shows, as if it were the echo of its send.
+    pub(super) fn sent_message(body: Value) -> Frame {
+        Frame {
+            kind: "message".into(),
+            class: "StructuredMessage".into(),
+            code: 200,
+            body,
+            tracing_id: None,
+        }
+    }
+
     pub(super) fn body_str(&self, k: &str) -> Option<&str> {
         self.body.get(k).and_then(Value::as_str)
     }
@@ -120,9 +142,17 @@ pub(super) fn configure_session(deployment_id: &str, start_new: bool) -> Value {
     json!({"action": "configureSession", "deploymentId": deployment_id, "startNew": start_new})
 }
 
-/// Ends the conversation but keeps the socket, so the session can start a new one.
+/// Ends the session's connections so that it can start a new conversation. The transport SDK
+/// always sends `closeAllConnections: true` and waits for a `SessionResponse` with
+/// `connected: false` (MyPureCloud/genesys-messenger-transport-mobile-sdk, `MessagingClientImpl.kt`,
+/// `closeAllConnectionsForTheSession` and `handleSessionResponse`).
 pub(super) fn close_session() -> Value {
-    json!({"action": "closeSession", "closeAllConnections": false})
+    json!({"action": "closeSession", "closeAllConnections": true})
+}
+
+/// The answer a `closeSession` waits for: the session's connections are closed.
+pub(super) fn is_disconnected(f: &Frame) -> bool {
+    f.class == "SessionResponse" && f.body_flag("connected") == Some(false)
 }
 
 pub(super) fn on_attachment(attachment_id: &str, file: &ValidatedFile) -> Value {
@@ -138,6 +168,10 @@ pub(super) fn on_attachment(attachment_id: &str, file: &ValidatedFile) -> Value 
 
 pub(super) fn get_attachment(attachment_id: &str) -> Value {
     json!({"action": "getAttachment", "attachmentId": attachment_id})
+}
+
+pub(super) fn delete_attachment(attachment_id: &str) -> Value {
+    json!({"action": "deleteAttachment", "attachmentId": attachment_id})
 }
 
 pub(super) fn on_message(caption: &str, attachment_id: &str) -> Value {

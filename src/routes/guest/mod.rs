@@ -5,7 +5,10 @@
 
 mod config;
 mod confirm;
+mod deployment;
 mod frames;
+mod history;
+mod orphans;
 mod rules;
 mod session;
 mod socket;
@@ -13,32 +16,40 @@ mod socket;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use url::Url;
 
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
-use crate::error::{Result, Stage};
+use crate::error::{Error, Result, Stage};
 use crate::validate::ValidatedFile;
-pub use config::Config;
+pub use config::{Config, MESSAGE_MAX_BYTES, checked_message};
 pub use frames::Frame;
+use orphans::Orphans;
 use session::Link;
 use socket::SocketError;
 
 pub struct Guest {
     link: Link,
     confirm_timeout: Duration,
+    /// Attachments of each file that no message carries yet.
+    orphans: Orphans,
 }
 
 impl Guest {
-    pub fn new(
-        socket_url: Url,
-        config: Config,
-        confirm_timeout: Duration,
-        retry: crate::retry::Policy,
-    ) -> Self {
+    pub fn new(ctx: &route::Context, config: Config) -> Self {
         Guest {
-            link: Link::new(socket_url, config, retry),
-            confirm_timeout,
+            link: Link::new(ctx, config),
+            confirm_timeout: ctx.confirm_timeout,
+            orphans: Orphans::default(),
         }
+    }
+
+    /// The platform's verdict on attachment `id` of `file`: a refused attachment is the
+    /// platform's to remove, not ours (the SDK drops it too, `AttachmentHandlerImpl.kt`, `onError`).
+    fn verdict(&self, file: &ValidatedFile, id: &str, event: &Frame) -> Result<Confirmation> {
+        if event.class == "UploadFailureEvent" {
+            self.orphans.settle(&file.path, id);
+            return Err(event.upload_failure());
+        }
+        Ok(self.link.confirmation(id, event))
     }
 }
 
@@ -108,7 +119,9 @@ impl Route for Guest {
             other => other?,
         };
         answer.require_class("PresignedUrlResponse", "onAttachment", Stage::RequestUrl)?;
-        upload_target(&answer, &attachment_id, file)
+        let target = upload_target(&answer, &attachment_id, file)?;
+        self.orphans.track(&file.path, &attachment_id);
+        Ok(target)
     }
 
     /// The deployment and the session: a run without `--session-token` opens a new session, so
@@ -118,7 +131,7 @@ impl Route for Guest {
         format!("{}/{}", c.deployment_id, c.session_token)
     }
 
-    async fn confirm(&self, _file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
+    async fn confirm(&self, file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
         let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
         // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
@@ -126,27 +139,26 @@ impl Route for Guest {
             .link
             .upload_event(&mut guard, id, self.confirm_timeout)
             .await?;
-        if event.class == "UploadFailureEvent" {
-            return Err(event.upload_failure());
-        }
-        Ok(self.link.confirmation(id, &event))
+        self.verdict(file, id, &event)
     }
 
     /// The upload event went to the earlier run's socket: getAttachment on the same session
-    /// says whether the attachment was uploaded.
+    /// says whether the attachment was uploaded (or, after a PUT that landed, is being scanned).
     async fn resume(
         &self,
-        _file: &ValidatedFile,
+        file: &ValidatedFile,
         up: &Uploaded,
-        _landed: bool,
+        landed: bool,
     ) -> Result<Option<Confirmation>> {
         let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
-        Ok(self
+        let event = self
             .link
-            .uploaded(&mut guard, id)
-            .await?
-            .map(|event| self.link.confirmation(id, &event)))
+            .uploaded(&mut guard, id, landed, self.confirm_timeout)
+            .await?;
+        let Some(event) = event else { return Ok(None) };
+        self.orphans.track(&file.path, id);
+        self.verdict(file, id, &event).map(Some)
     }
 
     fn sends(&self) -> bool {
@@ -154,18 +166,78 @@ impl Route for Guest {
     }
 
     async fn send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
+        let id = conf.file_id.as_str();
+        self.orphans.track(&file.path, id);
         let mut guard = self.link.session().await?;
         let caption = self.link.config.message.as_deref();
         let caption = caption.unwrap_or(&file.file_name);
-        let echo = self
+        let sent = self
             .link
-            .send_message(&mut guard, frames::on_message(caption, &conf.file_id))
-            .await?;
-        echo.require_class("StructuredMessage", "onMessage", Stage::Send)?;
-        if let Some(m) = echo.body_str("id") {
+            .send_message(&mut guard, frames::on_message(caption, id), id)
+            .await;
+        // Only a refusal says the message was not sent; after anything else it may carry the
+        // attachment, which is then not ours to delete (nor, once sent, any earlier attempt's).
+        match &sent {
+            Ok(_) => self.orphans.forget(&file.path),
+            Err(Error::Remote { .. }) => {}
+            Err(_) => self.orphans.settle(&file.path, id),
+        }
+        let sent = sent?;
+        if sent.checked {
+            conf.extra.insert("sendChecked".into(), true.into());
+        }
+        sent.echo
+            .require_class("StructuredMessage", "onMessage", Stage::Send)?;
+        if let Some(m) = sent.echo.body_str("id") {
             conf.extra.insert("messageId".into(), m.into());
         }
         Ok(())
+    }
+
+    /// An earlier run stopped while sending: the session's history says whether its message
+    /// went out (the run that resumes must use the same `--session-token`); if it did not, it is
+    /// sent now.
+    async fn finish_send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<bool> {
+        let id = conf.file_id.clone();
+        let found = {
+            let mut guard = self.link.session().await?;
+            self.link.find_sent(&mut guard, &id).await
+        };
+        match found {
+            Ok(Some(message)) => {
+                tracing::info!("the session's history has the message an earlier run sent");
+                if let Some(m) = message.body_str("id") {
+                    conf.extra.insert("messageId".into(), m.into());
+                }
+                self.orphans.settle(&file.path, &id);
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "the session's history does not have the message an earlier run started: sending it"
+                );
+                self.send(file, conf).await?;
+            }
+            Err(why) => {
+                return Err(Error::MaybeSent {
+                    why: format!(
+                        "an earlier run was stopped while sending it, and the session's history could not be read ({why})"
+                    ),
+                });
+            }
+        }
+        conf.extra.insert("sendChecked".into(), true.into());
+        Ok(true)
+    }
+
+    /// Deletes the attachments the failed file left that no message carries.
+    async fn discard(&self, file: &ValidatedFile) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        let ids = self.orphans.take(&file.path);
+        if !ids.is_empty() {
+            let done = self.link.delete_attachments(ids).await;
+            extra.insert("orphans".into(), done.into());
+        }
+        extra
     }
 
     /// What the deployment accepts, as the open session reported it.

@@ -8,6 +8,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use url::Url;
 
 use super::config::Config;
+use super::deployment::{self, FileUpload};
 use super::frames::{self, Frame};
 use super::rules::SessionRules;
 use super::socket::{Connection, SocketError};
@@ -26,23 +27,50 @@ pub(super) fn live(slot: &mut Option<Session>) -> &mut Connection {
 
 /// The guest's link to the platform: the session on its socket, opened on first use.
 pub(super) struct Link {
-    socket_url: Url,
+    pub(super) socket_url: Url,
     pub(super) config: Config,
+    pub(super) http: reqwest::Client,
+    pub(super) endpoints: crate::config::Endpoints,
     retry: crate::retry::Policy,
     slot: Mutex<Option<Session>>,
     /// Whether this run's first connection created the session (reconnects find it existing).
     created: OnceLock<bool>,
+    /// The deployment's `fileUpload` (config.json), read once; `None` if it could not be.
+    upload: tokio::sync::OnceCell<Option<FileUpload>>,
 }
 
 impl Link {
-    pub(super) fn new(socket_url: Url, config: Config, retry: crate::retry::Policy) -> Self {
+    pub(super) fn new(ctx: &crate::routes::route::Context, config: Config) -> Self {
         Link {
-            socket_url,
+            socket_url: ctx.endpoints.socket.clone(),
             config,
-            retry,
+            http: ctx.http.clone(),
+            endpoints: ctx.endpoints.clone(),
+            retry: ctx.retry,
             slot: Mutex::new(None),
             created: OnceLock::new(),
+            upload: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The deployment's `fileUpload` from its config.json, fetched on first use.
+    async fn deployment_upload(&self) -> Option<&FileUpload> {
+        let fetch = || async {
+            let url = self
+                .endpoints
+                .deployment_config(&self.config.deployment_id)
+                .ok()?;
+            match deployment::file_upload(&self.http, &url).await {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    tracing::warn!(
+                        "the deployment configuration (config.json) could not be read ({e}): the session's allowedMedia applies, or else the platform decides on each file"
+                    );
+                    None
+                }
+            }
+        };
+        self.upload.get_or_init(fetch).await.as_ref()
     }
 
     /// Whether the session was new when this run first configured it.
@@ -130,8 +158,9 @@ impl Link {
     async fn connect(&self) -> Result<Session> {
         let mut conn = Connection::open(&self.url(), self.config.origin.as_deref()).await?;
         let answer = self.configure(&mut conn).await?;
-        let rules = SessionRules::parse(&answer.body);
-        let new_session = answer.body_flag("newSession").unwrap_or(true);
+        let rules = SessionRules::resolve(&answer.body, self.deployment_upload().await);
+        // Absent means false, as in the transport SDK's model (`shyrka/receive/SessionResponse.kt`).
+        let new_session = answer.body_flag("newSession").unwrap_or(false);
         tracing::info!(new_session, "guest session configured");
         let _ = self.created.set(new_session);
         Ok(Session { conn, rules })
@@ -150,14 +179,20 @@ impl Link {
         self.start_new_conversation(conn).await
     }
 
-    /// As the Messenger does for "start a new chat": closeSession, then configureSession anew,
-    /// on the same token.
+    /// As the Messenger does for "start a new chat": closeSession, its `connected: false`
+    /// answer, then configureSession anew on the same token (transport SDK,
+    /// `MessagingClientImpl.kt`: `startNewChat`, `handleSessionResponse`).
     async fn start_new_conversation(&self, conn: &mut Connection) -> Result<Frame> {
         tracing::info!(
             "the guest session is read-only (its conversation ended); starting a new conversation"
         );
         let token = self.config.session_token;
-        conn.request(token, frames::close_session(), Stage::RequestUrl)
+        // The disconnect answer may come without our tracingId; an error comes with it.
+        let closed = |f: &Frame, tid: &str| {
+            frames::is_disconnected(f)
+                || (f.tracing_id.as_deref() == Some(tid) && f.error_code().is_some())
+        };
+        conn.request_for(token, frames::close_session(), Stage::RequestUrl, closed)
             .await?;
         let request = frames::configure_session(&self.config.deployment_id, true);
         let answer = conn.request(token, request, Stage::RequestUrl).await?;

@@ -74,27 +74,57 @@ fn dropped(stage: Stage, message: &str) -> Error {
     }
 }
 
-/// The message was written but the socket closed before its echo.
-pub(super) fn not_echoed() -> Error {
-    dropped(
-        Stage::Send,
-        "the socket closed before the message was echoed; it may have been sent, so it is not sent again",
-    )
+/// The message was written but the socket closed before its echo, and `why` nothing settles it.
+pub(super) fn not_echoed(why: &str) -> Error {
+    Error::MaybeSent {
+        why: format!("the guest socket closed before the message was echoed, and {why}"),
+    }
 }
 
-/// The handshake request, with the Origin the SDKs always send (the socket's own host unless
-/// told otherwise: deployments may restrict allowed domains).
-fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<Request> {
+/// The handshake request and the Origin it carries. The SDKs always send one, the socket's own
+/// host (`network/PlatformSocket.kt`, Android and iOS); gcupload sends the socket's own origin in
+/// the standard `scheme://host` form unless `--origin` says otherwise: deployments may restrict
+/// allowed domains.
+fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<(Request, String)> {
     let mut req = url
         .as_str()
         .into_client_request()
         .map_err(|e| Error::config(format!("guest socket URL {shown}: {e}")))?;
-    let origin = origin.map_or_else(|| own_origin(url), str::to_string);
+    let origin = self::origin(url, origin);
     let v = origin
         .parse()
         .map_err(|_| Error::config(format!("--origin `{origin}` is not a valid header value")))?;
     req.headers_mut().insert("Origin", v);
-    Ok(req)
+    Ok((req, origin))
+}
+
+/// Why the handshake failed: a 403 is the deployment refusing our Origin (the SDK's
+/// `WebsocketAccessDenied`), anything else a network failure.
+fn refused(
+    e: tokio_tungstenite::tungstenite::Error,
+    origin: &str,
+    net: impl Fn(String) -> Error,
+) -> Error {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match e {
+        WsError::Http(resp) if resp.status().as_u16() == 403 => Error::Remote {
+            stage: Stage::RequestUrl,
+            remote: crate::error::Remote {
+                status: Some(403),
+                code: Some("WebsocketAccessDenied".into()),
+                message: format!(
+                    "the guest socket refused the handshake with HTTP 403: the deployment restricts allowed domains, and the Origin sent, `{origin}`, is not one of them"
+                ),
+                correlation_id: crate::http::correlation_id(resp.headers()),
+            },
+        },
+        e => net(format!("could not open the socket: {e}")),
+    }
+}
+
+/// The Origin to send: `configured` (`--origin`), else the socket's own.
+pub(super) fn origin(socket: &Url, configured: Option<&str>) -> String {
+    configured.map_or_else(|| own_origin(socket), str::to_string)
 }
 
 fn own_origin(url: &Url) -> String {
@@ -163,7 +193,7 @@ fn answers(f: &Frame, tracing_id: &str, attachment: Option<&str>) -> bool {
         || (attachment.is_some()
             && matches!(
                 f.class.as_str(),
-                "GenerateUrlError" | "PresignedUrlResponse"
+                "GenerateUrlError" | "PresignedUrlResponse" | "AttachmentDeletedResponse"
             )
             && f.body_str("attachmentId") == attachment)
 }
@@ -190,7 +220,7 @@ impl Connection {
             message,
         };
         crate::http::check_transport(url, "the guest socket")?;
-        let req = handshake(url, &shown, origin)?;
+        let (req, origin) = handshake(url, &shown, origin)?;
         tracing::info!(url = %shown, "opening the guest session socket");
         // Frames are small JSON; a hostile or broken server cannot make us buffer more.
         let limits = WebSocketConfig::default()
@@ -200,7 +230,7 @@ impl Connection {
         let (ws, _) = tokio::time::timeout(ANSWER_WAIT, connecting)
             .await
             .map_err(|_| net("timed out opening the socket".into()))?
-            .map_err(|e| net(format!("could not open the socket: {e}")))?;
+            .map_err(|e| refused(e, &origin, net))?;
         let (sink, stream) = ws.split();
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
@@ -235,8 +265,27 @@ impl Connection {
     pub(super) async fn request(
         &mut self,
         token: uuid::Uuid,
+        body: Value,
+        stage: Stage,
+    ) -> std::result::Result<Frame, SocketError> {
+        let attachment = body
+            .get("attachmentId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.request_for(token, body, stage, |f, tracing_id| {
+            answers(f, tracing_id, attachment.as_deref())
+        })
+        .await
+    }
+
+    /// Sends one request and returns the first frame `is_answer` picks (given the request's
+    /// tracingId), waiting out rate limits; an error answer is the error.
+    pub(super) async fn request_for(
+        &mut self,
+        token: uuid::Uuid,
         mut body: Value,
         stage: Stage,
+        is_answer: impl Fn(&Frame, &str) -> bool,
     ) -> std::result::Result<Frame, SocketError> {
         let deadline = Instant::now() + MAX_RETRY_AFTER * 2;
         loop {
@@ -244,9 +293,8 @@ impl Connection {
             body["token"] = json!(token);
             body["tracingId"] = json!(tracing_id);
             self.send(body.clone(), stage).await?;
-            let attachment = body.get("attachmentId").and_then(Value::as_str);
             let answer = self
-                .wait(stage, ANSWER_WAIT, |f| answers(f, &tracing_id, attachment))
+                .wait(stage, ANSWER_WAIT, |f| is_answer(f, &tracing_id))
                 .await?;
             if answer.class == "TooManyRequestsErrorMessage" {
                 wait_out(&answer, deadline, stage).await?;

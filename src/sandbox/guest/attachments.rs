@@ -1,6 +1,7 @@
 //! Attachments: onAttachment (a pre-signed PUT with a signed `x-amz-tagging`), getAttachment,
 //! deleteAttachment, and the upload events sent once the object lands and is scanned.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -8,7 +9,7 @@ use serde_json::{Value, json};
 use super::super::respond::now_rfc3339;
 use super::frame::{error, field, frame};
 use super::rules;
-use super::sessions::{Attachment, Call, Guest, Session};
+use super::sessions::{Attachment, CLOSE, Call, Guest, Session};
 
 /// Download links in answers and events live this long.
 const LINK_TTL: Duration = Duration::from_secs(600);
@@ -44,39 +45,44 @@ pub(crate) fn on_attachment(call: Call, session: &mut Session) -> String {
     issue(call, session, &a)
 }
 
-/// Signs the PUT and remembers the attachment as not yet uploaded.
+/// Remembers the attachment as not yet uploaded and answers with its signed PUT.
 fn issue(call: Call, session: &mut Session, a: &Announced) -> String {
-    let Call {
-        guest, token, tid, ..
-    } = call;
-    let Announced {
-        id,
-        name,
-        file_type,
-        size,
-    } = *a;
-    let key = format!("guest/{token}/{id}/{name}");
+    let attachment = Attachment {
+        key: format!("guest/{}/{}/{}", call.token, a.id, a.name),
+        file_name: a.name.into(),
+        file_type: a.file_type.into(),
+        size: a.size,
+        uploaded: None,
+        sent: false,
+    };
+    let answer = upload_answer(call.guest, a.id, &attachment, call.tid);
+    session.attachments.insert(a.id.to_string(), attachment);
+    answer
+}
+
+/// A PresignedUrlResponse to upload to: a PUT URL signed with the content type and an
+/// `x-amz-tagging` header, which the answer's `headers` carry.
+fn upload_answer(guest: &Guest, id: &str, a: &Attachment, tid: Option<&str>) -> String {
     let tagging = format!(
         "deploymentId={}&attachmentId={id}",
         guest.state.deployment_id
     );
-    let signed = [("content-type", file_type), ("x-amz-tagging", &tagging)];
-    let url = guest.store.issue_put_url(&guest.state, &key, size, &signed);
-    let attachment = Attachment {
-        key,
-        file_name: name.into(),
-        file_type: file_type.into(),
-        size,
-        uploaded: None,
-        sent: false,
-    };
-    session.attachments.insert(id.to_string(), attachment);
+    let signed = [
+        ("content-type", a.file_type.as_str()),
+        ("x-amz-tagging", &tagging),
+    ];
+    let url = guest
+        .store
+        .issue_put_url(&guest.state, &a.key, a.size, &signed);
     let body = json!({"attachmentId": id, "url": url, "headers": {"x-amz-tagging": tagging},
-        "fileName": name, "fileSize": size, "fileType": file_type});
+        "fileName": a.file_name, "fileSize": a.size, "fileType": a.file_type});
     frame("response", "PresignedUrlResponse", 200, body, tid)
 }
 
-/// A fresh download link for an uploaded attachment.
+/// getAttachment, answered with the two shapes the transport SDK tells apart
+/// (`util/extensions/MessageExtension.kt`, `isRefreshUrl`): an uploaded attachment gets a fresh
+/// download link (empty `headers`, with `fileSize`); one not uploaded yet gets a PUT URL to
+/// upload to (signed `headers`), which says nothing of an upload.
 pub(crate) fn get(call: Call, session: &Session) -> String {
     let Call {
         guest, req, tid, ..
@@ -88,6 +94,7 @@ pub(crate) fn get(call: Call, session: &Session) -> String {
                 "fileName": a.file_name, "fileSize": a.size, "fileType": a.file_type});
             frame("response", "PresignedUrlResponse", 200, body, tid)
         }
+        Some(a) if a.uploaded.is_none() && !a.sent => upload_answer(guest, id, a, tid),
         _ => error(4009, "Attachment not found", tid),
     }
 }
@@ -109,17 +116,65 @@ pub(crate) fn delete(call: Call, session: &mut Session) -> String {
     }
 }
 
+/// How long after an object lands `closeGuestOnUpload` closes the session's sockets: the client
+/// waits for the upload event by then.
+const CLOSE_AFTER_LANDING: Duration = Duration::from_millis(200);
+
 impl Guest {
-    /// After a PUT lands: tell the owning session's sockets how the upload went.
-    pub(crate) fn object_landed(&self, key: &str, infected: bool) {
+    /// After a PUT lands: the verdict (uploaded or refused, and its event to the session's
+    /// sockets) after the scan delay. Faults close the sockets soon after the landing, or lose
+    /// the event with them.
+    pub(crate) fn object_landed(self: &Arc<Self>, key: &str, infected: bool) {
+        if self.state.take(|f| &mut f.close_guest_on_upload) {
+            let (guest, key) = (self.clone(), key.to_string());
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_AFTER_LANDING).await;
+                guest.close_sockets_of(&key);
+            });
+        }
+        let lose = self.state.take(|f| &mut f.lose_guest_upload_events);
+        let delay = self.state.faults().guest_scan_delay_ms;
+        let (guest, key) = (self.clone(), key.to_string());
+        let verdict = move || {
+            if lose {
+                guest.close_sockets_of(&key);
+            }
+            guest.announce(&key, infected, !lose);
+        };
+        if delay == 0 {
+            return verdict();
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            verdict();
+        });
+    }
+
+    /// Closes every socket of the session that owns the object `key`.
+    fn close_sockets_of(&self, key: &str) {
+        let mut sessions = self.sessions.lock().expect("sessions");
+        for session in sessions.values_mut() {
+            if session.attachments.values().any(|a| a.key == key) {
+                for s in session.sockets.drain(..) {
+                    let _ = s.send(CLOSE.to_string());
+                }
+            }
+        }
+    }
+
+    /// Marks the attachment uploaded (or refused) and, if `send`, sends its event to the
+    /// session's sockets.
+    fn announce(&self, key: &str, infected: bool, send: bool) {
         let mut sessions = self.sessions.lock().expect("sessions");
         for session in sessions.values_mut() {
             let Some((id, a)) = session.attachments.iter_mut().find(|(_, a)| a.key == key) else {
                 continue;
             };
             a.uploaded = Some(!infected);
-            let event = self.upload_event(id, key, infected);
-            session.sockets.retain(|s| s.send(event.clone()).is_ok());
+            if send {
+                let event = self.upload_event(id, key, infected);
+                session.sockets.retain(|s| s.send(event.clone()).is_ok());
+            }
         }
     }
 

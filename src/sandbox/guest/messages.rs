@@ -9,7 +9,9 @@ use super::super::store::digest;
 use super::frame::{error, frame};
 use super::sessions::{Call, Guest, Session};
 
-/// Inbound text limit (protocol reference §2, published limits).
+/// Inbound text limit, in UTF-8 bytes, refused with 4011 MessageTooLong (the code: transport SDK
+/// `core/ErrorCode.kt`; the number: the protocol reference's published limits, not in any
+/// official source).
 const MAX_TEXT_BYTES: usize = 4096;
 
 pub(crate) fn on_message(call: Call, session: &mut Session) -> String {
@@ -18,6 +20,9 @@ pub(crate) fn on_message(call: Call, session: &mut Session) -> String {
     let text = msg["text"].as_str().unwrap_or("");
     if text.len() > MAX_TEXT_BYTES {
         return error(4011, "Message too long", tid);
+    }
+    if let Some(rule) = guest.state.injected("send") {
+        return error(rule.status, "Unexpected error", tid);
     }
     let attachments: Vec<&str> = msg["content"]
         .as_array()

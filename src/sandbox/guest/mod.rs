@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -16,28 +17,54 @@ use tokio::sync::mpsc;
 
 mod attachments;
 mod configure;
+mod deployment;
 mod frame;
+mod history;
 mod messages;
 mod rules;
 mod sessions;
 
 use frame::{error, field, frame};
 pub(crate) use sessions::Guest;
-use sessions::{Call, Session, Socket};
+use sessions::{CLOSE, Call, Session, Socket};
 
 pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
     axum::Router::new()
         .route("/v1", get(upgrade))
+        .route(
+            "/webdeployments/v1/deployments/{id}/config.json",
+            get(deployment::config),
+        )
+        .route("/api/v2/webmessaging/messages", get(history::messages))
         .with_state(guest)
 }
 
 async fn upgrade(
     ws: WebSocketUpgrade,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     AxState(guest): AxState<Arc<Guest>>,
 ) -> Response {
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    if !origin_allowed(&guest.state.faults().guest_allowed_origins, origin) {
+        // As a deployment that restricts allowed domains: the handshake itself is refused (the
+        // transport SDK's `WebsocketAccessDenied`, `network/PlatformSocket.kt`).
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
     let deployment = q.get("deploymentId").cloned().unwrap_or_default();
     ws.on_upgrade(move |socket| connection(guest, socket, deployment))
+}
+
+/// Whether the host of `origin` (`https://host:port` or a bare host) is one of `allowed`;
+/// an empty list allows any.
+fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(origin) = origin else { return false };
+    let rest = origin.split_once("://").map_or(origin, |(_, r)| r);
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    allowed.iter().any(|d| d.eq_ignore_ascii_case(host))
 }
 
 async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
@@ -50,6 +77,7 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
         tx,
         deployment,
         bound: None,
+        closed: false,
     };
     while let Some(Ok(msg)) = stream.next().await {
         if writer.is_finished() {
@@ -77,7 +105,7 @@ async fn write_frames(
 ) {
     let mut sent = 0;
     while let Some(text) = rx.recv().await {
-        if sink.send(Message::Text(text.into())).await.is_err() {
+        if text == CLOSE || sink.send(Message::Text(text.into())).await.is_err() {
             break;
         }
         sent += 1;
@@ -119,16 +147,28 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
     }
     match action {
         "onAttachment" => attachments::on_attachment(call, session),
-        "onMessage" => messages::on_message(call, session),
+        "onMessage" => send(call, session),
+        "getJwt" => history::jwt(call),
         "getAttachment" => attachments::get(call, session),
         "deleteAttachment" => attachments::delete(call, session),
         "echo" => messages::echo(call),
-        "closeSession" => {
-            let body = json!({"connected": false, "newSession": false});
-            frame("response", "SessionResponse", 200, body, tid)
-        }
+        "closeSession" => configure::close(call, session, socket),
         _ => error(400, &format!("Unknown action {action}"), tid),
     }
+}
+
+/// onMessage, with its faults: the socket closes before the message is read, or after it was
+/// sent and before its echo.
+fn send(call: Call, session: &mut Session) -> String {
+    let st = &call.guest.state;
+    if st.take(|f| &mut f.drop_guest_sends) {
+        return CLOSE.to_string();
+    }
+    let echo = messages::on_message(call, session);
+    if st.take(|f| &mut f.lose_guest_sends) {
+        return CLOSE.to_string();
+    }
+    echo
 }
 
 /// An expired session refuses every action (4006); a read-only one refuses what would write.
@@ -138,4 +178,27 @@ fn unusable(session: &Session, action: &str, tid: Option<&str>) -> Option<String
     }
     (session.read_only && matches!(action, "onAttachment" | "onMessage"))
         .then(|| error(400, "Session is read-only: start a new conversation", tid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_allowed_by_its_host() {
+        let allowed = vec!["www.example.com".to_string()];
+        assert!(origin_allowed(&[], None));
+        assert!(origin_allowed(&allowed, Some("https://www.example.com")));
+        assert!(origin_allowed(
+            &allowed,
+            Some("https://WWW.example.com:8443/")
+        ));
+        assert!(origin_allowed(&allowed, Some("www.example.com")));
+        assert!(!origin_allowed(&allowed, Some("https://example.com")));
+        assert!(!origin_allowed(
+            &allowed,
+            Some("https://www.example.com.evil.test")
+        ));
+        assert!(!origin_allowed(&allowed, None));
+    }
 }

@@ -1,6 +1,6 @@
 //! The deployment's attachment rules, as onAttachment enforces them (protocol reference §2):
-//! `allowedMedia.inbound.fileTypes` with MIME wildcards, `maxFileSizeKB` (1 KB = 1000 bytes)
-//! and `blockedExtensions`.
+//! `allowedMedia.inbound.fileTypes` with MIME wildcards, `maxFileSizeKB` (whole kilobytes of
+//! 1000 bytes) and `blockedExtensions`.
 
 use super::super::state::Faults;
 
@@ -18,7 +18,9 @@ pub(crate) fn refusal(
     {
         return Some((4001, "File type not allowed"));
     }
-    if size > f.guest_max_file_size_kb * 1000 {
+    // Whole kilobytes, as the transport SDK checks before it asks (`size / 1000 > maxFileSizeKB`,
+    // `core/AttachmentHandlerImpl.kt`): the platform's own rule is not published.
+    if size / 1000 > f.guest_max_file_size_kb {
         return Some((4002, "File size too large"));
     }
     let blocked = f.guest_blocked_extensions.contains(&extension(name));

@@ -14,6 +14,8 @@ pub(crate) struct Guest {
     pub(crate) state: Arc<State>,
     pub(crate) store: Arc<Store>,
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
+    /// Session JWTs issued by getJwt, with the session token each is for.
+    pub(crate) jwts: Mutex<HashMap<String, String>>,
 }
 
 impl Guest {
@@ -22,6 +24,7 @@ impl Guest {
             state,
             store,
             sessions: Mutex::default(),
+            jwts: Mutex::default(),
         })
     }
 }
@@ -47,6 +50,9 @@ pub(crate) struct Attachment {
     pub(crate) sent: bool,
 }
 
+/// Sent on a socket's queue instead of a frame: its writer closes the socket.
+pub(crate) const CLOSE: &str = "";
+
 /// One WebSocket connection.
 pub(crate) struct Socket {
     /// Frames to the client; the connection's writer task drains it.
@@ -55,6 +61,9 @@ pub(crate) struct Socket {
     pub(crate) deployment: String,
     /// The session token this socket configured, if any.
     pub(crate) bound: Option<String>,
+    /// A `closeSession` with `closeAllConnections: true` was answered on this socket: only now
+    /// may it start a new conversation (`configureSession` with `startNew`).
+    pub(crate) closed: bool,
 }
 
 /// One request being answered: by whom (the session token), what, and the id to echo back.

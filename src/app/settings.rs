@@ -331,7 +331,7 @@ pub fn resolve_route(
         }),
         RouteName::Guest => RouteConfig::Guest(guest::Config {
             deployment_id: need(&s.deployment, "--deployment <ID> (GENESYS_DEPLOYMENT_ID)")?,
-            origin: non_empty(&s.origin).map(str::to_string),
+            origin: guest::checked_origin(non_empty(&s.origin))?,
             session_token: s.session_token.unwrap_or_else(uuid::Uuid::new_v4),
             message: guest::checked_message(message)?,
         }),

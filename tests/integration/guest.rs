@@ -796,3 +796,44 @@ fn a_later_run_finds_an_earlier_runs_send_in_the_history() {
     assert_eq!(r["messageId"], messages[0]["id"]);
     assert_eq!(env.sandbox.objects().len(), 1);
 }
+
+/// `--origin` is an origin and nothing else: user info, a path or a query would reach the
+/// platform as given. Refused at start-up, before any request; a plain origin is accepted.
+#[test]
+fn an_origin_with_user_info_or_a_path_is_refused_before_any_request() {
+    let env = Env::new();
+    let a = env.file("a.pdf", &pdf(1000));
+    for bad in [
+        "https://user:secret@www.example.com",
+        "https://www.example.com/app",
+        "https://www.example.com?x=1",
+        "ftp://www.example.com",
+        "www.example.com",
+    ] {
+        let out = env
+            .guest_cmd()
+            .args(["--origin", bad])
+            .arg(&a)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Usage.code()),
+            "{bad}: {}",
+            stderr(&out)
+        );
+        let e = &records(&out.stdout)[0]["error"];
+        assert_eq!(e["kind"], "config", "{bad}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("--origin"), "{e}");
+        assert!(!stderr(&out).contains("secret"), "{}", stderr(&out));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"));
+    }
+    assert!(env.sandbox.requests().is_empty(), "nothing was asked");
+    let out = env
+        .guest_cmd()
+        .args(["--origin", "https://www.example.com/"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -25,6 +25,34 @@ pub fn checked_message(text: Option<String>) -> Result<Option<String>> {
     }
 }
 
+/// `--origin` as the guest route will send it: an origin and nothing else (`scheme://host[:port]`,
+/// http or https). User info, a path or a query would be sent to the platform as given, and a
+/// browser never sends them.
+pub fn checked_origin(origin: Option<&str>) -> Result<Option<String>> {
+    let Some(text) = origin else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| {
+        Err(Error::config(format!(
+            "--origin / GENESYS_ORIGIN must be an origin such as https://www.example.com \
+             (scheme, host and port only): {why}"
+        )))
+    };
+    let Ok(url) = url::Url::parse(text) else {
+        return refuse("it is not a URL");
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return refuse("it needs http or https and a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return refuse("it carries user info");
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return refuse("it has a path, query or fragment");
+    }
+    Ok(Some(url.origin().ascii_serialization()))
+}
+
 /// Who the guest is, on which deployment, and what it says with each file.
 #[derive(Debug, Clone)]
 pub struct Config {

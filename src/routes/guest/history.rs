@@ -89,6 +89,8 @@ impl Link {
         crate::http::check_transport(&url, "the history URL").map_err(|e| e.to_string())?;
         // The SDK sends an Origin here too (`headerOrigin`): the same as the socket's.
         let origin = origin(&self.socket_url, self.config.origin.as_deref());
+        // A Platform API call like any other: it waits its turn under --rate.
+        crate::retry::api_gate().await;
         let resp = self
             .http
             .get(url)

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use super::route::{self, Confirmation, Route, RouteName, UploadTarget, Uploaded};
 use crate::error::{Error, Result, Stage};
 use crate::validate::ValidatedFile;
-pub use config::{Config, MESSAGE_MAX_BYTES, checked_message};
+pub use config::{Config, MESSAGE_MAX_BYTES, checked_message, checked_origin};
 pub use frames::Frame;
 use orphans::Orphans;
 use session::Link;

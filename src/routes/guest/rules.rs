@@ -61,7 +61,7 @@ impl SessionRules {
             .iter()
             .any(|t| type_allowed(t, file.content_type))
         {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::TypeNotAllowed,
                 format!(
                     "the deployment does not accept {} (it allows: {})",
@@ -73,7 +73,7 @@ impl SessionRules {
         if let Some(kb) = self.max_file_size_kb
             && file.size > kb.saturating_mul(1000)
         {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::TooLarge,
                 format!(
                     "{} bytes is over the deployment's limit of {kb} KB",
@@ -87,7 +87,7 @@ impl SessionRules {
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         if self.blocked_extensions.contains(&ext) {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::BlockedExtension,
                 format!("the deployment blocks .{ext} files"),
             ));

@@ -389,3 +389,25 @@ fn the_help_examples_run_as_written() {
         assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn the_soak_duration_is_the_same_in_the_readme_and_the_test() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let soak = std::fs::read_to_string(format!("{root}/tests/integration/soak.rs")).unwrap();
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let reason = soak
+        .split("#[ignore = \"soak: ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .expect("the soak test says why it is ignored");
+    let said = readme
+        .split("soak -- --ignored`, run by CI, ")
+        .nth(1)
+        .expect("the README says how long the soak test takes");
+    let duration = reason.split(" (").next().unwrap();
+    assert!(
+        said.starts_with(duration),
+        "test: {reason:?}; README: {:?}",
+        &said[..40]
+    );
+}

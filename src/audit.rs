@@ -39,6 +39,13 @@ pub enum Skip {
     SameRun,
 }
 
+/// `complianceStatus`: the file went through the local checks (and, if it failed, later).
+const AUDITED: &str = "AUDITED";
+/// `complianceStatus`: a local rule refused the file.
+const REJECTED: &str = "REJECTED";
+/// `complianceStatus`: the run stopped before the file was checked (e.g. a configuration error).
+const NOT_AUDITED: &str = "NOT_AUDITED";
+
 /// The record's `route` when no route could be resolved.
 pub const NO_ROUTE: &str = "none";
 
@@ -128,7 +135,7 @@ fn base(route: &'static str, path: &str, file_name: String, latency_ms: u64) -> 
         latency_ms,
         virus_scan_status: None,
         integrity_hash: None,
-        compliance_status: "AUDITED",
+        compliance_status: AUDITED,
         extra: serde_json::Map::new(),
         error: None,
         webhook: None,
@@ -245,7 +252,13 @@ pub fn failed(
             .unwrap_or_else(|| path.to_string()),
     };
     let remote = err.remote();
+    let compliance_status = match (file, err) {
+        (Some(_), _) => AUDITED,
+        (None, Error::Validation { .. }) => REJECTED,
+        (None, _) => NOT_AUDITED,
+    };
     Record {
+        compliance_status,
         size: file.map(|f| f.size),
         content_type: file.map(|f| f.content_type),
         integrity_hash: file.map(|f| f.sha256.clone()),
@@ -315,10 +328,7 @@ pub fn text(r: &Record) -> String {
 }
 
 fn text_line(r: &Record) -> String {
-    let size = r
-        .size
-        .map(|s| format!("{:.1} kB", s as f64 / 1000.0))
-        .unwrap_or_else(|| "-".into());
+    let size = r.size.map(human_size).unwrap_or_else(|| "-".into());
     match (&r.error, r.action) {
         (Some(e), _) => format!("failed  {}  {size}  {}  {}", r.path, e.kind, e.message),
         (None, Action::Skipped) => format!(
@@ -342,5 +352,34 @@ fn text_line(r: &Record) -> String {
             r.route,
             r.file_id.as_deref().unwrap_or("-")
         ),
+    }
+}
+
+/// `593 B`, `12.3 kB`, `20.0 MB`, `1.1 GB`: decimal units, as `--max-size` reads `KB`/`MB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 999.95 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_size(593), "593 B");
+        assert_eq!(human_size(12_345), "12.3 kB");
+        assert_eq!(human_size(20_000_000), "20.0 MB");
+        assert_eq!(human_size(999_999), "1.0 MB");
+        assert_eq!(human_size(1_100_000_000), "1.1 GB");
     }
 }

@@ -40,7 +40,7 @@ pub fn region_domain(region: &str) -> Result<&'static str> {
         .ok_or_else(|| {
             let names: Vec<&str> = REGIONS.iter().map(|(n, _)| *n).collect();
             Error::config(format!(
-                "unknown region `{region}`; use one of {} (or its domain)",
+                "unknown region `{region}` (--region, GENESYS_REGION); use one of {} (or its domain)",
                 names.join(", ")
             ))
         })
@@ -125,12 +125,16 @@ impl Endpoints {
 fn base(b: &str) -> Result<Url> {
     // The URL is quoted without its credentials: errors reach records and terminals.
     let shown = || crate::redact::url_text(b);
-    let url = Url::parse(b)
-        .map_err(|e| Error::config(format!("--base-url `{}` is not a URL: {e}", shown())))?;
-    check_transport(&url, "--base-url")?;
+    let url = Url::parse(b).map_err(|e| {
+        Error::config(format!(
+            "--base-url (GENESYS_BASE_URL) `{}` is not a URL: {e}",
+            shown()
+        ))
+    })?;
+    check_transport(&url, "--base-url (GENESYS_BASE_URL)")?;
     if url.host_str().is_none() {
         return Err(Error::config(format!(
-            "--base-url `{}` has no host",
+            "--base-url (GENESYS_BASE_URL) `{}` has no host",
             shown()
         )));
     }

@@ -84,14 +84,20 @@ impl Remote {
 
 impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(s) = self.status {
-            write!(f, "HTTP {s}")?;
-        }
-        if let Some(c) = &self.code {
-            write!(f, " {c}")?;
-        }
+        // "HTTP 404 not.found: message", "media.invalid: message", "HTTP 400: message": a code
+        // that only repeats the status is left out.
+        let status = self.status.map(|s| format!("HTTP {s}"));
+        let code = self
+            .code
+            .as_deref()
+            .filter(|c| self.status.is_none_or(|s| *c != s.to_string()));
+        let head: Vec<&str> = status.as_deref().into_iter().chain(code).collect();
+        f.write_str(&head.join(" "))?;
         if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
+            if !head.is_empty() {
+                f.write_str(": ")?;
+            }
+            f.write_str(&self.message)?;
         }
         if let Some(id) = &self.correlation_id {
             write!(f, " (correlation id {id})")?;
@@ -106,7 +112,12 @@ pub enum Error {
     Config { message: String },
 
     #[error("rejected by rule {rule}: {message}")]
-    Validation { rule: Rule, message: String },
+    Validation {
+        rule: Rule,
+        message: String,
+        /// The guest deployment's rule, not a local one: local flags cannot change it.
+        by_deployment: bool,
+    },
 
     #[error("authentication failed during the {stage} step: {remote}")]
     Auth { stage: Stage, remote: Remote },
@@ -179,6 +190,16 @@ impl Error {
         Error::Validation {
             rule,
             message: message.into(),
+            by_deployment: false,
+        }
+    }
+
+    /// A file the guest deployment's settings refuse (its types, size limit, blocked extensions).
+    pub fn refused_by_deployment(rule: Rule, message: impl Into<String>) -> Self {
+        Error::Validation {
+            rule,
+            message: message.into(),
+            by_deployment: true,
         }
     }
 

@@ -68,10 +68,28 @@ pub fn kind(err: &Error) -> &'static str {
     }
 }
 
+/// Every configuration message names the flag and variable at fault; this says where to look.
+const CONFIG_HINT: &str = "set it with the flag or variable named above; `gcupload doctor` lists every setting, set or not, and where each came from; `gcupload --help` lists every flag";
+
 /// What to do next, when there is something useful to say.
 pub fn hint(err: &Error) -> Option<String> {
     let h = match err {
-        Error::Config { .. } => "run `gcupload --help`, or see .env.example for every setting",
+        Error::Config { .. } => CONFIG_HINT,
+        Error::Validation {
+            by_deployment: true,
+            rule,
+            ..
+        } => match rule {
+            Rule::TooLarge => {
+                "the file is over the deployment's size limit: send a smaller file, or ask the deployment's admin to raise maxFileSizeKB"
+            }
+            Rule::BlockedExtension => {
+                "the deployment blocks this extension; ask its admin, or send another format"
+            }
+            _ => {
+                "the deployment does not accept this type: send another format, or ask its admin to allow it in the Messenger configuration"
+            }
+        },
         Error::Validation { rule, .. } => match rule {
             Rule::NotFound | Rule::Unreadable => "check the path and its permissions",
             Rule::NotRegularFile => {
@@ -80,8 +98,12 @@ pub fn hint(err: &Error) -> Option<String> {
             Rule::Directory => "pass --recursive (-r) to upload the files inside the directory",
             Rule::Empty => "an empty file cannot be sent; check that it was written completely",
             Rule::TooLarge => "raise --max-size only if the platform accepts larger files",
-            Rule::UnknownType | Rule::TypeNotAllowed => {
-                "rename the file to its real extension or widen the list with --allow-type"
+            // --allow-type only takes types gcupload can verify, so it cannot help an unknown one.
+            Rule::UnknownType => {
+                "gcupload sends only the types listed; if the content is one of them, rename the file to its extension, otherwise convert it (e.g. to PDF)"
+            }
+            Rule::TypeNotAllowed => {
+                "if this type should be sent, add it to --allow-type (comma-separated content types), or leave --allow-type out to allow every type gcupload can verify"
             }
             Rule::Executable | Rule::ContentSafety => {
                 "this content is never sent; check where the file came from"
@@ -111,6 +133,10 @@ pub fn hint(err: &Error) -> Option<String> {
                 "the OAuth client lacks a scope or permission this route needs"
             }
             (Some(401), _) => "the token was refused: check the credentials and the region",
+            // The guest socket's configureSession answer to an unknown or inactive deployment.
+            (Some(400), _) if remote.message.to_ascii_lowercase().contains("deployment") => {
+                "check --deployment (GENESYS_DEPLOYMENT_ID): it must be the id of an active Messenger deployment in this region (--region); `gcupload doctor --deployment <ID>` checks one"
+            }
             _ if remote.is_expired_url() => {
                 "the pre-signed URL expired before the upload; run again (a fresh URL is requested each time)"
             }

@@ -21,8 +21,8 @@ pub const VERSION: &str = concat!(
 
 const EXAMPLES: &str = "\
 Examples:
-  gcupload --sandbox ./samples/hello.pdf                      try the whole flow locally, no account
-  gcupload --sandbox --route guest ./hello.pdf                the same for the guest route
+  gcupload --sandbox ./report.pdf                             try the whole flow locally, no account
+  gcupload --sandbox --route guest ./report.pdf               the same for the guest route
   gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
   gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
   gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'

@@ -15,21 +15,65 @@ use crate::error_reporting::{self, ExitStatus};
 use crate::routes::{self, RouteConfig, guest};
 use crate::{http, redact, retry};
 
+/// One setting as `doctor` lists it: every setting, set or not, with the flag and variable
+/// that set it.
+pub struct Setting {
+    pub id: String,
+    pub flag: String,
+    pub env: Option<String>,
+    /// `None`: not set.
+    pub value: Option<String>,
+    pub source: Option<Source>,
+}
+
+impl Setting {
+    /// `from env`, or for an unset setting how to set it: `unset: --client-id or GENESYS_CLIENT_ID`.
+    fn origin(&self) -> String {
+        match (self.source, &self.env) {
+            (Some(s), _) if self.value.is_some() => format!("from {}", s.as_str()),
+            (_, Some(env)) => format!("unset: {} or {env}", self.flag),
+            (_, None) => format!("unset: {}", self.flag),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.id,
+            "flag": self.flag,
+            "env": self.env,
+            "value": self.value.as_ref().map(|v| shown(&self.id, v)),
+            "source": self.value.as_ref().and(self.source).map(Source::as_str),
+        })
+    }
+}
+
 /// What `doctor` checks, resolved from the command line by `settings`.
 pub struct Inputs {
-    /// Each set setting: its id, its value and where it came from.
-    pub settings: Vec<(String, String, Source)>,
+    /// Every setting, in the order of `--help`.
+    pub settings: Vec<Setting>,
     pub route: Result<RouteConfig>,
     pub endpoints: Result<Endpoints>,
     /// The OAuth client the route needs (`None` for a route without one); only with a route.
     pub credentials: Option<Result<Option<Credentials>>>,
 }
 
+/// A check's outcome. Only `Pass` is shown with a check mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    Pass,
+    /// Not a failure, not a pass either: e.g. a host that answers, but not as the platform.
+    Warn,
+    Fail,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Check {
     name: String,
+    /// Not failed (`pass` or `warn`).
     ok: bool,
+    outcome: Outcome,
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<String>,
@@ -44,11 +88,16 @@ struct Report {
 
 impl Report {
     fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.note(name, Outcome::Pass, detail.into(), None);
+    }
+
+    fn note(&mut self, name: &str, outcome: Outcome, detail: String, fix: Option<String>) {
         self.checks.push(Check {
             name: name.into(),
             ok: true,
-            detail: detail.into(),
-            fix: None,
+            outcome,
+            detail,
+            fix,
             status: ExitStatus::Success,
         });
     }
@@ -57,6 +106,7 @@ impl Report {
         self.checks.push(Check {
             name: name.into(),
             ok: false,
+            outcome: Outcome::Fail,
             detail: err.to_string(),
             fix: error_reporting::hint(err),
             status: error_reporting::exit_status(err),
@@ -64,14 +114,16 @@ impl Report {
     }
 
     /// The checks on stderr, the JSON report on stdout; the status of the first failed check.
-    fn print(&self) -> ExitStatus {
+    fn print(&self, settings: &[Setting]) -> ExitStatus {
         let colour = crate::colour::stderr();
         for c in &self.checks {
-            let mark = match (c.ok, colour) {
-                (true, true) => "\x1b[32m✓\x1b[0m",
-                (true, false) => "✓",
-                (false, true) => "\x1b[31m✗\x1b[0m",
-                (false, false) => "✗",
+            let mark = match (c.outcome, colour) {
+                (Outcome::Pass, true) => "\x1b[32m✓\x1b[0m",
+                (Outcome::Pass, false) => "✓",
+                (Outcome::Warn, true) => "\x1b[33m!\x1b[0m",
+                (Outcome::Warn, false) => "!",
+                (Outcome::Fail, true) => "\x1b[31m✗\x1b[0m",
+                (Outcome::Fail, false) => "✗",
             };
             // Details quote servers and settings: shown escaped, kept exact in the JSON.
             eprintln!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
@@ -80,7 +132,11 @@ impl Report {
             }
         }
         let ok = self.checks.iter().all(|c| c.ok);
-        println!("{}", serde_json::json!({"ok": ok, "checks": self.checks}));
+        let settings: Vec<_> = settings.iter().map(Setting::json).collect();
+        println!(
+            "{}",
+            serde_json::json!({"ok": ok, "settings": settings, "checks": self.checks})
+        );
         self.checks
             .iter()
             .find(|c| !c.ok)
@@ -115,12 +171,14 @@ const PROBE_RETRY: retry::Policy = retry::Policy {
 
 pub async fn run(inputs: Inputs) -> ExitStatus {
     let mut report = Report::default();
-    for (id, value, source) in &inputs.settings {
-        eprintln!(
-            "  {id:<16} {:<40} from {}",
-            shown(id, value),
-            source.as_str()
-        );
+    for setting in &inputs.settings {
+        // A secret shows as set or unset even when unset: the line always says "hidden".
+        let value = match &setting.value {
+            Some(v) => shown(&setting.id, v),
+            None if setting.id.contains("secret") => shown(&setting.id, ""),
+            None => "-".into(),
+        };
+        eprintln!("  {:<16} {value:<40} {}", setting.id, setting.origin());
     }
     match (&inputs.route, &inputs.endpoints) {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
@@ -136,7 +194,7 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
             guest_check(&mut report, &client, e, g.clone()).await;
         }
     }
-    report.print()
+    report.print(&inputs.settings)
 }
 
 /// Whether each host answers at all (any HTTP status).
@@ -162,18 +220,32 @@ async fn probe_hosts(report: &mut Report, client: &reqwest::Client, e: &Endpoint
             .send()
             .await
         {
-            Ok(r) => report.pass(
-                name,
-                format!(
-                    "{} answered HTTP {} in {} ms",
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let detail = format!(
+                    "{} answered HTTP {status} in {} ms",
                     redact::url(&probe),
-                    r.status().as_u16(),
                     started.elapsed().as_millis()
-                ),
-            ),
+                );
+                host_answer(report, name, status, detail);
+            }
             Err(err) => report.fail(name, &Error::network(Stage::Config, &err)),
         }
     }
+}
+
+/// A host that answers with a page, a redirect or a refusal to serve without a login serves
+/// something there; a 404 or a server error shows only that the host is reachable.
+fn host_answer(report: &mut Report, name: &str, status: u16, detail: String) {
+    if status < 400 || matches!(status, 401 | 403 | 405) {
+        return report.pass(name, detail);
+    }
+    report.note(
+        name,
+        Outcome::Warn,
+        format!("{detail}: reachable, but that does not show it is the platform"),
+        Some("check --region or --base-url (GENESYS_REGION, GENESYS_BASE_URL); the credentials or guest session check shows whether the platform answers".into()),
+    );
 }
 
 async fn check_credentials(

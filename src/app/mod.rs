@@ -114,12 +114,23 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         .as_ref()
         .ok()
         .map(|r| settings::credentials(s, r.name()));
+    let command = Cli::command();
+    let listed = command
+        .find_subcommand("doctor")
+        .expect("doctor is a subcommand")
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && a.get_id() != "verbose");
     doctor::Inputs {
-        settings: sources
-            .iter()
-            .map(|(id, src)| {
-                let value = settings::setting_value(s, id).unwrap_or_default();
-                (id.clone(), value, *src)
+        settings: listed
+            .filter_map(|a| {
+                let id = a.get_id().as_str();
+                Some(doctor::Setting {
+                    id: id.to_string(),
+                    flag: format!("--{}", a.get_long()?),
+                    env: a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                    value: settings::setting_value(s, id),
+                    source: sources.iter().find(|(i, _)| i == id).map(|(_, src)| *src),
+                })
             })
             .collect(),
         endpoints: crate::config::Endpoints::resolve(&s.region, s.base_url.as_deref()),
@@ -233,11 +244,6 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
 
 async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     logging::init(args.verbose, args.quiet);
-    #[cfg(feature = "sandbox")]
-    let (args, _sandbox) = match sandbox::embedded(args).await {
-        Ok(v) => v,
-        Err(status) => return status,
-    };
     let files = match inputs::expand(
         &args.files,
         args.from.as_deref(),
@@ -249,6 +255,19 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
             error_line(&e);
             return error_reporting::exit_status(&e);
         }
+    };
+    let refuse = |e: crate::error::Error| {
+        audit::fail_all(audit::NO_ROUTE, &files, &e, args.output());
+        error_reporting::exit_status(&e)
+    };
+    // Flags that are wrong whatever the route are refused before a sandbox starts for them.
+    if let Err(e) = settings::check_flags(&args) {
+        return refuse(e);
+    }
+    #[cfg(feature = "sandbox")]
+    let (args, _sandbox) = match sandbox::embedded(args).await {
+        Ok(v) => v,
+        Err(status) => return status,
     };
     let pipeline = match settings::resolve(&args, sources)
         .and_then(|config| Pipeline::new(config, files.len()))

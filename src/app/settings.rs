@@ -40,6 +40,9 @@ impl Source {
 /// Each set setting (by its clap id) with where its value came from.
 pub type Sources = Vec<(String, Source)>;
 
+/// What a run without a route is told, `doctor` included.
+pub const NO_ROUTE: &str = "no route selected: pass --deployment <ID> (GENESYS_DEPLOYMENT_ID) for guest, --conversation <ID> --communication <ID> (GENESYS_CONVERSATION_ID, GENESYS_COMMUNICATION_ID) for conversation, or --external-contact <ID> (EXTERNAL_CONTACT_ID); to try gcupload without an account: `gcupload --sandbox FILE`, or run `gcupload sandbox` and use the settings it prints";
+
 /// The settings that select a route, by clap id.
 const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
     ("external_contact", RouteName::ExternalContact),
@@ -240,11 +243,13 @@ pub fn webhook_url(raw: &Option<String>) -> Result<Option<Url>> {
     };
     let u = Url::parse(w).map_err(|e| {
         let shown = crate::redact::url_text(w);
-        Error::config(format!("--webhook-url `{shown}` is not a URL: {e}"))
+        Error::config(format!(
+            "--webhook-url (WEBHOOK_SYNC_URL) `{shown}` is not a URL: {e}"
+        ))
     })?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(Error::config(format!(
-            "--webhook-url must be http(s), got `{}`",
+            "--webhook-url (WEBHOOK_SYNC_URL) must be http(s), got `{}`",
             u.scheme()
         )));
     }
@@ -255,6 +260,14 @@ pub fn webhook_url(raw: &Option<String>) -> Result<Option<Url>> {
         )));
     }
     Ok(Some(u))
+}
+
+/// The checks of `resolve` that need no route and no network: limits, types, what to do after
+/// an upload.
+pub fn check_flags(args: &UploadArgs) -> Result<()> {
+    check_limits(args)?;
+    Policy::new(args.max_size, &args.allow_type, !args.no_local_scan)?;
+    after_upload(args).map(drop)
 }
 
 /// The numeric flags that have a floor, and `--name`'s one-file rule.
@@ -376,9 +389,7 @@ fn choose_route(s: &Settings, flags: &[RouteName]) -> Result<RouteName> {
         .collect();
     match configured.as_slice() {
         [r] => Ok(*r),
-        [] => Err(Error::config(
-            "no route selected: pass --external-contact <ID>, --deployment <ID> (guest), or --conversation <ID> --communication <ID>",
-        )),
+        [] => Err(Error::config(NO_ROUTE)),
         several => Err(Error::config(format!(
             "the environment names several routes ({}); pick one with --route or a route flag",
             list(several)

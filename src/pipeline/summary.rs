@@ -44,12 +44,13 @@ impl Summary {
 
     pub fn line(&self, wall: Duration) -> String {
         let secs = wall.as_secs_f64().max(1e-9);
+        let files = if self.files == 1 { "file" } else { "files" };
         format!(
-            "gcupload: {} files, {} uploaded, {} failed, {:.1} MB in {:.2} s ({:.1} MB/s)",
+            "gcupload: {} {files}, {} uploaded, {} failed, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
             self.failed,
-            self.bytes as f64 / 1e6,
+            audit::human_size(self.bytes),
             secs,
             self.bytes as f64 / 1e6 / secs
         )

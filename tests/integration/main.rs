@@ -10,6 +10,7 @@ mod conversation;
 mod dropfolder;
 mod faults;
 mod guest;
+mod hints;
 mod hostile;
 mod hostile_files;
 mod hostile_terminal;

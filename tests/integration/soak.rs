@@ -22,7 +22,7 @@ impl Rng {
 }
 
 #[test]
-#[ignore = "soak: a minute or two; run with --ignored"]
+#[ignore = "soak: about a minute (69 s in CI); run with --ignored"]
 fn three_hundred_uploads_under_random_faults() {
     const FILES: usize = 300;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

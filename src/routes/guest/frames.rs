@@ -105,7 +105,12 @@ impl Frame {
             // The envelope code is HTTP-like (400, 429); the 4xxx codes are the platform's own.
             status: (100..600).contains(&self.code).then_some(self.code as u16),
             code: Some(code.to_string()),
-            message: format!("{} ({})", self.error_message(), self.class),
+            // `string` is the envelope of a bare text error: no class worth naming.
+            message: if self.class == "string" {
+                self.error_message()
+            } else {
+                format!("{} ({})", self.error_message(), self.class)
+            },
             correlation_id: self.tracing_id.clone(),
         };
         Error::Remote { stage, remote }

@@ -123,7 +123,7 @@ impl SessionRules {
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         if self.blocked_extensions.contains(&ext) {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::BlockedExtension,
                 format!("the deployment blocks .{ext} files"),
             ));
@@ -135,7 +135,7 @@ impl SessionRules {
 impl Profile {
     fn check(&self, file: &ValidatedFile) -> Result<()> {
         if !self.enabled {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::TypeNotAllowed,
                 format!(
                     "file uploads are disabled on this deployment (according to {})",
@@ -150,7 +150,7 @@ impl Profile {
             .iter()
             .any(|t| type_allowed(t, file.content_type))
         {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::TypeNotAllowed,
                 format!(
                     "the deployment does not accept {} (it allows: {})",
@@ -163,7 +163,7 @@ impl Profile {
         // `size / 1000 > maxFileSizeKB` (`core/AttachmentHandlerImpl.kt`, `isInvalid`, `toKB`).
         let kb = self.max_file_size_kb;
         if file.size / 1000 > kb {
-            return Err(Error::invalid(
+            return Err(Error::refused_by_deployment(
                 Rule::TooLarge,
                 format!(
                     "{} bytes is over the deployment's limit of {kb} KB",

@@ -23,7 +23,8 @@ pub(super) struct Batches {
     queue: Mutex<(Vec<Job>, bool)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// A lock whose holder panicked is still usable: every write is its own transaction.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -110,7 +110,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let mut conn = self.inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = batch::lock(&self.inner.conn);
         f(&mut conn).map_err(|e| self.inner.sql(e))
     }
 

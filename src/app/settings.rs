@@ -10,6 +10,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use url::Url;
 
 use super::cli::{Cli, Command, Settings, UploadArgs};
+use super::env_file::{self, EnvFileError, Loaded};
 use crate::config::{Credentials, Endpoints};
 use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
@@ -51,22 +52,30 @@ const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
     ("communication", RouteName::Conversation),
 ];
 
-static DOTENV_KEYS: OnceLock<Vec<String>> = OnceLock::new();
+static DOTENV: OnceLock<std::result::Result<Loaded, EnvFileError>> = OnceLock::new();
 
-/// Loads `.env` from the working directory without overriding the environment. Call it before
-/// any thread exists: setting variables in a running multi-threaded program is unsound.
+/// Reads the `.env` file (see [`env_file`]) without overriding the environment. Call it before
+/// any thread exists: setting variables in a running multi-threaded program is unsound. What it
+/// found is kept for `doctor`, and a refusal for the run to report once it has parsed its
+/// arguments (an upload then fails every file with it, so each still gets its record).
 pub fn load_dotenv() {
-    // Which keys `.env` provides that the environment lacks: `doctor` says where settings came from.
-    let keys: Vec<String> = dotenvy::dotenv_iter()
-        .map(|it| {
-            it.flatten()
-                .filter(|(k, _)| std::env::var_os(k).is_none())
-                .map(|(k, _)| k)
-                .collect()
-        })
-        .unwrap_or_default();
-    let _ = DOTENV_KEYS.set(keys);
-    let _ = dotenvy::dotenv();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let _ = DOTENV.set(env_file::load(&args));
+}
+
+/// What `load_dotenv` read, or why it refused the file.
+pub fn dotenv() -> std::result::Result<&'static Loaded, Error> {
+    match DOTENV.get() {
+        Some(Ok(loaded)) => Ok(loaded),
+        Some(Err(e)) => Err(Error::config(e.to_string())),
+        None => {
+            static NONE: Loaded = Loaded {
+                path: None,
+                keys: Vec::new(),
+            };
+            Ok(&NONE)
+        }
+    }
 }
 
 /// Parses the process's arguments, with where each setting of the command came from (clap
@@ -94,7 +103,7 @@ fn sources(m: &ArgMatches) -> Sources {
     if let Some(d) = cmd.find_subcommand("doctor") {
         all.extend(d.get_arguments());
     }
-    let dotenv = DOTENV_KEYS.get().map(Vec::as_slice).unwrap_or(&[]);
+    let dotenv = dotenv().map(|l| l.keys.as_slice()).unwrap_or(&[]);
     let mut out = Vec::new();
     for id in m.ids() {
         let id = id.as_str();

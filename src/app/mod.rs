@@ -7,6 +7,7 @@ mod env_file;
 mod logging;
 #[cfg(feature = "sandbox")]
 mod sandbox;
+mod self_feeding;
 pub mod settings;
 
 use std::io::Write;

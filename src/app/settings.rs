@@ -11,6 +11,7 @@ use url::Url;
 
 use super::cli::{Cli, Command, Settings, UploadArgs};
 use super::env_file::{self, EnvFileError, Loaded};
+use super::self_feeding;
 use crate::config::{Credentials, Endpoints};
 use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
@@ -195,9 +196,7 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
             "--move-to and --remove-source-files need the state store (they act only on what it journaled); drop --no-state",
         ));
     }
-    if let Some(dir) = &args.move_to {
-        check_outside_inputs(dir, &args.files)?;
-    }
+    check_not_fed_back(args)?;
     Ok(match (&args.move_to, args.remove_source_files) {
         (Some(dir), _) => moves::After::MoveTo(dir.clone()),
         (None, true) => moves::After::Remove,
@@ -205,28 +204,29 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
     })
 }
 
-/// A `--move-to` directory inside an input directory would feed moved files to the next run.
-fn check_outside_inputs(dir: &std::path::Path, inputs: &[std::path::PathBuf]) -> Result<()> {
-    let absolute = |p: &std::path::Path| {
-        // The directory may not exist yet: resolve its nearest existing ancestor.
-        let mut base = p.to_path_buf();
-        let mut rest = Vec::new();
-        while !base.exists() {
-            let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
-                break;
-            };
-            rest.push(name);
-            base.pop();
-        }
-        let mut full = std::fs::canonicalize(&base).unwrap_or(base);
-        full.extend(rest.iter().rev());
-        full
-    };
-    let target = absolute(dir);
-    for input in inputs.iter().filter(|p| p.is_dir()) {
-        if target.starts_with(absolute(input)) {
+/// Neither the `--move-to` folder nor the state directory may be where the inputs reach: moved
+/// files would be uploaded again, and the store's own files would fail validation every run.
+fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
+    let state = (!args.no_state)
+        .then(|| state_dir(&args.settings.webhook.state))
+        .flatten();
+    let targets = [
+        (
+            args.move_to.clone(),
+            "--move-to",
+            "moved files would be uploaded again",
+        ),
+        (
+            state,
+            "the state directory (--state-dir, GCUPLOAD_STATE_DIR)",
+            "its database and lock files would be read as uploads on every run",
+        ),
+    ];
+    for (dir, what, why) in targets {
+        let Some(dir) = dir else { continue };
+        if let Some(input) = self_feeding::input_reaching(&args.files, args.recursive, &dir) {
             return Err(Error::config(format!(
-                "--move-to {} is inside the input {}: moved files would be uploaded again; choose a directory outside it",
+                "{what} {} is inside the input {}: {why}; choose a directory outside what the run uploads",
                 dir.display(),
                 input.display()
             )));

@@ -360,3 +360,69 @@ fn a_file_is_moved_only_once_its_completion_is_journaled() {
         .collect();
     assert_eq!(keys.len(), 1, "one event for one upload: {keys:?}");
 }
+
+/// Inputs that feed themselves are refused before anything is sent: a `--move-to` folder that a
+/// glob reaches, a state directory inside the walked tree. A glob that cannot reach the folder
+/// is fine.
+#[test]
+fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("a.pdf"), pdf(100)).unwrap();
+    let refused = |out: std::process::Output, what: &str| {
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Usage.code()),
+            "{}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains(what) && err.contains("inside the input"),
+            "{err}"
+        );
+        let recs = records(&out.stdout);
+        assert_eq!(recs.len(), 1, "every file still gets its record");
+        assert_eq!(recs[0]["action"], "FILE_UPLOAD_FAILED");
+    };
+    let out = env
+        .cmd()
+        .args(["-r", "i[n]", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    refused(out, "--move-to in/sent");
+    let out = env
+        .cmd()
+        .args(["in/*/*.pdf", "in/a.pdf", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Usage.code()),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .cmd()
+        .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
+        .args(["-r", "in"])
+        .output()
+        .unwrap();
+    refused(out, "state directory");
+    assert!(env.sandbox.objects().is_empty());
+
+    // A pattern that matches only the folder's own files does not reach into a subfolder.
+    let out = env
+        .cmd()
+        .args(["in/*.pdf", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Success.code()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(inbox.join("sent/a.pdf").exists());
+}

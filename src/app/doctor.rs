@@ -182,13 +182,13 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         };
         eprintln!("  {:<16} {value:<40} {}", setting.id, setting.origin());
     }
-    match &inputs.env_file {
-        Ok(loaded) => report.pass("env file", env_file_detail(loaded)),
-        Err(e) => report.fail("env file", e),
-    }
     match (&inputs.route, &inputs.endpoints) {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
         (Err(e), _) | (_, Err(e)) => report.fail("configuration", e),
+    }
+    match &inputs.env_file {
+        Ok(loaded) => report.pass("env file", env_file_detail(loaded)),
+        Err(e) => report.fail("env file", e),
     }
     if let Ok(e) = &inputs.endpoints {
         let client = http::client();

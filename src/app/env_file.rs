@@ -116,7 +116,8 @@ fn read_checked(path: &Path, explicit: bool) -> Result<Option<String>, EnvFileEr
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let file = match open(path) {
+    // Never blocking: a FIFO named `.env` must not hold the program.
+    let file = match crate::validate::open_nonblocking(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -139,18 +140,6 @@ fn read_checked(path: &Path, explicit: bool) -> Result<Option<String>, EnvFileEr
         .read_to_string(&mut text)
         .map_err(unreadable)?;
     Ok(Some(text))
-}
-
-/// Never blocking: a FIFO named `.env` must not hold the program.
-fn open(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    options.open(path)
 }
 
 #[cfg(unix)]

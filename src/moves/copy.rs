@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Identity, MoveError, check, io_error, parent_of, place, replaced, sync_dir};
+use super::error::{MoveError, io_error, replaced};
+use super::identity::{Identity, check};
+use super::place::{self, parent_of, sync_dir};
 
 /// Every temporary copy is named `.gcupload-<32 hex digits>.part`.
 const TEMP_PREFIX: &str = ".gcupload-";

@@ -4,11 +4,15 @@
 //! renaming is not enough: two files of one name moved at once both find the same name free.
 
 use std::ffi::{OsStr, OsString};
-use std::fs;
+use std::fs::{self, File};
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 
-use super::{Change, Identity, MAX_NUMBER, MoveError, io_error, no_free_name, replaced};
+use super::error::{Change, MoveError, io_error, replaced};
+use super::identity::Identity;
+
+/// How many numbered names (`name (1).ext`, `name (2).ext`, …) are tried before giving up.
+const MAX_NUMBER: u32 = 9_999;
 
 /// How one no-replace attempt went.
 enum Placed {
@@ -171,5 +175,32 @@ pub(super) fn verify_moved(src: &Path, to: &Path, expected: &Identity) -> Result
             path: src.to_path_buf(),
             at: to.to_path_buf(),
         }),
+    }
+}
+
+/// Makes a rename or an unlink in `dir` durable. Best effort: some filesystems refuse to fsync a
+/// directory, and elsewhere than unix a directory cannot be opened as a file; the change is made.
+pub(super) fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// The folder `path` is in; `.` for a bare file name.
+pub(super) fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+pub(super) fn no_free_name(dir: &Path, name: &OsStr) -> MoveError {
+    MoveError::NoFreeName {
+        dir: dir.to_path_buf(),
+        name: name.to_string_lossy().into_owned(),
+        tried: MAX_NUMBER,
     }
 }

@@ -1,6 +1,8 @@
 //! The moves, on real files in a temporary directory.
 use super::*;
-use std::fs::OpenOptions;
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io;
 
 fn write(path: &Path, bytes: &[u8]) -> Identity {
     fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::file::{Job, earlier, state_error};
+use super::job::{Job, earlier, state_error};
 use super::stages::Pipeline;
 use crate::audit::{self, Record};
 use crate::error::Error;

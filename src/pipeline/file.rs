@@ -5,15 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::complete::lost_event;
+use super::job::{Heartbeat, Job, earlier, state_error};
 use super::stages::{BarGuard, Pipeline};
 use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
-use crate::state::{Claim, Entry, Key, Remembered, Seen, Step, Store};
+use crate::state::{Claim, Entry, Key, Remembered, Seen, Step};
 use crate::validate::{self, ValidatedFile};
 use crate::{retry, transfer};
 
@@ -30,91 +29,6 @@ enum Outcome {
     /// An earlier run completed it but was stopped before its webhook: the stored record.
     Settle(Entry),
     Completed(Confirmation, bool),
-}
-
-/// The file's journal row, as far as this run got; without a state store, a row of none.
-pub(super) struct Job {
-    pub(super) store: Option<Store>,
-    pub(super) id: i64,
-    step: Step,
-    /// The completed record's event id: the one an earlier run journaled for this row, so a
-    /// resume reports the same event under the same idempotency key.
-    pub(super) event_id: uuid::Uuid,
-}
-
-impl Job {
-    fn new(store: Option<&Store>, entry: &Entry) -> Job {
-        Job {
-            store: store.cloned(),
-            id: entry.id,
-            step: entry.step,
-            event_id: entry
-                .event_id
-                .as_deref()
-                .and_then(|e| uuid::Uuid::parse_str(e).ok())
-                .unwrap_or_else(uuid::Uuid::new_v4),
-        }
-    }
-
-    /// A step whose loss a resume repairs (see [`Store::passed`]): queued, not waited for.
-    fn passed(&mut self, step: Step) {
-        self.step = step;
-        if let Some(store) = &self.store {
-            store.passed(self.id, step);
-        }
-    }
-
-    async fn advance(&mut self, step: Step, up: Option<&Uploaded>) -> Result<()> {
-        self.step = step;
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let (file_id, confirm_url) = up.map_or((None, None), |u| {
-            (
-                Some(u.file_id.clone()),
-                u.confirm_url.as_ref().map(|c| c.to_string()),
-            )
-        });
-        store
-            .advance(self.id, step, file_id, confirm_url)
-            .await
-            .map_err(state_error)
-    }
-}
-
-pub(super) fn state_error(e: crate::state::StateError) -> Error {
-    Error::State {
-        message: e.to_string(),
-    }
-}
-
-/// Keeps a file's lease while it is in flight.
-struct Heartbeat(Option<tokio::task::JoinHandle<()>>);
-
-impl Heartbeat {
-    fn start(job: &Job) -> Heartbeat {
-        let Some(store) = job.store.clone() else {
-            return Heartbeat(None);
-        };
-        let id = job.id;
-        let every = Duration::from_millis((crate::state::LEASE_MS / 3) as u64);
-        Heartbeat(Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = store.renew(id).await {
-                    tracing::warn!("the lease of journal row {id} could not be renewed: {e}");
-                }
-            }
-        })))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.abort();
-        }
-    }
 }
 
 impl Pipeline {
@@ -445,22 +359,6 @@ fn saved_upload(entry: &Entry) -> Option<Uploaded> {
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok()),
     })
-}
-
-/// The earlier run's completed upload, as a skip.
-pub(super) fn earlier(e: &Entry) -> Skip {
-    let field = |k: &str| {
-        e.record
-            .as_ref()
-            .and_then(|r| r.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    Skip::Uploaded {
-        file_id: field("fileId"),
-        event_id: e.event_id.clone(),
-        at: e.completed_at.clone(),
-    }
 }
 
 /// For a route that cannot check what an earlier, stopped run sent.

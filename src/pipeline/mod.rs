@@ -5,6 +5,7 @@
 mod batch;
 mod complete;
 mod file;
+mod job;
 mod stages;
 mod summary;
 

@@ -45,8 +45,11 @@ fn sandbox_settings(env: &Env) -> String {
     )
 }
 
-fn status(out: &std::process::Output) -> Option<i32> {
-    out.status.code()
+/// Asserts the run's exit status; its stderr, for more checks.
+fn expect(out: &std::process::Output, status: ExitStatus) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(status.code()), "{err}");
+    err
 }
 
 /// Another user's `shared/.env` must not steer a job run in `shared/job`: not its API host, not
@@ -71,12 +74,7 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs[0]["action"], "FILE_UPLOAD_COMPLETED", "{recs:?}");
     assert!(
@@ -105,7 +103,7 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_ne!(status(&out), Some(ExitStatus::Success.code()));
+    assert_ne!(out.status.code(), Some(ExitStatus::Success.code()));
     assert_eq!(
         hits.load(Ordering::SeqCst),
         0,
@@ -119,13 +117,7 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     let f = env.file("a.pdf", &pdf(1000));
     let dotenv = env_file(&env.dir.path().join(".env"), &sandbox_settings(&env), 0o664);
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Usage.code()),
-        "{}",
-        stderr(&out)
-    );
-    let err = stderr(&out);
+    let err = expect(&out, ExitStatus::Usage);
     assert!(err.contains(".env") && err.contains("chmod go-w"), "{err}");
     // Every file still gets its record, and nothing was sent.
     let recs = records(&out.stdout);
@@ -136,20 +128,14 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     // Made private, the same file is read.
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, ExitStatus::Success);
 
     // As root the owner check can be seen: a file owned by someone else is refused.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::fs::chown(&dotenv, Some(65534), None).unwrap();
         let out = env.bare_cmd().arg("--force").arg(&f).output().unwrap();
-        assert_eq!(status(&out), Some(ExitStatus::Usage.code()));
-        let err = stderr(&out);
+        let err = expect(&out, ExitStatus::Usage);
         assert!(
             err.contains("owned by user 65534") && err.contains("chown"),
             "{err}"
@@ -169,13 +155,7 @@ fn foreign_keys_in_a_dotenv_are_not_applied() {
     );
     env_file(&env.dir.path().join(".env"), &text, 0o600);
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
-    let err = stderr(&out);
+    let err = expect(&out, ExitStatus::Success);
     for key in [
         "HTTPS_PROXY",
         "HTTP_PROXY",
@@ -207,13 +187,7 @@ fn a_dotenv_syntax_error_names_the_line() {
     );
     env_file(&env.dir.path().join(".env"), &text, 0o600);
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Usage.code()),
-        "{}",
-        stderr(&out)
-    );
-    let err = stderr(&out);
+    let err = expect(&out, ExitStatus::Usage);
     assert!(err.contains(".env line 3"), "{err}");
     assert!(env.sandbox.requests().is_empty());
 }
@@ -266,12 +240,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        status(&out),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect(&out, ExitStatus::Success);
     assert_eq!(env.sandbox.objects().len(), 1);
 
     // The same checks apply to a named file.
@@ -283,7 +252,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(status(&out), Some(ExitStatus::Usage.code()));
+    expect(&out, ExitStatus::Usage);
     assert!(stderr(&out).contains("chmod go-w"));
 
     // A named file that is missing is an error, not an empty configuration.
@@ -295,7 +264,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(status(&out), Some(ExitStatus::Usage.code()));
+    expect(&out, ExitStatus::Usage);
     assert!(
         stderr(&out).contains("nope.env: no such file"),
         "{}",
@@ -310,12 +279,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
             cmd.env("GCUPLOAD_NO_DOTENV", "1");
         }
         let out = cmd.args(skip).arg("--force").arg(&f).output().unwrap();
-        assert_eq!(
-            status(&out),
-            Some(ExitStatus::Usage.code()),
-            "{}",
-            stderr(&out)
-        );
+        expect(&out, ExitStatus::Usage);
         assert!(
             stderr(&out).contains("no route selected"),
             "{}",

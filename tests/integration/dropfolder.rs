@@ -243,12 +243,7 @@ fn files_of_one_name_moved_into_one_folder_at_once_all_survive() {
         .arg(&inbox)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 60);
     let mut targets = std::collections::HashSet::new();
@@ -279,12 +274,7 @@ fn a_same_size_rewrite_during_the_confirm_is_not_removed() {
     file.set_modified(modified).unwrap();
     drop(file);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
     assert!(r.get("removed").is_none(), "{r}");
@@ -332,12 +322,7 @@ fn a_file_is_moved_only_once_its_completion_is_journaled() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     let second = &records(&out.stdout)[0];
     assert_eq!(second["eventId"], first["eventId"], "{second}");
     assert_eq!(second["fileId"], first["fileId"]);
@@ -363,12 +348,7 @@ fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("a.pdf"), pdf(100)).unwrap();
     let refused = |out: std::process::Output, what: &str| {
-        assert_eq!(
-            out.status.code(),
-            Some(ExitStatus::Usage.code()),
-            "{}",
-            stderr(&out)
-        );
+        expect_status(&out, ExitStatus::Usage);
         let err = stderr(&out);
         assert!(
             err.contains(what) && err.contains("inside the input"),
@@ -389,12 +369,7 @@ fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
         .args(["in/*/*.pdf", "in/a.pdf", "--move-to", "in/sent"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Usage.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Usage);
     let out = env
         .cmd()
         .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
@@ -410,12 +385,7 @@ fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
         .args(["in/*.pdf", "--move-to", "in/sent"])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     assert!(inbox.join("sent/a.pdf").exists());
 }
 

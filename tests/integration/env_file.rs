@@ -11,6 +11,12 @@ use crate::common::*;
 use gcupload::ExitStatus;
 use serde_json::Value;
 
+/// Uploads `file` from the test's directory, with `text` as its private `./.env`.
+fn upload_with_dotenv(env: &Env, text: &str, file: &Path) -> std::process::Output {
+    env_file(&env.dir.path().join(".env"), text, 0o600);
+    env.bare_cmd().arg(file).output().unwrap()
+}
+
 /// A listener that only counts who connects to it: the attacker's server.
 fn hostile_listener() -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -45,13 +51,6 @@ fn sandbox_settings(env: &Env) -> String {
     )
 }
 
-/// Asserts the run's exit status; its stderr, for more checks.
-fn expect(out: &std::process::Output, status: ExitStatus) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(status.code()), "{err}");
-    err
-}
-
 /// Another user's `shared/.env` must not steer a job run in `shared/job`: not its API host, not
 /// its webhook (which would receive every record).
 #[test]
@@ -74,7 +73,7 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         .arg(&f)
         .output()
         .unwrap();
-    expect(&out, ExitStatus::Success);
+    expect_status(&out, ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs[0]["action"], "FILE_UPLOAD_COMPLETED", "{recs:?}");
     assert!(
@@ -117,7 +116,7 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     let f = env.file("a.pdf", &pdf(1000));
     let dotenv = env_file(&env.dir.path().join(".env"), &sandbox_settings(&env), 0o664);
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    let err = expect(&out, ExitStatus::Usage);
+    let err = expect_status(&out, ExitStatus::Usage);
     assert!(err.contains(".env") && err.contains("chmod go-w"), "{err}");
     // Every file still gets its record, and nothing was sent.
     let recs = records(&out.stdout);
@@ -128,14 +127,14 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     // Made private, the same file is read.
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = env.bare_cmd().arg(&f).output().unwrap();
-    expect(&out, ExitStatus::Success);
+    expect_status(&out, ExitStatus::Success);
 
     // As root the owner check can be seen: a file owned by someone else is refused.
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::fs::chown(&dotenv, Some(65534), None).unwrap();
         let out = env.bare_cmd().arg("--force").arg(&f).output().unwrap();
-        let err = expect(&out, ExitStatus::Usage);
+        let err = expect_status(&out, ExitStatus::Usage);
         assert!(
             err.contains("owned by user 65534") && err.contains("chown"),
             "{err}"
@@ -153,9 +152,8 @@ fn foreign_keys_in_a_dotenv_are_not_applied() {
         "{}HTTPS_PROXY={hostile}\nHTTP_PROXY={hostile}\nALL_PROXY={hostile}\nSSL_CERT_FILE=/nonexistent/ca.pem\nRUST_LOG=trace\n",
         sandbox_settings(&env)
     );
-    env_file(&env.dir.path().join(".env"), &text, 0o600);
-    let out = env.bare_cmd().arg(&f).output().unwrap();
-    let err = expect(&out, ExitStatus::Success);
+    let out = upload_with_dotenv(&env, &text, &f);
+    let err = expect_status(&out, ExitStatus::Success);
     for key in [
         "HTTPS_PROXY",
         "HTTP_PROXY",
@@ -185,9 +183,8 @@ fn a_dotenv_syntax_error_names_the_line() {
         "# settings\nGENESYS_REGION=us_east_1\nTHIS IS NOT A SETTING\n{}",
         sandbox_settings(&env)
     );
-    env_file(&env.dir.path().join(".env"), &text, 0o600);
-    let out = env.bare_cmd().arg(&f).output().unwrap();
-    let err = expect(&out, ExitStatus::Usage);
+    let out = upload_with_dotenv(&env, &text, &f);
+    let err = expect_status(&out, ExitStatus::Usage);
     assert!(err.contains(".env line 3"), "{err}");
     assert!(env.sandbox.requests().is_empty());
 }
@@ -240,7 +237,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    expect(&out, ExitStatus::Success);
+    expect_status(&out, ExitStatus::Success);
     assert_eq!(env.sandbox.objects().len(), 1);
 
     // The same checks apply to a named file.
@@ -252,7 +249,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    expect(&out, ExitStatus::Usage);
+    expect_status(&out, ExitStatus::Usage);
     assert!(stderr(&out).contains("chmod go-w"));
 
     // A named file that is missing is an error, not an empty configuration.
@@ -264,7 +261,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg(&f)
         .output()
         .unwrap();
-    expect(&out, ExitStatus::Usage);
+    expect_status(&out, ExitStatus::Usage);
     assert!(
         stderr(&out).contains("nope.env: no such file"),
         "{}",
@@ -279,7 +276,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
             cmd.env("GCUPLOAD_NO_DOTENV", "1");
         }
         let out = cmd.args(skip).arg("--force").arg(&f).output().unwrap();
-        expect(&out, ExitStatus::Usage);
+        expect_status(&out, ExitStatus::Usage);
         assert!(
             stderr(&out).contains("no route selected"),
             "{}",

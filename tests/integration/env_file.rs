@@ -91,22 +91,29 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         "nothing reached the parent's host"
     );
 
-    // The same run, with no API host in the environment: the parent's is not taken either.
+    // With no API host in the environment (the region's hosts are meant), the parent's is not
+    // taken either: a dry run shows where the credentials would go, without calling anyone.
     let out = env
         .bare_cmd()
+        .env("GENESYS_REGION", "eu_west_1")
         .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
         .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
         .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
         .current_dir(&job)
-        .args(["--force", "--max-attempts", "1", "--retry-budget", "3"])
+        .args(["--dry-run", "--offline"])
         .arg(&f)
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(ExitStatus::Success.code()));
+    expect_status(&out, ExitStatus::Success);
+    let plan = &records(&out.stdout)[0];
+    for host in ["loginHost", "apiHost"] {
+        let shown = plan[host].as_str().unwrap_or_else(|| panic!("{plan}"));
+        assert!(shown.contains("mypurecloud.ie"), "{host}: {shown}");
+    }
     assert_eq!(
         hits.load(Ordering::SeqCst),
         0,
-        "the credentials never went to it"
+        "nothing reached the parent's host"
     );
 }
 

@@ -43,6 +43,15 @@ pub struct Cli {
 
     #[command(flatten)]
     pub upload: UploadArgs,
+
+    /// Read settings from this file instead of `./.env` (same rules: yours, not writable by
+    /// others, gcupload's variables only; the environment wins over it).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Read no `.env` file (as GCUPLOAD_NO_DOTENV=1 does).
+    #[arg(long, global = true, conflicts_with = "env_file")]
+    pub no_env_file: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,8 @@ pub struct Inputs {
     pub endpoints: Result<Endpoints>,
     /// The OAuth client the route needs (`None` for a route without one); only with a route.
     pub credentials: Option<Result<Option<Credentials>>>,
+    /// The `.env` file read and the keys it set, or why it was refused.
+    pub env_file: Result<super::env_file::Loaded>,
 }
 
 /// A check's outcome. Only `Pass` is shown with a check mark.
@@ -184,6 +186,10 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
         (Err(e), _) | (_, Err(e)) => report.fail("configuration", e),
     }
+    match &inputs.env_file {
+        Ok(loaded) => report.pass("env file", env_file_detail(loaded)),
+        Err(e) => report.fail("env file", e),
+    }
     if let Ok(e) = &inputs.endpoints {
         let client = http::client();
         probe_hosts(&mut report, &client, e).await;
@@ -195,6 +201,15 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         }
     }
     report.print(&inputs.settings)
+}
+
+/// Which `.env` file was read and each key it set (its values are in the settings above).
+fn env_file_detail(loaded: &super::env_file::Loaded) -> String {
+    match &loaded.path {
+        None => "no .env file read".into(),
+        Some(p) if loaded.keys.is_empty() => format!("read {}: it set nothing", p.display()),
+        Some(p) => format!("read {}: set {}", p.display(), loaded.keys.join(", ")),
+    }
 }
 
 /// Whether each host answers at all (any HTTP status).

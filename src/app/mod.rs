@@ -3,9 +3,11 @@
 
 pub mod cli;
 mod doctor;
+mod env_file;
 mod logging;
 #[cfg(feature = "sandbox")]
 mod sandbox;
+mod self_feeding;
 pub mod settings;
 
 use std::io::Write;
@@ -58,6 +60,15 @@ fn shut_down(runtime: tokio::runtime::Runtime) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
+    // A refused `.env` fails an upload's files one by one and is a check of `doctor`.
+    let needs_env_file = !matches!(
+        cli.command,
+        None | Some(Command::Doctor(_) | Command::Completions { .. } | Command::Man)
+    );
+    if let (true, Err(e)) = (needs_env_file, settings::dotenv()) {
+        error_line(&e);
+        return error_reporting::exit_status(&e);
+    }
     match cli.command {
         #[cfg(feature = "sandbox")]
         Some(Command::Sandbox(args)) => {
@@ -136,6 +147,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         endpoints: crate::config::Endpoints::resolve(&s.region, s.base_url.as_deref()),
         route,
         credentials,
+        env_file: settings::dotenv().cloned(),
     }
 }
 
@@ -261,7 +273,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
         error_reporting::exit_status(&e)
     };
     // Flags that are wrong whatever the route are refused before a sandbox starts for them.
-    if let Err(e) = settings::check_flags(&args) {
+    if let Err(e) = settings::dotenv().and_then(|_| settings::check_flags(&args)) {
         return refuse(e);
     }
     #[cfg(feature = "sandbox")]

@@ -10,6 +10,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use url::Url;
 
 use super::cli::{Cli, Command, Settings, UploadArgs};
+use super::env_file::{self, EnvFileError, Loaded};
+use super::self_feeding;
 use crate::config::{Credentials, Endpoints};
 use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
@@ -51,22 +53,30 @@ const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
     ("communication", RouteName::Conversation),
 ];
 
-static DOTENV_KEYS: OnceLock<Vec<String>> = OnceLock::new();
+static DOTENV: OnceLock<std::result::Result<Loaded, EnvFileError>> = OnceLock::new();
 
-/// Loads `.env` from the working directory without overriding the environment. Call it before
-/// any thread exists: setting variables in a running multi-threaded program is unsound.
+/// Reads the `.env` file (see [`env_file`]) without overriding the environment. Call it before
+/// any thread exists: setting variables in a running multi-threaded program is unsound. What it
+/// found is kept for `doctor`, and a refusal for the run to report once it has parsed its
+/// arguments (an upload then fails every file with it, so each still gets its record).
 pub fn load_dotenv() {
-    // Which keys `.env` provides that the environment lacks: `doctor` says where settings came from.
-    let keys: Vec<String> = dotenvy::dotenv_iter()
-        .map(|it| {
-            it.flatten()
-                .filter(|(k, _)| std::env::var_os(k).is_none())
-                .map(|(k, _)| k)
-                .collect()
-        })
-        .unwrap_or_default();
-    let _ = DOTENV_KEYS.set(keys);
-    let _ = dotenvy::dotenv();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let _ = DOTENV.set(env_file::load(&args));
+}
+
+/// What `load_dotenv` read, or why it refused the file.
+pub fn dotenv() -> std::result::Result<&'static Loaded, Error> {
+    match DOTENV.get() {
+        Some(Ok(loaded)) => Ok(loaded),
+        Some(Err(e)) => Err(Error::config(e.to_string())),
+        None => {
+            static NONE: Loaded = Loaded {
+                path: None,
+                keys: Vec::new(),
+            };
+            Ok(&NONE)
+        }
+    }
 }
 
 /// Parses the process's arguments, with where each setting of the command came from (clap
@@ -94,7 +104,7 @@ fn sources(m: &ArgMatches) -> Sources {
     if let Some(d) = cmd.find_subcommand("doctor") {
         all.extend(d.get_arguments());
     }
-    let dotenv = DOTENV_KEYS.get().map(Vec::as_slice).unwrap_or(&[]);
+    let dotenv = dotenv().map(|l| l.keys.as_slice()).unwrap_or(&[]);
     let mut out = Vec::new();
     for id in m.ids() {
         let id = id.as_str();
@@ -186,9 +196,7 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
             "--move-to and --remove-source-files need the state store (they act only on what it journaled); drop --no-state",
         ));
     }
-    if let Some(dir) = &args.move_to {
-        check_outside_inputs(dir, &args.files)?;
-    }
+    check_not_fed_back(args)?;
     Ok(match (&args.move_to, args.remove_source_files) {
         (Some(dir), _) => moves::After::MoveTo(dir.clone()),
         (None, true) => moves::After::Remove,
@@ -196,28 +204,29 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
     })
 }
 
-/// A `--move-to` directory inside an input directory would feed moved files to the next run.
-fn check_outside_inputs(dir: &std::path::Path, inputs: &[std::path::PathBuf]) -> Result<()> {
-    let absolute = |p: &std::path::Path| {
-        // The directory may not exist yet: resolve its nearest existing ancestor.
-        let mut base = p.to_path_buf();
-        let mut rest = Vec::new();
-        while !base.exists() {
-            let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
-                break;
-            };
-            rest.push(name);
-            base.pop();
-        }
-        let mut full = std::fs::canonicalize(&base).unwrap_or(base);
-        full.extend(rest.iter().rev());
-        full
-    };
-    let target = absolute(dir);
-    for input in inputs.iter().filter(|p| p.is_dir()) {
-        if target.starts_with(absolute(input)) {
+/// Neither the `--move-to` folder nor the state directory may be where the inputs reach: moved
+/// files would be uploaded again, and the store's own files would fail validation every run.
+fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
+    let state = (!args.no_state)
+        .then(|| state_dir(&args.settings.webhook.state))
+        .flatten();
+    let targets = [
+        (
+            args.move_to.clone(),
+            "--move-to",
+            "moved files would be uploaded again",
+        ),
+        (
+            state,
+            "the state directory (--state-dir, GCUPLOAD_STATE_DIR)",
+            "its database and lock files would be read as uploads on every run",
+        ),
+    ];
+    for (dir, what, why) in targets {
+        let Some(dir) = dir else { continue };
+        if let Some(input) = self_feeding::input_reaching(&args.files, args.recursive, &dir) {
             return Err(Error::config(format!(
-                "--move-to {} is inside the input {}: moved files would be uploaded again; choose a directory outside it",
+                "{what} {} is inside the input {}: {why}; choose a directory outside what the run uploads",
                 dir.display(),
                 input.display()
             )));

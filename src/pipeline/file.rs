@@ -5,16 +5,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use super::complete::lost_event;
+use super::job::{Heartbeat, Job, earlier, state_error};
 use super::stages::{BarGuard, Pipeline};
 use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
-use crate::state::{Claim, Entry, Key, Remembered, Seen, Step, Store};
+use crate::state::{Claim, Entry, Key, Remembered, Seen, Step};
 use crate::validate::{self, ValidatedFile};
-use crate::{moves, retry, transfer};
+use crate::{retry, transfer};
 
 /// Protocol reference: a URL is valid 15 minutes; don't start a PUT on one older than 10.
 const URL_FRESHNESS: Duration = Duration::from_secs(600);
@@ -29,83 +29,6 @@ enum Outcome {
     /// An earlier run completed it but was stopped before its webhook: the stored record.
     Settle(Entry),
     Completed(Confirmation, bool),
-}
-
-/// The file's journal row, as far as this run got; without a state store, a row of none.
-pub(super) struct Job {
-    store: Option<Store>,
-    id: i64,
-    step: Step,
-}
-
-impl Job {
-    fn new(store: Option<&Store>, entry: &Entry) -> Job {
-        Job {
-            store: store.cloned(),
-            id: entry.id,
-            step: entry.step,
-        }
-    }
-
-    /// A step whose loss a resume repairs (see [`Store::passed`]): queued, not waited for.
-    fn passed(&mut self, step: Step) {
-        self.step = step;
-        if let Some(store) = &self.store {
-            store.passed(self.id, step);
-        }
-    }
-
-    async fn advance(&mut self, step: Step, up: Option<&Uploaded>) -> Result<()> {
-        self.step = step;
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let (file_id, confirm_url) = up.map_or((None, None), |u| {
-            (
-                Some(u.file_id.clone()),
-                u.confirm_url.as_ref().map(|c| c.to_string()),
-            )
-        });
-        store
-            .advance(self.id, step, file_id, confirm_url)
-            .await
-            .map_err(state_error)
-    }
-}
-
-pub(super) fn state_error(e: crate::state::StateError) -> Error {
-    Error::State {
-        message: e.to_string(),
-    }
-}
-
-/// Keeps a file's lease while it is in flight.
-struct Heartbeat(Option<tokio::task::JoinHandle<()>>);
-
-impl Heartbeat {
-    fn start(job: &Job) -> Heartbeat {
-        let Some(store) = job.store.clone() else {
-            return Heartbeat(None);
-        };
-        let id = job.id;
-        let every = Duration::from_millis((crate::state::LEASE_MS / 3) as u64);
-        Heartbeat(Some(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = store.renew(id).await {
-                    tracing::warn!("the lease of journal row {id} could not be renewed: {e}");
-                }
-            }
-        })))
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.abort();
-        }
-    }
 }
 
 impl Pipeline {
@@ -123,8 +46,8 @@ impl Pipeline {
         let file = validated.as_ref();
         match result {
             Ok(outcome) => {
-                let record = self.record(outcome, &shown, path, file, job, ms).await;
-                let lost = lost_event(&record);
+                let (record, unjournaled) = self.record(outcome, &shown, path, file, job, ms).await;
+                let lost = unjournaled.or_else(|| lost_event(&record));
                 if let Some(e) = &lost {
                     self.progress.println(&error_reporting::human(&shown, e));
                 }
@@ -144,8 +67,8 @@ impl Pipeline {
         }
     }
 
-    /// The record of a file that did not fail; `file` is what validation found (every outcome
-    /// but `Remembered` comes after it).
+    /// The record of a file that did not fail, and the error of a completion the journal could
+    /// not keep; `file` is what validation found (every outcome but `Remembered` comes after it).
     async fn record(
         &self,
         outcome: Outcome,
@@ -154,17 +77,17 @@ impl Pipeline {
         file: Option<&ValidatedFile>,
         job: Option<Job>,
         ms: u64,
-    ) -> Record {
+    ) -> (Record, Option<Error>) {
         let route = self.route_name();
         if let Outcome::Remembered(r, meta) = &outcome {
             tracing::debug!(file = %shown, "unchanged since its journaled upload (same stamp): skipped without reading it");
             let skip = earlier(&r.entry);
             let mut record = audit::skipped(route, shown, &content(r), &skip, ms);
             self.after_upload(&mut record, shown, path, meta).await;
-            return record;
+            return (record, None);
         }
         let file = file.expect("validated");
-        match outcome {
+        let record = match outcome {
             Outcome::Remembered(..) => unreachable!("answered above"),
             Outcome::Planned(earlier) => {
                 let mut record = audit::planned(route, shown, file, ms);
@@ -189,101 +112,10 @@ impl Pipeline {
                 record
             }
             Outcome::Completed(conf, resumed) => {
-                let mut record = audit::completed(route, shown, file, conf, ms);
-                if resumed {
-                    record.extra.insert("resumed".into(), true.into());
-                }
-                tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
-                self.complete(&mut record, job).await;
-                self.after_upload(&mut record, shown, &file.path, &file.meta)
-                    .await;
-                record
+                return self.completed(conf, resumed, shown, file, job, ms).await;
             }
-        }
-    }
-
-    /// `--move-to` / `--remove-source-files`, once the upload is confirmed and journaled; what
-    /// happened goes into the record. A failed move leaves the file where it is (the next run
-    /// skips its upload and tries the move again).
-    async fn after_upload(
-        &self,
-        record: &mut Record,
-        shown: &str,
-        path: &Path,
-        meta: &std::fs::Metadata,
-    ) {
-        if matches!(self.after, moves::After::Keep) {
-            return;
-        }
-        let (after, path) = (self.after.clone(), path.to_path_buf());
-        let identity = moves::Identity::of(meta);
-        let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
-            .await
-            .expect("a move does not panic");
-        match done {
-            Ok(moves::Outcome::Moved { to }) => {
-                record
-                    .extra
-                    .insert("movedTo".into(), to.display().to_string().into());
-            }
-            Ok(moves::Outcome::Removed) => {
-                record.extra.insert("removed".into(), true.into());
-            }
-            Ok(moves::Outcome::Kept) => {}
-            Err(e) => {
-                let line = format!("warning: {shown}: {e}");
-                self.progress.println(&crate::redact::for_terminal(&line));
-                record
-                    .extra
-                    .insert("moveError".into(), e.to_string().into());
-            }
-        }
-    }
-
-    /// Journals the completed record, then fires its webhook and journals how that went.
-    async fn complete(&self, record: &mut Record, job: Option<Job>) {
-        let payload = serde_json::to_value(&*record).expect("records serialise");
-        let event_id = record.event_id.to_string();
-        let store = job
-            .as_ref()
-            .and_then(|j| j.store.clone().map(|s| (s, j.id)));
-        if let Some((s, id)) = &store
-            && let Err(e) = s
-                .completed(
-                    *id,
-                    payload.clone(),
-                    event_id.clone(),
-                    self.webhook.tag(&payload),
-                )
-                .await
-        {
-            tracing::error!("the completed upload could not be journaled: {e}");
-        }
-        record.webhook = self.webhook.deliver(&event_id, &payload).await;
-        if let Some((s, id)) = store {
-            s.settled(id, webhook_state(record.webhook.as_ref()));
-        }
-    }
-
-    /// An upload an earlier run completed but could not report to the webhook: delivers the
-    /// stored record's event now, and says the file was skipped.
-    async fn settle(
-        &self,
-        shown: &str,
-        file: &ValidatedFile,
-        entry: Entry,
-        job: Option<Job>,
-        ms: u64,
-    ) -> Record {
-        let mut record =
-            audit::skipped(self.route_name(), shown, &file.into(), &earlier(&entry), ms);
-        if let (Some(payload), Some(event_id)) = (&entry.record, &entry.event_id) {
-            record.webhook = self.webhook.deliver(event_id, payload).await;
-        }
-        if let Some(store) = job.and_then(|j| j.store) {
-            store.settled(entry.id, webhook_state(record.webhook.as_ref()));
-        }
-        record
+        };
+        (record, None)
     }
 
     async fn journal_failure(&self, job: &Job, e: &Error) {
@@ -445,7 +277,7 @@ impl Pipeline {
         };
         if let Some(store) = &job.store {
             let v = serde_json::to_value(&conf).expect("confirmations serialise");
-            store.confirmed(job.id, v);
+            store.confirmed(job.id, v, &job.event_id.to_string());
         }
         job.step = Step::Confirmed;
         Ok(conf)
@@ -527,39 +359,6 @@ fn saved_upload(entry: &Entry) -> Option<Uploaded> {
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok()),
     })
-}
-
-/// The earlier run's completed upload, as a skip.
-fn earlier(e: &Entry) -> Skip {
-    let field = |k: &str| {
-        e.record
-            .as_ref()
-            .and_then(|r| r.get(k))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    Skip::Uploaded {
-        file_id: field("fileId"),
-        event_id: e.event_id.clone(),
-        at: e.completed_at.clone(),
-    }
-}
-
-/// A completed upload whose webhook event was neither delivered nor kept: the user must learn it.
-fn lost_event(record: &Record) -> Option<Error> {
-    let why = record.webhook.as_ref()?.queue_error.as_ref()?;
-    Some(Error::WebhookLost {
-        message: why.clone(),
-    })
-}
-
-fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {
-    match d {
-        None => "none",
-        Some(d) if d.delivered => "delivered",
-        Some(d) if d.queued => "queued",
-        Some(_) => "lost",
-    }
 }
 
 /// For a route that cannot check what an earlier, stopped run sent.

@@ -3,7 +3,9 @@
 //! new files from starting, and a second one abandons the file in flight.
 
 mod batch;
+mod complete;
 mod file;
+mod job;
 mod stages;
 mod summary;
 

@@ -312,14 +312,17 @@ impl Store {
         ));
     }
 
-    /// The platform confirmed the upload: keeps what the record needs, for a resumed send.
-    /// Queued, not waited for: lost in a crash, a resume confirms again (confirmations are
-    /// idempotent); the send's own step is written after it, in order, and waited for.
-    pub fn confirmed(&self, id: i64, confirmation: Value) {
+    /// The platform confirmed the upload: keeps what the record needs, for a resumed send, and
+    /// the event id its completed record will carry (kept if the row has one already), so a
+    /// resume after a completion that could not be journaled reports the same event, under the
+    /// same idempotency key. Queued, not waited for: lost in a crash, a resume confirms again
+    /// (confirmations are idempotent); the send's own step is written after it, in order, and
+    /// waited for.
+    pub fn confirmed(&self, id: i64, confirmation: Value, event_id: &str) {
         self.run_soon(update(
             id,
-            "step = 'confirmed', confirmation = ?3, error = NULL",
-            vec![confirmation.to_string().into()],
+            "step = 'confirmed', confirmation = ?3, event_id = COALESCE(event_id, ?4), error = NULL",
+            vec![confirmation.to_string().into(), event_id.to_string().into()],
         ));
     }
 

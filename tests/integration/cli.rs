@@ -408,7 +408,9 @@ fn settings_come_from_flags_then_env_then_dotenv() {
         env.sandbox.client_secret(),
         env.sandbox.external_contact_id()
     );
-    env.file(".env", dotenv.as_bytes());
+    let dotenv = env.file(".env", dotenv.as_bytes());
+    // Owner-only, whatever the umask: a .env others can write is refused.
+    std::fs::set_permissions(&dotenv, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = env.bare_cmd().arg(&f).output().unwrap();
     assert_eq!(
         out.status.code(),

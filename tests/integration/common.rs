@@ -202,6 +202,13 @@ pub fn check_schema(v: &Value) {
     );
 }
 
+/// Asserts a run's exit status (showing its stderr if it differs); its stderr, for more checks.
+pub fn expect_status(out: &std::process::Output, status: gcupload::ExitStatus) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(status.code()), "{err}");
+    err
+}
+
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

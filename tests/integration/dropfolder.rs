@@ -220,3 +220,180 @@ fn rate_paces_the_api_calls_of_a_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
 }
+
+/// Sixty files of one name from sixty folders, moved into one folder sixteen at a time: each
+/// lands under its own name, byte-exact, and every record's `movedTo` is that file.
+#[test]
+fn files_of_one_name_moved_into_one_folder_at_once_all_survive() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("in");
+    let sent = env.dir.path().join("sent");
+    let mut sources = std::collections::HashMap::new();
+    for i in 0..60 {
+        let src = inbox.join(format!("d{i:02}/report.pdf"));
+        std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+        let body = pdf(1000 + i);
+        std::fs::write(&src, &body).unwrap();
+        sources.insert(src.display().to_string(), body);
+    }
+    let out = env
+        .cmd()
+        .args(["-r", "--jobs", "16", "--move-to"])
+        .arg(&sent)
+        .arg(&inbox)
+        .output()
+        .unwrap();
+    expect_status(&out, ExitStatus::Success);
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 60);
+    let mut targets = std::collections::HashSet::new();
+    for r in &recs {
+        let to = std::path::PathBuf::from(r["movedTo"].as_str().unwrap_or_else(|| panic!("{r}")));
+        let body = &sources[r["path"].as_str().unwrap()];
+        assert_eq!(&std::fs::read(&to).unwrap(), body, "{}", to.display());
+        assert!(targets.insert(to), "two records name one file");
+        assert!(!std::path::Path::new(r["path"].as_str().unwrap()).exists());
+    }
+    assert_eq!(std::fs::read_dir(&sent).unwrap().count(), 60);
+}
+
+/// A same-size rewrite during the confirm, with its modification time put back, is not the
+/// uploaded file: `--remove-source-files` leaves it (its change time moved).
+#[test]
+fn a_same_size_rewrite_during_the_confirm_is_not_removed() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(5000));
+    env.sandbox.faults().pause = vec![gcupload::sandbox::Pause::new("confirm", 1500)];
+    let child = env.spawn(&["--remove-source-files".as_ref(), f.as_os_str()]);
+    wait_for_pause(&env, "confirm");
+    let modified = std::fs::metadata(&f).unwrap().modified().unwrap();
+    let mut rewritten = pdf(5000);
+    rewritten[4000] ^= 0xff;
+    let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    std::io::Write::write_all(&mut &file, &rewritten).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    let out = child.wait_with_output().unwrap();
+    expect_status(&out, ExitStatus::Success);
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
+    assert!(r.get("removed").is_none(), "{r}");
+    assert!(r["moveError"].as_str().unwrap().contains("changed"), "{r}");
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        rewritten,
+        "the rewrite is still there"
+    );
+}
+
+/// A completion the journal cannot keep (here a write refused by the database, as a full disk
+/// or a lock held past its timeout would) leaves the file where it is; the next run finishes it
+/// under the same event id, so the receiver sees one event (one idempotency key), then moves it.
+#[test]
+fn a_file_is_moved_only_once_its_completion_is_journaled() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(3000));
+    let sent = env.dir.path().join("sent");
+    env.sandbox.faults().pause = vec![gcupload::sandbox::Pause::new("confirm", 1000)];
+    let child = env.spawn(&["--move-to".as_ref(), sent.as_os_str(), f.as_os_str()]);
+    wait_for_pause(&env, "confirm");
+    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_completed BEFORE UPDATE OF step ON uploads \
+         WHEN NEW.step = 'completed' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(ExitStatus::Success.code()));
+    let first = &records(&out.stdout)[0];
+    assert_eq!(first["action"], "FILE_UPLOAD_COMPLETED", "{first}");
+    assert!(first.get("movedTo").is_none(), "{first}");
+    let why = first["moveError"].as_str().unwrap();
+    assert!(why.contains("could not be journaled"), "{why}");
+    assert!(f.exists() && !sent.exists(), "the file stays in place");
+
+    db.execute_batch("DROP TRIGGER refuse_completed").unwrap();
+    env.sandbox.faults().pause.clear();
+    let out = env
+        .cmd()
+        .arg("--move-to")
+        .arg(&sent)
+        .arg(&f)
+        .output()
+        .unwrap();
+    expect_status(&out, ExitStatus::Success);
+    let second = &records(&out.stdout)[0];
+    assert_eq!(second["eventId"], first["eventId"], "{second}");
+    assert_eq!(second["fileId"], first["fileId"]);
+    assert_eq!(second["movedTo"], sent.join("a.pdf").display().to_string());
+    assert!(!f.exists());
+    assert_eq!(env.sandbox.objects().len(), 1, "uploaded once");
+    let keys: std::collections::HashSet<_> = env
+        .sandbox
+        .webhooks()
+        .iter()
+        .map(|w| w["idempotencyKey"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 1, "one event for one upload: {keys:?}");
+}
+
+/// Inputs that feed themselves are refused before anything is sent: a `--move-to` folder that a
+/// glob reaches, a state directory inside the walked tree. A glob that cannot reach the folder
+/// is fine.
+#[test]
+fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("a.pdf"), pdf(100)).unwrap();
+    let refused = |out: std::process::Output, what: &str| {
+        expect_status(&out, ExitStatus::Usage);
+        let err = stderr(&out);
+        assert!(
+            err.contains(what) && err.contains("inside the input"),
+            "{err}"
+        );
+        let recs = records(&out.stdout);
+        assert_eq!(recs.len(), 1, "every file still gets its record");
+        assert_eq!(recs[0]["action"], "FILE_UPLOAD_FAILED");
+    };
+    let out = env
+        .cmd()
+        .args(["-r", "i[n]", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    refused(out, "--move-to in/sent");
+    let out = env
+        .cmd()
+        .args(["in/*/*.pdf", "in/a.pdf", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    expect_status(&out, ExitStatus::Usage);
+    let out = env
+        .cmd()
+        .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
+        .args(["-r", "in"])
+        .output()
+        .unwrap();
+    refused(out, "state directory");
+    assert!(env.sandbox.objects().is_empty());
+
+    // A pattern that matches only the folder's own files does not reach into a subfolder.
+    let out = env
+        .cmd()
+        .args(["in/*.pdf", "--move-to", "in/sent"])
+        .output()
+        .unwrap();
+    expect_status(&out, ExitStatus::Success);
+    assert!(inbox.join("sent/a.pdf").exists());
+}
+
+/// Waits until the sandbox holds a request at `point`.
+fn wait_for_pause(env: &Env, point: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.sandbox.paused(point) == 0 {
+        assert!(Instant::now() < deadline, "no request was held at {point}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -8,6 +8,7 @@ mod batch;
 mod cli;
 mod conversation;
 mod dropfolder;
+mod env_file;
 mod faults;
 mod guest;
 mod hints;

@@ -1,0 +1,121 @@
+//! Inputs that would feed themselves: a `--move-to` folder or a state directory that the run's
+//! own inputs reach (a directory walked with `-r`, or a glob whose pattern can match the
+//! folder's files: `-r 'i[n]' --move-to in/sent`, `'in/*/*.pdf' --move-to in/sent`). Moved files
+//! would be uploaded again; the state store's database and lock files would fail validation on
+//! every run. Refused before anything is sent. Judged on the paths as typed and their canonical
+//! forms, independently of the walker; `--from` lists are not known in advance and not judged.
+
+use std::path::{Component, Path, PathBuf};
+
+/// The first of `inputs` whose files would include what lies directly in `dir` (or below it,
+/// for a recursive walk), if any.
+pub fn input_reaching<'a>(inputs: &'a [PathBuf], recursive: bool, dir: &Path) -> Option<&'a Path> {
+    let target = absolute(dir);
+    inputs
+        .iter()
+        .find(|input| reaches(input, recursive, &target))
+        .map(PathBuf::as_path)
+}
+
+fn reaches(input: &Path, recursive: bool, target: &Path) -> bool {
+    let text = input.to_string_lossy();
+    if input.exists() || !has_glob(&text) {
+        // A directory is walked only with -r; a file is itself.
+        return recursive && input.is_dir() && target.starts_with(absolute(input));
+    }
+    // The pattern's literal head, resolved as the walk would; the rest is matched by component.
+    let components: Vec<Component> = input.components().collect();
+    let split = components
+        .iter()
+        .position(|c| has_glob(&c.as_os_str().to_string_lossy()))
+        .unwrap_or(components.len());
+    let head: PathBuf = components[..split].iter().collect();
+    let Ok(rest) = target.strip_prefix(absolute(&head)) else {
+        return false;
+    };
+    let rest: Vec<String> = rest
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let pattern: Vec<String> = components[split..]
+        .iter()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    pattern_reaches(&pattern, &rest, recursive)
+}
+
+/// Whether the pattern components can match `rest` (the target below the pattern's head) or
+/// something directly inside it; a match of the target or an ancestor counts with `-r`.
+fn pattern_reaches(pattern: &[String], rest: &[String], recursive: bool) -> bool {
+    for (i, p) in pattern.iter().enumerate() {
+        if p == "**" {
+            return true;
+        }
+        match rest.get(i) {
+            Some(name) if component_matches(p, name) => {}
+            Some(_) => return false,
+            // One level below the target: a file in it, if the pattern ends here.
+            None => return i == rest.len() && i + 1 == pattern.len(),
+        }
+    }
+    recursive
+}
+
+fn component_matches(pattern: &str, name: &str) -> bool {
+    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+}
+
+/// As the walker's glob treats them.
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Absolute and canonical as far as the path exists (the folder may not exist yet).
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    };
+    let mut base = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut rest = Vec::new();
+    while !base.exists() {
+        let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
+            break;
+        };
+        rest.push(name);
+        base.pop();
+    }
+    let mut full = std::fs::canonicalize(&base).unwrap_or(base);
+    full.extend(rest.iter().rev());
+    full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reach(inputs: &[&str], recursive: bool, dir: &str, root: &Path) -> bool {
+        let inputs: Vec<PathBuf> = inputs.iter().map(|i| root.join(i)).collect();
+        input_reaching(&inputs, recursive, &root.join(dir)).is_some()
+    }
+
+    #[test]
+    fn walked_and_globbed_inputs_reach_folders_inside_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("in/sub")).unwrap();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        assert!(reach(&["in"], true, "in/sent", root));
+        assert!(!reach(&["in"], true, "out", root));
+        assert!(!reach(&["in"], false, "in/sent", root));
+        assert!(reach(&["i[n]"], true, "in/sent", root));
+        assert!(!reach(&["i[n]"], false, "in/sent", root));
+        assert!(reach(&["in/*/*.pdf"], false, "in/sent", root));
+        assert!(!reach(&["in/*.pdf"], false, "in/sent", root));
+        assert!(reach(&["in/*"], true, "in/sent", root));
+        assert!(reach(&["**/*.pdf"], false, "in/sent", root));
+        assert!(!reach(&["o*/*.pdf"], false, "in/sent", root));
+        assert!(reach(&["*"], true, ".state", root));
+    }
+}

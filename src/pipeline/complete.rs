@@ -1,0 +1,158 @@
+//! What follows a confirmed upload: its completed record journaled under the event id the row
+//! keeps, its webhook, and only then the source moved or removed. A completion the journal
+//! could not keep leaves the file in place: the next run finds the upload confirmed, finishes it
+//! under the same event id, and moves it then.
+
+use std::path::Path;
+
+use super::job::{Job, earlier, state_error};
+use super::stages::Pipeline;
+use crate::audit::{self, Record};
+use crate::error::Error;
+use crate::moves;
+use crate::routes::Confirmation;
+use crate::state::Entry;
+use crate::validate::ValidatedFile;
+
+impl Pipeline {
+    /// The record of a file this run completed, and the error if its completion was not
+    /// journaled (then the file is not moved or removed).
+    pub(super) async fn completed(
+        &self,
+        conf: Confirmation,
+        resumed: bool,
+        shown: &str,
+        file: &ValidatedFile,
+        job: Option<Job>,
+        ms: u64,
+    ) -> (Record, Option<Error>) {
+        let mut record = audit::completed(self.route_name(), shown, file, conf, ms);
+        if let Some(j) = &job {
+            record.event_id = j.event_id;
+        }
+        if resumed {
+            record.extra.insert("resumed".into(), true.into());
+        }
+        tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
+        if let Err(e) = self.complete(&mut record, job).await {
+            if !matches!(self.after, moves::After::Keep) {
+                let why = format!(
+                    "not moved or removed: the completed upload could not be journaled ({e}); the file stays in place and the next run finishes it under the same event id"
+                );
+                record.extra.insert("moveError".into(), why.into());
+            }
+            return (record, Some(e));
+        }
+        self.after_upload(&mut record, shown, &file.path, &file.meta)
+            .await;
+        (record, None)
+    }
+
+    /// `--move-to` / `--remove-source-files`, once the upload is confirmed and journaled; what
+    /// happened goes into the record. A failed move leaves the file where it is (the next run
+    /// skips its upload and tries the move again).
+    pub(super) async fn after_upload(
+        &self,
+        record: &mut Record,
+        shown: &str,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) {
+        if matches!(self.after, moves::After::Keep) {
+            return;
+        }
+        let (after, path) = (self.after.clone(), path.to_path_buf());
+        let identity = moves::Identity::of(meta);
+        let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
+            .await
+            .expect("a move does not panic");
+        match done {
+            Ok(moves::Outcome::Moved { to }) => {
+                record
+                    .extra
+                    .insert("movedTo".into(), to.display().to_string().into());
+            }
+            Ok(moves::Outcome::Removed) => {
+                record.extra.insert("removed".into(), true.into());
+            }
+            Ok(moves::Outcome::Kept) => {}
+            Err(e) => {
+                let line = format!("warning: {shown}: {e}");
+                self.progress.println(&crate::redact::for_terminal(&line));
+                record
+                    .extra
+                    .insert("moveError".into(), e.to_string().into());
+            }
+        }
+    }
+
+    /// Journals the completed record, then fires its webhook (under the same event id whether
+    /// or not the journal kept it: a resume sends that id again, which the receiver can drop)
+    /// and journals how that went. `Err` when the completion was not journaled.
+    async fn complete(&self, record: &mut Record, job: Option<Job>) -> Result<(), Error> {
+        let payload = serde_json::to_value(&*record).expect("records serialise");
+        let event_id = record.event_id.to_string();
+        let store = job
+            .as_ref()
+            .and_then(|j| j.store.clone().map(|s| (s, j.id)));
+        let mut journaled = Ok(());
+        if let Some((s, id)) = &store
+            && let Err(e) = s
+                .completed(
+                    *id,
+                    payload.clone(),
+                    event_id.clone(),
+                    self.webhook.tag(&payload),
+                )
+                .await
+        {
+            tracing::error!("the completed upload could not be journaled: {e}");
+            journaled = Err(state_error(e));
+        }
+        record.webhook = self.webhook.deliver(&event_id, &payload).await;
+        if let Some((s, id)) = store
+            && journaled.is_ok()
+        {
+            s.settled(id, webhook_state(record.webhook.as_ref()));
+        }
+        journaled
+    }
+
+    /// An upload an earlier run completed but could not report to the webhook: delivers the
+    /// stored record's event now, and says the file was skipped.
+    pub(super) async fn settle(
+        &self,
+        shown: &str,
+        file: &ValidatedFile,
+        entry: Entry,
+        job: Option<Job>,
+        ms: u64,
+    ) -> Record {
+        let mut record =
+            audit::skipped(self.route_name(), shown, &file.into(), &earlier(&entry), ms);
+        if let (Some(payload), Some(event_id)) = (&entry.record, &entry.event_id) {
+            record.webhook = self.webhook.deliver(event_id, payload).await;
+        }
+        if let Some(store) = job.and_then(|j| j.store) {
+            store.settled(entry.id, webhook_state(record.webhook.as_ref()));
+        }
+        record
+    }
+}
+
+/// A completed upload whose webhook event was neither delivered nor kept: the user must learn it.
+pub(super) fn lost_event(record: &Record) -> Option<Error> {
+    let why = record.webhook.as_ref()?.queue_error.as_ref()?;
+    Some(Error::WebhookLost {
+        message: why.clone(),
+    })
+}
+
+fn webhook_state(d: Option<&audit::Delivery>) -> &'static str {
+    match d {
+        None => "none",
+        Some(d) if d.delivered => "delivered",
+        Some(d) if d.queued => "queued",
+        Some(_) => "lost",
+    }
+}

@@ -430,6 +430,11 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
 
+    /// Keep the sandbox's credentials, ids, port and objects here across restarts, so re-runs
+    /// against it skip and resume as against a real tenant.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
     /// Log detail on stderr (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,

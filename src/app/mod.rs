@@ -7,6 +7,7 @@ mod logging;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod settings;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -265,7 +266,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
         return refuse(e);
     }
     #[cfg(feature = "sandbox")]
-    let (args, _sandbox) = match sandbox::embedded(args).await {
+    let (args, _sandbox) = match sandbox::embedded(args, sources).await {
         Ok(v) => v,
         Err(status) => return status,
     };
@@ -297,26 +298,12 @@ fn status_of(report: Report) -> ExitStatus {
 /// Ctrl-C or SIGTERM: stop starting files; a second one abandons the file in flight.
 fn interrupts(stop: CancellationToken, abandon: CancellationToken) {
     tokio::spawn(async move {
-        signal().await;
+        signals::next().await;
         eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
         stop.cancel();
-        signal().await;
+        signals::next().await;
         abandon.cancel();
     });
-}
-
-async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod hostile_terminal;
 mod polish;
 mod props;
 mod sandbox;
+mod sandbox_local;
 mod soak;
 mod state;
 mod url_credentials;

@@ -351,7 +351,10 @@ mod tests {
     use serde_json::json;
 
     fn with_pauses(pauses: Value) -> State {
-        State::new(serde_json::from_value(json!({ "pause": pauses })).expect("faults"))
+        State::new(
+            serde_json::from_value(json!({ "pause": pauses })).expect("faults"),
+            super::Identity::fresh(),
+        )
     }
 
     #[test]

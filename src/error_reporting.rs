@@ -25,8 +25,40 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Every status, in the order `--help`, the man page and the README list them.
+    pub const ALL: [ExitStatus; 11] = [
+        ExitStatus::Success,
+        ExitStatus::Usage,
+        ExitStatus::Auth,
+        ExitStatus::Validation,
+        ExitStatus::Remote,
+        ExitStatus::Network,
+        ExitStatus::Infected,
+        ExitStatus::FileChanged,
+        ExitStatus::WebhookLost,
+        ExitStatus::Interrupted,
+        ExitStatus::StdoutClosed,
+    ];
+
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// What the status means, in a line (the README's table says more).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Success => "every file uploaded (or skipped as already uploaded)",
+            ExitStatus::Usage => "usage or configuration error",
+            ExitStatus::Auth => "authentication failed",
+            ExitStatus::Validation => "a file was refused by validation",
+            ExitStatus::Remote => "the platform or the store refused the upload",
+            ExitStatus::Network => "network failure, or a message that may have been sent",
+            ExitStatus::Infected => "the platform's virus scan flagged a file",
+            ExitStatus::FileChanged => "a file changed while it was being uploaded",
+            ExitStatus::WebhookLost => "uploads done, but a webhook event was lost",
+            ExitStatus::Interrupted => "interrupted (Ctrl-C, SIGTERM)",
+            ExitStatus::StdoutClosed => "stdout closed by its reader; later files not started",
+        }
     }
 }
 

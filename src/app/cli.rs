@@ -19,21 +19,38 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-const EXAMPLES: &str = "\
-Examples:
+/// The examples of `--help` and the man page; the client-only build has no sandbox to show.
+#[cfg(feature = "sandbox")]
+pub const EXAMPLES: &str = "\
   gcupload --sandbox ./report.pdf                             try the whole flow locally, no account
   gcupload --sandbox --route guest ./report.pdf               the same for the guest route
   gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
   gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
   gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
 ";
+#[cfg(not(feature = "sandbox"))]
+pub const EXAMPLES: &str = "\
+  gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
+  gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
+  gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
+";
+
+/// The command line with its examples and exit statuses after the help: every user of the
+/// command (parsing, completions, the man page, doctor) takes it from here.
+pub fn command() -> clap::Command {
+    use std::fmt::Write;
+    let mut after = format!("Examples:\n{EXAMPLES}\nExit status:\n");
+    for s in crate::error_reporting::ExitStatus::ALL {
+        let _ = writeln!(after, "  {:>3}  {}", s.code(), s.meaning());
+    }
+    <Cli as clap::CommandFactory>::command().after_help(after)
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gcupload",
     version = VERSION,
     about = "Upload files into Genesys Cloud messaging and print one JSON audit record per file",
-    after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -485,6 +502,27 @@ mod tests {
         assert_eq!(parse_size("42"), Ok(42));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("1XB").is_err());
+    }
+
+    /// The client alone (`--no-default-features`, CI runs its unit tests) must not recommend
+    /// what it does not have.
+    #[cfg(not(feature = "sandbox"))]
+    #[test]
+    fn the_client_only_build_never_suggests_the_sandbox() {
+        let help = command().render_long_help().to_string();
+        assert!(!help.contains("sandbox"), "{help}");
+        assert!(!crate::app::settings::NO_ROUTE.contains("sandbox"));
+    }
+
+    #[test]
+    fn help_lists_every_exit_status() {
+        let help = command().render_long_help().to_string();
+        for s in crate::error_reporting::ExitStatus::ALL {
+            assert!(
+                help.contains(&format!("{:>3}  {}", s.code(), s.meaning())),
+                "{help}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod cli;
 mod doctor;
 mod logging;
+mod man;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod settings;
@@ -12,7 +13,6 @@ mod signals;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
@@ -25,6 +25,7 @@ use settings::Sources;
 pub fn main() -> ExitCode {
     // .env first, while the process has one thread (see `load_dotenv`).
     settings::load_dotenv();
+    settings::drop_empty_variables();
     let (cli, sources) = match settings::parse() {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -79,19 +80,16 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
         }
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "gcupload", &mut script);
+            clap_complete::generate(shell, &mut cli::command(), "gcupload", &mut script);
             print_all(&script, "the completion script")
         }
-        Some(Command::Man) => {
-            let mut page = Vec::new();
-            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-                Ok(()) => print_all(&page, "the man page"),
-                Err(e) => {
-                    eprintln!("error: cannot render the man page: {e}");
-                    ExitStatus::Usage
-                }
+        Some(Command::Man) => match man::render() {
+            Ok(page) => print_all(&page, "the man page"),
+            Err(e) => {
+                eprintln!("error: cannot render the man page: {e}");
+                ExitStatus::Usage
             }
-        }
+        },
         None => upload(cli.upload, &sources).await,
     }
 }
@@ -115,7 +113,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         .as_ref()
         .ok()
         .map(|r| settings::credentials(s, r.name()));
-    let command = Cli::command();
+    let command = cli::command();
     let listed = command
         .find_subcommand("doctor")
         .expect("doctor is a subcommand")
@@ -134,7 +132,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
                 })
             })
             .collect(),
-        endpoints: crate::config::Endpoints::resolve(&s.region, s.base_url.as_deref()),
+        endpoints: settings::endpoints(s, sources),
         route,
         credentials,
     }

@@ -8,6 +8,7 @@ mod batch;
 mod cli;
 mod conversation;
 mod dropfolder;
+mod everyday;
 mod faults;
 mod guest;
 mod hints;

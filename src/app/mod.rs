@@ -5,6 +5,7 @@ pub mod cli;
 mod doctor;
 mod logging;
 mod man;
+mod paths;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 pub mod settings;
@@ -143,13 +144,22 @@ fn error_line(e: &dyn std::fmt::Display) {
     eprintln!("error: {}", redact::for_terminal(&e.to_string()));
 }
 
-/// The state store of a subcommand, or why it cannot be opened.
-fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
+/// The state store a reading command (`history`, `webhook flush`) works on, if there is one:
+/// these never create a store (a mistyped `--state-dir` would look like an empty journal), and
+/// say when there is none (`Ok(None)`: nothing to read, exit 0).
+fn open_store(s: &cli::StateArgs) -> Result<Option<state::Store>, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
         eprintln!("error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)");
         return Err(ExitStatus::Usage);
     };
-    state::Store::open(&dir).map_err(|e| {
+    if !state::Store::exists_in(&dir) {
+        eprintln!(
+            "no journal in {}: nothing has been uploaded with this state directory (check --state-dir / GCUPLOAD_STATE_DIR)",
+            redact::for_terminal(&dir.display().to_string())
+        );
+        return Ok(None);
+    }
+    state::Store::open(&dir).map(Some).map_err(|e| {
         error_line(&e);
         ExitStatus::Usage
     })
@@ -158,7 +168,8 @@ fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
 /// `gcupload webhook flush`: deliver what earlier runs queued, to the URL configured now.
 async fn flush(args: cli::OutboxArgs) -> ExitStatus {
     let store = match open_store(&args.webhook.state) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitStatus::Success,
         Err(status) => return status,
     };
     let url = match settings::webhook_url(&args.webhook_url) {
@@ -207,7 +218,8 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
 /// `gcupload history`: the journal as JSON lines.
 fn history(args: cli::HistoryArgs) -> ExitStatus {
     let store = match open_store(&args.state) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitStatus::Success,
         Err(status) => return status,
     };
     let since = match args.since.as_deref().map(settings::parse_time).transpose() {
@@ -221,9 +233,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
         since,
         failed: args.failed,
         pending: args.pending,
-        path: args
-            .path
-            .map(|p| std::fs::canonicalize(&p).unwrap_or(p).display().to_string()),
+        path: args.path.map(|p| paths::absolute(&p).display().to_string()),
     };
     let rows = match store.history(&filter) {
         Ok(r) => r,

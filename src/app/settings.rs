@@ -243,21 +243,7 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
 
 /// A `--move-to` directory inside an input directory would feed moved files to the next run.
 fn check_outside_inputs(dir: &std::path::Path, inputs: &[std::path::PathBuf]) -> Result<()> {
-    let absolute = |p: &std::path::Path| {
-        // The directory may not exist yet: resolve its nearest existing ancestor.
-        let mut base = p.to_path_buf();
-        let mut rest = Vec::new();
-        while !base.exists() {
-            let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
-                break;
-            };
-            rest.push(name);
-            base.pop();
-        }
-        let mut full = std::fs::canonicalize(&base).unwrap_or(base);
-        full.extend(rest.iter().rev());
-        full
-    };
+    let absolute = super::paths::absolute;
     let target = absolute(dir);
     for input in inputs.iter().filter(|p| p.is_dir()) {
         if target.starts_with(absolute(input)) {

@@ -12,7 +12,7 @@ use super::error::Result;
 use super::store::{Store, lock_file, now_text};
 
 /// The outbox file of gcupload before the state store; imported once.
-const JSONL: &str = "webhook-outbox.jsonl";
+pub(super) const JSONL: &str = "webhook-outbox.jsonl";
 
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]

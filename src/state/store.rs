@@ -101,6 +101,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether `dir` holds a store (or an older version's outbox to import): what reading
+    /// commands check first, since opening creates one.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(DB_FILE).exists() || dir.join(super::outbox::JSONL).exists()
+    }
+
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

@@ -62,3 +62,89 @@ fn region_on_the_command_line_wins_over_a_base_url_from_the_environment() {
         "the sandbox named by GENESYS_BASE_URL was not asked"
     );
 }
+
+/// `gcupload history ARGS` in the test's directory: its exit code, rows and stderr.
+fn history(env: &Env, args: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    let out = env.bare_cmd().arg("history").args(args).output().unwrap();
+    let rows = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out.status.code(), rows, stderr(&out))
+}
+
+#[test]
+fn reading_commands_never_create_a_store_and_say_there_is_none() {
+    let env = Env::new();
+    let typo = env.dir.path().join("stat");
+    let (code, rows, err) = history(&env, &["--state-dir", typo.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert!(rows.is_empty());
+    assert!(
+        err.contains("no journal in") && err.contains("stat"),
+        "{err}"
+    );
+    assert!(!typo.exists(), "history created {}", typo.display());
+    let out = env
+        .bare_cmd()
+        .args(["webhook", "flush", "--state-dir", typo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no journal in"), "{}", stderr(&out));
+    assert!(!typo.exists(), "webhook flush created {}", typo.display());
+}
+
+#[test]
+fn history_failed_shows_only_files_whose_last_attempt_failed_and_finds_moved_files() {
+    let env = Env::new();
+    let inbox = env.dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let fixed = inbox.join("fixed.pdf");
+    let broken = inbox.join("broken.pdf");
+    // Both refused by the platform (journaled failures) ...
+    std::fs::write(&fixed, pdf(100)).unwrap();
+    std::fs::write(&broken, pdf(200)).unwrap();
+    env.sandbox.faults().inject = vec![gcupload::sandbox::Inject {
+        times: 2,
+        ..gcupload::sandbox::Inject::new("request-url", 500, None)
+    }];
+    let out = env
+        .cmd()
+        .args(["--max-attempts", "1"])
+        .arg(&fixed)
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
+    // ... then one is corrected (new content) and sent, and moved away.
+    std::fs::write(&fixed, pdf(300)).unwrap();
+    let out = env
+        .cmd()
+        .arg("--move-to")
+        .arg(env.dir.path().join("sent"))
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!fixed.exists());
+
+    let (code, rows, err) = history(&env, &["--failed"]);
+    assert_eq!(code, Some(0), "{err}");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["fileName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["broken.pdf"], "{rows:?}");
+    // The moved file, by the relative path it was uploaded from (history runs in env.dir).
+    let (_, rows, _) = history(&env, &["--path", "inbox/fixed.pdf"]);
+    assert!(
+        rows.iter().any(|r| r["step"] == "completed"),
+        "the moved file's upload is found: {rows:?}"
+    );
+}

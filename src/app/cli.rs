@@ -51,6 +51,9 @@ pub fn command() -> clap::Command {
     name = "gcupload",
     version = VERSION,
     about = "Upload files into Genesys Cloud messaging and print one JSON audit record per file",
+    // clap's generated usage names every option set from the environment as if it were
+    // required; a usage line is what the command takes, nothing more.
+    override_usage = "gcupload [OPTIONS] <FILE>...\n       gcupload <COMMAND>",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -339,7 +342,7 @@ pub struct UploadArgs {
     pub no_local_scan: bool,
 
     /// Indent each JSON record (same as --output pretty).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     pub pretty: bool,
 
     /// How records are written to stdout.

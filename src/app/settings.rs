@@ -175,6 +175,7 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             message: non_empty(&args.message),
         },
     )?;
+    check_route_flags(route.name(), sources)?;
     let credentials = credentials(s, route.name())?;
     let webhook_url = webhook_url(&s.webhook_url)?;
     check_limits(args)?;
@@ -347,6 +348,48 @@ pub struct RouteExtras<'a> {
     pub name: Option<&'a str>,
     pub send: bool,
     pub message: Option<&'a str>,
+}
+
+/// The settings only some routes use, by clap id, with their flag and those routes.
+const ROUTE_ONLY: &[(&str, &str, &[RouteName])] = &[
+    (
+        "external_contact",
+        "--external-contact",
+        &[RouteName::ExternalContact],
+    ),
+    ("deployment", "--deployment", &[RouteName::Guest]),
+    ("origin", "--origin", &[RouteName::Guest]),
+    ("session_token", "--session-token", &[RouteName::Guest]),
+    ("conversation", "--conversation", &[RouteName::Conversation]),
+    (
+        "communication",
+        "--communication",
+        &[RouteName::Conversation],
+    ),
+    ("name", "--name", &[RouteName::Conversation]),
+    ("no_send", "--no-send", &[RouteName::Conversation]),
+    (
+        "message",
+        "--message",
+        &[RouteName::Guest, RouteName::Conversation],
+    ),
+];
+
+/// A flag typed for a route the run does not take would be silently ignored: refuse it. (The
+/// environment may hold every route's settings at once; only flags are checked.)
+fn check_route_flags(route: RouteName, sources: &Sources) -> Result<()> {
+    for (id, flag, routes) in ROUTE_ONLY {
+        let typed = sources.iter().any(|(i, s)| i == id && *s == Source::Flag);
+        if typed && !routes.contains(&route) {
+            let list: Vec<&str> = routes.iter().map(|r| r.as_str()).collect();
+            return Err(Error::config(format!(
+                "{flag} is not used by route {} (only by {}): drop it, or pick that route with --route",
+                route.as_str(),
+                list.join(" and ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Exactly one route per run: `--route` first, then route flags, then the environment.

@@ -193,7 +193,8 @@ impl Pipeline {
                 if resumed {
                     record.extra.insert("resumed".into(), true.into());
                 }
-                tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
+                let id = record.file_id.as_deref().unwrap_or("-");
+                tracing::info!(file = %shown, id, ms, "uploaded and confirmed");
                 self.complete(&mut record, job).await;
                 self.after_upload(&mut record, shown, &file.path, &file.meta)
                     .await;

@@ -148,3 +148,70 @@ fn history_failed_shows_only_files_whose_last_attempt_failed_and_finds_moved_fil
         "the moved file's upload is found: {rows:?}"
     );
 }
+
+#[test]
+fn a_flag_the_route_does_not_use_is_refused_not_ignored() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    for (cmd, flag, value) in [
+        (env.cmd(), "--message", "hello"),
+        (env.cmd(), "--no-send", ""),
+        (
+            env.conversation_cmd(),
+            "--origin",
+            "https://www.example.com",
+        ),
+        (env.guest_cmd(), "--name", "b.pdf"),
+    ] {
+        let mut cmd = cmd;
+        cmd.arg(flag);
+        if !value.is_empty() {
+            cmd.arg(value);
+        }
+        let out = cmd.arg(&f).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Usage.code()),
+            "{flag}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&format!("{flag} is not used by route")),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_FAILED");
+    }
+    assert!(env.sandbox.objects().is_empty(), "nothing was uploaded");
+    // The same settings in the environment are fine: it may hold every route's settings.
+    let out = env
+        .cmd()
+        .env("GENESYS_ORIGIN", "https://www.example.com")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_errors_name_no_option_as_required_and_contradictions_are_refused() {
+    let env = Env::new();
+    let f = env.file("a.pdf", &pdf(100));
+    let out = env
+        .cmd()
+        .args(["--output", "text", "--pretty"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    let err = stderr(&out);
+    assert!(err.contains("--pretty"), "{err}");
+    // The environment sets --external-contact and --client-id: the usage line does not list
+    // them as if they had to be typed.
+    assert!(err.contains("Usage: gcupload [OPTIONS] <FILE>..."), "{err}");
+    assert!(
+        !err.contains("--external-contact <ID>") && !err.contains("--client-id"),
+        "{err}"
+    );
+    assert!(env.sandbox.requests().is_empty());
+}

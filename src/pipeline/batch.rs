@@ -44,7 +44,7 @@ impl Pipeline {
         while let Some((i, (record, err))) = done.next().await {
             summary.add(&record);
             if !report.stdout_broken
-                && let Err(e) = audit::emit(&record, self.output)
+                && let Err(e) = self.progress.suspend(|| audit::emit(&record, self.output))
             {
                 // The reader went away (`| head -1`): start no new file, as a first Ctrl-C
                 // would; what was in flight finishes and every outcome stays in the journal.

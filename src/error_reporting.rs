@@ -74,7 +74,9 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::Auth { .. } => ExitStatus::Auth,
         Error::Validation { .. } => ExitStatus::Validation,
         Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
-        Error::Network { .. } | Error::MaybeSent { .. } => ExitStatus::Network,
+        Error::Network { .. } | Error::MaybeSent { .. } | Error::UntrustedCertificate { .. } => {
+            ExitStatus::Network
+        }
         Error::Infected { .. } => ExitStatus::Infected,
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
@@ -92,6 +94,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Remote { .. } => "remote",
         Error::Protocol { .. } => "protocol",
         Error::Network { .. } | Error::MaybeSent { .. } => "network",
+        Error::UntrustedCertificate { .. } => "tls",
         Error::Infected { .. } => "infected",
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
@@ -201,6 +204,9 @@ pub fn hint(err: &Error) -> Option<String> {
             "the message may have reached the conversation: check it before sending the file again (--force uploads and sends it anew)"
         }
         Error::Network { .. } => "check the network, the region and --base-url",
+        Error::UntrustedCertificate { .. } => {
+            "behind a TLS-inspecting proxy, point SSL_CERT_FILE at the proxy's CA bundle (or install it in the system's CA certificates); otherwise check the host (--region, --base-url) and the machine's CA certificates"
+        }
         Error::Infected { .. } => "the platform quarantined the file; do not resend it",
         Error::FileChanged { .. } => {
             "wait until whatever writes the file has finished, then run again"

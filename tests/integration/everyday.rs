@@ -215,3 +215,114 @@ fn usage_errors_name_no_option_as_required_and_contradictions_are_refused() {
     );
     assert!(env.sandbox.requests().is_empty());
 }
+
+/// A TLS server on loopback whose certificate nobody trusts (self-signed, `openssl s_server`).
+struct UntrustedTls {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl UntrustedTls {
+    fn start(dir: &std::path::Path) -> UntrustedTls {
+        let (key, cert) = (dir.join("k.pem"), dir.join("c.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl(1) is installed (.ci/run installs it)");
+        assert!(made.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "s_server did not listen"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        UntrustedTls { child, port }
+    }
+}
+
+impl Drop for UntrustedTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
+    let env = Env::new();
+    let tls = UntrustedTls::start(env.dir.path());
+    let f = env.file("a.pdf", &pdf(100));
+    let base = format!("https://127.0.0.1:{}", tls.port);
+    for (cmd, verbose) in [(env.cmd(), env.cmd()), (env.guest_cmd(), env.guest_cmd())] {
+        let (mut cmd, mut verbose) = (cmd, verbose);
+        let out = cmd
+            .env("GENESYS_BASE_URL", &base)
+            .arg("-q")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(ExitStatus::Network.code()),
+            "{}",
+            stderr(&out)
+        );
+        let r = &records(&out.stdout)[0];
+        assert_eq!(r["error"]["kind"], "tls", "{r}");
+        assert!(
+            r["error"]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("SSL_CERT_FILE"),
+            "{r}"
+        );
+        // -q: the error line, and no raw log line of the TLS stack.
+        let err = stderr(&out);
+        assert!(!err.contains("ERROR"), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{err}"
+        );
+        // Not retried: the first try's answer is final (it was tried 6 times, ~9 s).
+        let out = verbose
+            .env("GENESYS_BASE_URL", &base)
+            .arg("-v")
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(ExitStatus::Network.code()));
+        assert!(!stderr(&out).contains("retrying"), "{}", stderr(&out));
+    }
+}

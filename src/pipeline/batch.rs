@@ -90,10 +90,13 @@ impl Pipeline {
         let problem = match &input.problem {
             Some(why) => Some(Error::config(why.clone())),
             None if self.stop.is_cancelled() => Some(Error::Interrupted),
-            None => None,
+            None => self.breaker.refuses(),
         };
         let Some(e) = problem else {
-            return self.upload_one(&input.path).await;
+            let (record, err) = self.upload_one(&input.path).await;
+            let reached = record.action == audit::Action::Completed;
+            self.breaker.record(err.as_ref(), reached);
+            return (record, err);
         };
         let shown = input.path.display().to_string();
         if input.problem.is_some() {

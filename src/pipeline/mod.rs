@@ -3,6 +3,7 @@
 //! new files from starting, and a second one abandons the file in flight.
 
 mod batch;
+mod breaker;
 mod file;
 mod stages;
 mod summary;

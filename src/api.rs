@@ -87,7 +87,8 @@ impl Api {
                 if refreshed {
                     return Err(Error::Auth { stage, remote });
                 }
-                tracing::info!(%stage, correlation_id = ?remote.correlation_id, "token refused, fetching a new one");
+                let correlation_id = remote.correlation_id.as_deref().unwrap_or("-");
+                tracing::info!(%stage, correlation_id, "token refused, fetching a new one");
                 self.tokens.invalidate(&token).await;
                 refreshed = true;
                 continue;

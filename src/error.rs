@@ -135,6 +135,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The server's TLS certificate is not trusted here: retrying cannot help (a TLS-inspecting
+    /// proxy, a machine without the CA certificates, a wrong host).
+    #[error(
+        "the TLS certificate of {host} is not trusted on this machine ({detail}) during the {stage} step"
+    )]
+    UntrustedCertificate {
+        stage: Stage,
+        host: String,
+        detail: String,
+    },
+
     #[error("the platform's virus scan flagged the file as {status}")]
     Infected { status: String },
 
@@ -164,7 +175,8 @@ impl Error {
             Error::Auth { stage, .. }
             | Error::Remote { stage, .. }
             | Error::Protocol { stage, .. }
-            | Error::Network { stage, .. } => *stage,
+            | Error::Network { stage, .. }
+            | Error::UntrustedCertificate { stage, .. } => *stage,
             Error::Infected { .. } => Stage::Confirm,
             Error::MaybeSent { .. } => Stage::Send,
             Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
@@ -226,6 +238,13 @@ impl Error {
             .url()
             .and_then(|u| u.host_str().map(|h| h.to_string()))
             .unwrap_or_else(|| "the server".into());
+        if let Some(detail) = untrusted_certificate(err) {
+            return Error::UntrustedCertificate {
+                stage,
+                host,
+                detail,
+            };
+        }
         let kind = if err.is_timeout() {
             "timed out"
         } else if err.is_connect() {
@@ -253,6 +272,27 @@ impl Error {
             message,
         }
     }
+}
+
+/// What is wrong with the server's certificate, when that is why a connection failed. The TLS
+/// error sits deep in the chain, sometimes inside an `io::Error` (whose `source` skips it).
+pub fn untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(e), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(why)) =
+                candidate.downcast_ref::<rustls::Error>()
+            {
+                return Some(format!("{why:?}"));
+            }
+        }
+        next = inner.or_else(|| e.source());
+    }
+    None
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -25,8 +25,40 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Every status, in the order `--help`, the man page and the README list them.
+    pub const ALL: [ExitStatus; 11] = [
+        ExitStatus::Success,
+        ExitStatus::Usage,
+        ExitStatus::Auth,
+        ExitStatus::Validation,
+        ExitStatus::Remote,
+        ExitStatus::Network,
+        ExitStatus::Infected,
+        ExitStatus::FileChanged,
+        ExitStatus::WebhookLost,
+        ExitStatus::Interrupted,
+        ExitStatus::StdoutClosed,
+    ];
+
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// What the status means, in a line (the README's table says more).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitStatus::Success => "every file uploaded (or skipped as already uploaded)",
+            ExitStatus::Usage => "usage or configuration error",
+            ExitStatus::Auth => "authentication failed",
+            ExitStatus::Validation => "a file was refused by validation",
+            ExitStatus::Remote => "the platform or the store refused the upload",
+            ExitStatus::Network => "network failure, or a message that may have been sent",
+            ExitStatus::Infected => "the platform's virus scan flagged a file",
+            ExitStatus::FileChanged => "a file changed while it was being uploaded",
+            ExitStatus::WebhookLost => "uploads done, but a webhook event was lost",
+            ExitStatus::Interrupted => "interrupted (Ctrl-C, SIGTERM)",
+            ExitStatus::StdoutClosed => "stdout closed by its reader; later files not started",
+        }
     }
 }
 
@@ -42,7 +74,9 @@ pub fn exit_status(err: &Error) -> ExitStatus {
         Error::Auth { .. } => ExitStatus::Auth,
         Error::Validation { .. } => ExitStatus::Validation,
         Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
-        Error::Network { .. } | Error::MaybeSent { .. } => ExitStatus::Network,
+        Error::Network { .. } | Error::MaybeSent { .. } | Error::UntrustedCertificate { .. } => {
+            ExitStatus::Network
+        }
         Error::Infected { .. } => ExitStatus::Infected,
         Error::FileChanged { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
@@ -60,6 +94,7 @@ pub fn kind(err: &Error) -> &'static str {
         Error::Remote { .. } => "remote",
         Error::Protocol { .. } => "protocol",
         Error::Network { .. } | Error::MaybeSent { .. } => "network",
+        Error::UntrustedCertificate { .. } => "tls",
         Error::Infected { .. } => "infected",
         Error::FileChanged { .. } => "file-changed",
         Error::Interrupted => "interrupted",
@@ -169,6 +204,9 @@ pub fn hint(err: &Error) -> Option<String> {
             "the message may have reached the conversation: check it before sending the file again (--force uploads and sends it anew)"
         }
         Error::Network { .. } => "check the network, the region and --base-url",
+        Error::UntrustedCertificate { .. } => {
+            "behind a TLS-inspecting proxy, point SSL_CERT_FILE at the proxy's CA bundle (or install it in the system's CA certificates); otherwise check the host (--region, --base-url) and the machine's CA certificates"
+        }
         Error::Infected { .. } => "the platform quarantined the file; do not resend it",
         Error::FileChanged { .. } => {
             "wait until whatever writes the file has finished, then run again"

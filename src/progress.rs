@@ -88,6 +88,15 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (a write to stdout) with the bars lifted: on a terminal that stdout shares with
+    /// them, the lines it writes stay above the bars instead of being drawn over.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.multi {
+            Some(m) => m.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Prints a line above the bars (or plainly when there are none).
     pub fn println(&self, line: &str) {
         match &self.multi {

@@ -114,9 +114,11 @@ pub fn retryable_status(status: u16, code: Option<&str>) -> bool {
     matches!(status, 429 | 502 | 503 | 504) || code == Some("SlowDown")
 }
 
-/// Transport errors that say nothing about the request having been refused.
+/// Transport errors that say nothing about the request having been refused. A certificate this
+/// machine does not trust is not one of them: it will not be trusted on the next try either.
 pub fn retryable_transport(err: &reqwest::Error) -> bool {
-    err.is_connect() || err.is_timeout() || err.is_request() || err.is_body()
+    (err.is_connect() || err.is_timeout() || err.is_request() || err.is_body())
+        && crate::error::untrusted_certificate(err).is_none()
 }
 
 /// Counts attempts of one call and sleeps between them, within the file's budget.

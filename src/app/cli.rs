@@ -19,21 +19,41 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
-const EXAMPLES: &str = "\
-Examples:
+/// The examples of `--help` and the man page; the client-only build has no sandbox to show.
+#[cfg(feature = "sandbox")]
+pub const EXAMPLES: &str = "\
   gcupload --sandbox ./report.pdf                             try the whole flow locally, no account
   gcupload --sandbox --route guest ./report.pdf               the same for the guest route
   gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
   gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
   gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
 ";
+#[cfg(not(feature = "sandbox"))]
+pub const EXAMPLES: &str = "\
+  gcupload --deployment <ID> --region eu_west_1 ./photo.png   upload as a Web Messaging guest
+  gcupload --conversation <ID> --communication <ID> ./a.pdf   upload into a conversation (OAuth)
+  gcupload ./a.png ./b.pdf | jq -r 'select(.action==\"FILE_UPLOAD_FAILED\") | .fileName'
+";
+
+/// The command line with its examples and exit statuses after the help: every user of the
+/// command (parsing, completions, the man page, doctor) takes it from here.
+pub fn command() -> clap::Command {
+    use std::fmt::Write;
+    let mut after = format!("Examples:\n{EXAMPLES}\nExit status:\n");
+    for s in crate::error_reporting::ExitStatus::ALL {
+        let _ = writeln!(after, "  {:>3}  {}", s.code(), s.meaning());
+    }
+    <Cli as clap::CommandFactory>::command().after_help(after)
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gcupload",
     version = VERSION,
     about = "Upload files into Genesys Cloud messaging and print one JSON audit record per file",
-    after_help = EXAMPLES,
+    // clap's generated usage names every option set from the environment as if it were
+    // required; a usage line is what the command takes, nothing more.
+    override_usage = "gcupload [OPTIONS] <FILE>...\n       gcupload <COMMAND>",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -331,7 +351,7 @@ pub struct UploadArgs {
     pub no_local_scan: bool,
 
     /// Indent each JSON record (same as --output pretty).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     pub pretty: bool,
 
     /// How records are written to stdout.
@@ -439,6 +459,11 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "DIR")]
     pub store_dir: Option<PathBuf>,
 
+    /// Keep the sandbox's credentials, ids, port and objects here across restarts, so re-runs
+    /// against it skip and resume as against a real tenant.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
     /// Log detail on stderr (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
@@ -489,6 +514,27 @@ mod tests {
         assert_eq!(parse_size("42"), Ok(42));
         assert!(parse_size("ten").is_err());
         assert!(parse_size("1XB").is_err());
+    }
+
+    /// The client alone (`--no-default-features`, CI runs its unit tests) must not recommend
+    /// what it does not have.
+    #[cfg(not(feature = "sandbox"))]
+    #[test]
+    fn the_client_only_build_never_suggests_the_sandbox() {
+        let help = command().render_long_help().to_string();
+        assert!(!help.contains("sandbox"), "{help}");
+        assert!(!crate::app::settings::NO_ROUTE.contains("sandbox"));
+    }
+
+    #[test]
+    fn help_lists_every_exit_status() {
+        let help = command().render_long_help().to_string();
+        for s in crate::error_reporting::ExitStatus::ALL {
+            assert!(
+                help.contains(&format!("{:>3}  {}", s.code(), s.meaning())),
+                "{help}"
+            );
+        }
     }
 
     #[test]

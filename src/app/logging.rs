@@ -30,7 +30,9 @@ pub fn init(verbose: u8, quiet: bool) {
         .unwrap_or_else(|| format!("warn,gcupload={level}"));
     // Even with RUST_LOG: the WebSocket crates trace whole frames, and frames carry pre-signed
     // URLs. These caps come last, so they win over the user's directives for those targets.
-    const CAPS: &str = "tungstenite=info,tokio_tungstenite=info";
+    // The certificate verifier logs a rejected certificate at ERROR, raw, on every try: the
+    // record and the error line already say it, with what to do.
+    const CAPS: &str = "tungstenite=info,tokio_tungstenite=info,rustls_platform_verifier=off";
     let filter = EnvFilter::try_new(format!("{base},{CAPS}"))
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,gcupload={level},{CAPS}")));
     let _ = tracing_subscriber::fmt()

@@ -5,15 +5,17 @@ pub mod cli;
 mod doctor;
 mod env_file;
 mod logging;
+mod man;
+mod paths;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 mod self_feeding;
 pub mod settings;
+mod signals;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
@@ -26,6 +28,7 @@ use settings::Sources;
 pub fn main() -> ExitCode {
     // .env first, while the process has one thread (see `load_dotenv`).
     settings::load_dotenv();
+    settings::drop_empty_variables();
     let (cli, sources) = match settings::parse() {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -89,19 +92,16 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
         }
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "gcupload", &mut script);
+            clap_complete::generate(shell, &mut cli::command(), "gcupload", &mut script);
             print_all(&script, "the completion script")
         }
-        Some(Command::Man) => {
-            let mut page = Vec::new();
-            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-                Ok(()) => print_all(&page, "the man page"),
-                Err(e) => {
-                    eprintln!("error: cannot render the man page: {e}");
-                    ExitStatus::Usage
-                }
+        Some(Command::Man) => match man::render() {
+            Ok(page) => print_all(&page, "the man page"),
+            Err(e) => {
+                eprintln!("error: cannot render the man page: {e}");
+                ExitStatus::Usage
             }
-        }
+        },
         None => upload(cli.upload, &sources).await,
     }
 }
@@ -125,7 +125,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         .as_ref()
         .ok()
         .map(|r| settings::credentials(s, r.name()));
-    let command = Cli::command();
+    let command = cli::command();
     let listed = command
         .find_subcommand("doctor")
         .expect("doctor is a subcommand")
@@ -144,7 +144,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
                 })
             })
             .collect(),
-        endpoints: crate::config::Endpoints::resolve(&s.region, s.base_url.as_deref()),
+        endpoints: settings::endpoints(s, sources),
         route,
         credentials,
         env_file: settings::dotenv().cloned(),
@@ -156,13 +156,22 @@ fn error_line(e: &dyn std::fmt::Display) {
     eprintln!("error: {}", redact::for_terminal(&e.to_string()));
 }
 
-/// The state store of a subcommand, or why it cannot be opened.
-fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
+/// The state store a reading command (`history`, `webhook flush`) works on, if there is one:
+/// these never create a store (a mistyped `--state-dir` would look like an empty journal), and
+/// say when there is none (`Ok(None)`: nothing to read, exit 0).
+fn open_store(s: &cli::StateArgs) -> Result<Option<state::Store>, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
         eprintln!("error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)");
         return Err(ExitStatus::Usage);
     };
-    state::Store::open(&dir).map_err(|e| {
+    if !state::Store::exists_in(&dir) {
+        eprintln!(
+            "no journal in {}: nothing has been uploaded with this state directory (check --state-dir / GCUPLOAD_STATE_DIR)",
+            redact::for_terminal(&dir.display().to_string())
+        );
+        return Ok(None);
+    }
+    state::Store::open(&dir).map(Some).map_err(|e| {
         error_line(&e);
         ExitStatus::Usage
     })
@@ -171,7 +180,8 @@ fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
 /// `gcupload webhook flush`: deliver what earlier runs queued, to the URL configured now.
 async fn flush(args: cli::OutboxArgs) -> ExitStatus {
     let store = match open_store(&args.webhook.state) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitStatus::Success,
         Err(status) => return status,
     };
     let url = match settings::webhook_url(&args.webhook_url) {
@@ -220,7 +230,8 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
 /// `gcupload history`: the journal as JSON lines.
 fn history(args: cli::HistoryArgs) -> ExitStatus {
     let store = match open_store(&args.state) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitStatus::Success,
         Err(status) => return status,
     };
     let since = match args.since.as_deref().map(settings::parse_time).transpose() {
@@ -234,9 +245,7 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
         since,
         failed: args.failed,
         pending: args.pending,
-        path: args
-            .path
-            .map(|p| std::fs::canonicalize(&p).unwrap_or(p).display().to_string()),
+        path: args.path.map(|p| paths::absolute(&p).display().to_string()),
     };
     let rows = match store.history(&filter) {
         Ok(r) => r,
@@ -277,7 +286,7 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
         return refuse(e);
     }
     #[cfg(feature = "sandbox")]
-    let (args, _sandbox) = match sandbox::embedded(args).await {
+    let (args, _sandbox) = match sandbox::embedded(args, sources).await {
         Ok(v) => v,
         Err(status) => return status,
     };
@@ -308,27 +317,14 @@ fn status_of(report: Report) -> ExitStatus {
 
 /// Ctrl-C or SIGTERM: stop starting files; a second one abandons the file in flight.
 fn interrupts(stop: CancellationToken, abandon: CancellationToken) {
+    let mut stops = signals::Stops::install();
     tokio::spawn(async move {
-        signal().await;
+        stops.next().await;
         eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
         stop.cancel();
-        signal().await;
+        stops.next().await;
         abandon.cancel();
     });
-}
-
-async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -2,30 +2,76 @@
 //! `gcupload sandbox` runs one standalone. The sandbox itself knows nothing of the client.
 
 use super::cli::{SandboxArgs, UploadArgs};
+use super::settings::{Source, Sources};
 use crate::error_reporting::ExitStatus;
 use crate::routes::RouteName;
 use crate::sandbox::{Faults, Sandbox, SandboxConfig};
 
+/// What an embedded sandbox run holds until it ends: the sandbox, and the journal of its run.
+pub struct Embedded {
+    _sandbox: Sandbox,
+    _journal: Option<tempfile::TempDir>,
+}
+
 /// `--sandbox`: starts the embedded sandbox and points the upload at it. The sandbox lives as
-/// long as the returned handle.
-pub async fn embedded(mut args: UploadArgs) -> Result<(UploadArgs, Option<Sandbox>), ExitStatus> {
+/// long as the returned handle. Each start is a new tenant, so its uploads are journaled in a
+/// journal of their own, removed afterwards: never in the user's real one (unless
+/// `--state-dir` is given on the command line).
+pub async fn embedded(
+    mut args: UploadArgs,
+    sources: &Sources,
+) -> Result<(UploadArgs, Option<Embedded>), ExitStatus> {
     if !args.sandbox {
         return Ok((args, None));
     }
-    match Sandbox::start(SandboxConfig::default()).await {
-        Ok(s) => {
-            point_at(&s, &mut args);
-            eprintln!(
-                "sandbox: serving {} (embedded, no account needed)",
-                s.base_url
-            );
-            Ok((args, Some(s)))
-        }
+    let s = match Sandbox::start(SandboxConfig::default()).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: the embedded sandbox could not start: {e}");
-            Err(ExitStatus::Usage)
+            return Err(ExitStatus::Usage);
         }
+    };
+    point_at(&s, &mut args);
+    let journal = match own_journal(&mut args, sources) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: no temporary directory for the sandbox run's journal: {e}");
+            return Err(ExitStatus::Usage);
+        }
+    };
+    if !args.quiet {
+        eprintln!(
+            "sandbox: serving {} (embedded, no account needed)",
+            s.base_url
+        );
     }
+    Ok((
+        args,
+        Some(Embedded {
+            _sandbox: s,
+            _journal: journal,
+        }),
+    ))
+}
+
+/// A temporary journal for the run, unless `--state-dir` was given as a flag or there is none.
+fn own_journal(
+    args: &mut UploadArgs,
+    sources: &Sources,
+) -> std::io::Result<Option<tempfile::TempDir>> {
+    let flagged = sources
+        .iter()
+        .any(|(id, src)| id == "state_dir" && *src == Source::Flag);
+    if args.no_state || flagged {
+        return Ok(None);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("gcupload-sandbox-journal-")
+        .tempdir()?;
+    let state = &mut args.settings.webhook.state;
+    state.state_dir = Some(dir.path().to_path_buf());
+    state.outbox = None;
+    Ok(Some(dir))
 }
 
 /// The sandbox's origin and credentials, and the ids of the route picked with `--route`
@@ -57,6 +103,7 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
     let config = SandboxConfig {
         listen: args.listen,
         store_dir: args.store_dir.clone(),
+        state_dir: args.state.clone(),
         faults: Faults {
             token_ttl_secs: args.token_ttl,
             url_ttl_secs: args.url_ttl,
@@ -64,6 +111,8 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
             ..Faults::default()
         },
     };
+    // Before the settings line says it is ready: a SIGTERM right after it still cleans up.
+    let mut stops = super::signals::Stops::install();
     let sandbox = match Sandbox::start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -76,7 +125,8 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
         "sandbox: serving {} (store {}); Ctrl-C to stop",
         sandbox.base_url, sandbox.store_url
     );
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C and SIGTERM alike: dropping the sandbox removes its temporary store.
+    stops.next().await;
     drop(sandbox);
     ExitStatus::Success
 }

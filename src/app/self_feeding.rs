@@ -7,6 +7,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use super::paths::absolute;
+
 /// The first of `inputs` whose files would include what lies directly in `dir` (or below it,
 /// for a recursive walk), if any.
 pub fn input_reaching<'a>(inputs: &'a [PathBuf], recursive: bool, dir: &Path) -> Option<&'a Path> {
@@ -68,27 +70,6 @@ fn component_matches(pattern: &str, name: &str) -> bool {
 /// As the walker's glob treats them.
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
-}
-
-/// Absolute and canonical as far as the path exists (the folder may not exist yet).
-fn absolute(p: &Path) -> PathBuf {
-    let p = if p.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        p
-    };
-    let mut base = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut rest = Vec::new();
-    while !base.exists() {
-        let Some(name) = base.file_name().map(|n| n.to_os_string()) else {
-            break;
-        };
-        rest.push(name);
-        base.pop();
-    }
-    let mut full = std::fs::canonicalize(&base).unwrap_or(base);
-    full.extend(rest.iter().rev());
-    full
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, FromArgMatches};
 use url::Url;
 
 use super::cli::{Cli, Command, Settings, UploadArgs};
@@ -42,8 +42,19 @@ impl Source {
 /// Each set setting (by its clap id) with where its value came from.
 pub type Sources = Vec<(String, Source)>;
 
-/// What a run without a route is told, `doctor` included.
-pub const NO_ROUTE: &str = "no route selected: pass --deployment <ID> (GENESYS_DEPLOYMENT_ID) for guest, --conversation <ID> --communication <ID> (GENESYS_CONVERSATION_ID, GENESYS_COMMUNICATION_ID) for conversation, or --external-contact <ID> (EXTERNAL_CONTACT_ID); to try gcupload without an account: `gcupload --sandbox FILE`, or run `gcupload sandbox` and use the settings it prints";
+/// What a run without a route is told, `doctor` included; the client-only build has no sandbox
+/// to suggest.
+macro_rules! no_route {
+    ($($tail:literal)?) => {
+        concat!("no route selected: pass --deployment <ID> (GENESYS_DEPLOYMENT_ID) for guest, --conversation <ID> --communication <ID> (GENESYS_CONVERSATION_ID, GENESYS_COMMUNICATION_ID) for conversation, or --external-contact <ID> (EXTERNAL_CONTACT_ID)" $(, $tail)?)
+    };
+}
+#[cfg(feature = "sandbox")]
+pub const NO_ROUTE: &str = no_route!(
+    "; to try gcupload without an account: `gcupload --sandbox FILE`, or run `gcupload sandbox` and use the settings it prints"
+);
+#[cfg(not(feature = "sandbox"))]
+pub const NO_ROUTE: &str = no_route!();
 
 /// The settings that select a route, by clap id.
 const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
@@ -79,11 +90,29 @@ pub fn dotenv() -> std::result::Result<&'static Loaded, Error> {
     }
 }
 
+/// An empty variable means unset (`GENESYS_BASE_URL= gcupload …` is a run without a base URL,
+/// as in most tools), for every variable a setting reads: such variables are removed before the
+/// command line is parsed. Call it, like `load_dotenv`, while the process has one thread.
+pub fn drop_empty_variables() {
+    let cmd = super::cli::command();
+    let all = std::iter::once(&cmd).chain(cmd.get_subcommands());
+    let names: Vec<std::ffi::OsString> = all
+        .flat_map(|c| c.get_arguments())
+        .filter_map(|a| a.get_env().map(|e| e.to_os_string()))
+        .collect();
+    for name in names {
+        if std::env::var_os(&name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // SAFETY: called at start-up, before any other thread exists (see `app::main`).
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+}
+
 /// Parses the process's arguments, with where each setting of the command came from (clap
 /// merges flags and environment into one field; `.env` is told apart by the keys it loaded).
 /// `Err` is clap's answer to print: a usage error, or `--help`/`--version`.
 pub fn parse() -> std::result::Result<(Cli, Sources), clap::Error> {
-    let matches = Cli::command().try_get_matches()?;
+    let matches = super::cli::command().try_get_matches()?;
     let cli = Cli::from_arg_matches(&matches)?;
     let sources = match &cli.command {
         Some(Command::Doctor(_)) => sources(
@@ -99,7 +128,7 @@ pub fn parse() -> std::result::Result<(Cli, Sources), clap::Error> {
 
 /// For each settable argument that has a value: flag, env, .env or default.
 fn sources(m: &ArgMatches) -> Sources {
-    let cmd = Cli::command();
+    let cmd = super::cli::command();
     let mut all: Vec<&clap::Arg> = cmd.get_arguments().collect();
     if let Some(d) = cmd.find_subcommand("doctor") {
         all.extend(d.get_arguments());
@@ -146,7 +175,7 @@ fn route_flags(sources: &Sources) -> Vec<RouteName> {
 /// An upload's command line as the pipeline's configuration.
 pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config> {
     let s = &args.settings;
-    let endpoints = Endpoints::resolve(&s.region, s.base_url.as_deref())?;
+    let endpoints = endpoints(s, sources)?;
     let route = resolve_route(
         s,
         &route_flags(sources),
@@ -156,6 +185,7 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             message: non_empty(&args.message),
         },
     )?;
+    check_route_flags(route.name(), sources)?;
     let credentials = credentials(s, route.name())?;
     let webhook_url = webhook_url(&s.webhook_url)?;
     check_limits(args)?;
@@ -187,6 +217,22 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             ..retry::Policy::default()
         },
     })
+}
+
+/// Where the platform is: `--base-url` over `--region`, except that a flag wins over the
+/// environment: `--region` on the command line is not overridden by a `GENESYS_BASE_URL` from the
+/// environment or `.env`.
+pub fn endpoints(s: &Settings, sources: &Sources) -> Result<Endpoints> {
+    let from = |id: &str| sources.iter().find(|(i, _)| i == id).map(|(_, src)| *src);
+    let region_flag = from("region") == Some(Source::Flag);
+    let base_url = match from("base_url") {
+        Some(Source::Env | Source::DotEnv) if region_flag => {
+            tracing::info!("--region on the command line wins over GENESYS_BASE_URL");
+            None
+        }
+        _ => s.base_url.as_deref(),
+    };
+    Endpoints::resolve(&s.region, base_url)
 }
 
 /// What to do with a source file after its upload: `--move-to` or `--remove-source-files`.
@@ -325,6 +371,48 @@ pub struct RouteExtras<'a> {
     pub name: Option<&'a str>,
     pub send: bool,
     pub message: Option<&'a str>,
+}
+
+/// The settings only some routes use, by clap id, with their flag and those routes.
+const ROUTE_ONLY: &[(&str, &str, &[RouteName])] = &[
+    (
+        "external_contact",
+        "--external-contact",
+        &[RouteName::ExternalContact],
+    ),
+    ("deployment", "--deployment", &[RouteName::Guest]),
+    ("origin", "--origin", &[RouteName::Guest]),
+    ("session_token", "--session-token", &[RouteName::Guest]),
+    ("conversation", "--conversation", &[RouteName::Conversation]),
+    (
+        "communication",
+        "--communication",
+        &[RouteName::Conversation],
+    ),
+    ("name", "--name", &[RouteName::Conversation]),
+    ("no_send", "--no-send", &[RouteName::Conversation]),
+    (
+        "message",
+        "--message",
+        &[RouteName::Guest, RouteName::Conversation],
+    ),
+];
+
+/// A flag typed for a route the run does not take would be silently ignored: refuse it. (The
+/// environment may hold every route's settings at once; only flags are checked.)
+fn check_route_flags(route: RouteName, sources: &Sources) -> Result<()> {
+    for (id, flag, routes) in ROUTE_ONLY {
+        let typed = sources.iter().any(|(i, s)| i == id && *s == Source::Flag);
+        if typed && !routes.contains(&route) {
+            let list: Vec<&str> = routes.iter().map(|r| r.as_str()).collect();
+            return Err(Error::config(format!(
+                "{flag} is not used by route {} (only by {}): drop it, or pick that route with --route",
+                route.as_str(),
+                list.join(" and ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Exactly one route per run: `--route` first, then route flags, then the environment.

@@ -44,7 +44,7 @@ impl Pipeline {
         while let Some((i, (record, err))) = done.next().await {
             summary.add(&record);
             if !report.stdout_broken
-                && let Err(e) = audit::emit(&record, self.output)
+                && let Err(e) = self.progress.suspend(|| audit::emit(&record, self.output))
             {
                 // The reader went away (`| head -1`): start no new file, as a first Ctrl-C
                 // would; what was in flight finishes and every outcome stays in the journal.
@@ -90,10 +90,13 @@ impl Pipeline {
         let problem = match &input.problem {
             Some(why) => Some(Error::config(why.clone())),
             None if self.stop.is_cancelled() => Some(Error::Interrupted),
-            None => None,
+            None => self.breaker.refuses(),
         };
         let Some(e) = problem else {
-            return self.upload_one(&input.path).await;
+            let (record, err) = self.upload_one(&input.path).await;
+            let reached = record.action == audit::Action::Completed;
+            self.breaker.record(err.as_ref(), reached);
+            return (record, err);
         };
         let shown = input.path.display().to_string();
         if input.problem.is_some() {

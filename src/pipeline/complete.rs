@@ -33,7 +33,8 @@ impl Pipeline {
         if resumed {
             record.extra.insert("resumed".into(), true.into());
         }
-        tracing::info!(file = %shown, id = ?record.file_id, ms, "uploaded and confirmed");
+        let id = record.file_id.as_deref().unwrap_or("-");
+        tracing::info!(file = %shown, id, ms, "uploaded and confirmed");
         if let Err(e) = self.complete(&mut record, job).await {
             if !matches!(self.after, moves::After::Keep) {
                 let why = format!(

@@ -3,6 +3,7 @@
 //! new files from starting, and a second one abandons the file in flight.
 
 mod batch;
+mod breaker;
 mod complete;
 mod file;
 mod job;

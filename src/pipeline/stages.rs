@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub(super) journal: Option<state::Store>,
     pub(super) force: bool,
     pub(super) after: moves::After,
+    /// Stops trying files while the platform cannot be reached.
+    pub(super) breaker: super::breaker::Breaker,
 }
 
 /// How a run ended, for the caller to choose the process's exit status.
@@ -124,6 +126,7 @@ impl Pipeline {
             journal,
             force: config.force,
             after: config.after,
+            breaker: Default::default(),
         })
     }
 

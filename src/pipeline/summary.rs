@@ -10,6 +10,8 @@ pub struct Summary {
     files: usize,
     completed: usize,
     failed: usize,
+    /// Stopped by an interrupt (never started, or abandoned): not failures of their own.
+    interrupted: usize,
     bytes: u64,
     /// One human line per file, for the table shown when stdout is a terminal.
     rows: Vec<String>,
@@ -25,8 +27,10 @@ impl Summary {
             self.completed += 1;
             self.bytes += r.size.unwrap_or(0);
         }
-        if r.error.is_some() {
-            self.failed += 1;
+        match &r.error {
+            Some(e) if e.kind == "interrupted" => self.interrupted += 1,
+            Some(_) => self.failed += 1,
+            None => {}
         }
         if self.rows.len() < TABLE_ROWS {
             self.rows.push(audit::text(r));
@@ -45,8 +49,12 @@ impl Summary {
     pub fn line(&self, wall: Duration) -> String {
         let secs = wall.as_secs_f64().max(1e-9);
         let files = if self.files == 1 { "file" } else { "files" };
+        let interrupted = match self.interrupted {
+            0 => String::new(),
+            n => format!(", {n} interrupted"),
+        };
         format!(
-            "gcupload: {} {files}, {} uploaded, {} failed, {} in {:.2} s ({:.1} MB/s)",
+            "gcupload: {} {files}, {} uploaded, {} failed{interrupted}, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
             self.failed,

@@ -28,10 +28,12 @@ mod conversation;
 mod conversation_history;
 mod external_contact;
 mod guest;
+mod identity;
 mod oauth;
 mod observe;
 mod respond;
 mod scan;
+mod scratch;
 mod state;
 mod store;
 mod store_front;
@@ -41,6 +43,7 @@ pub use store::StoredObject;
 
 use conversation::Conversation;
 use guest::Guest;
+use identity::Identity;
 use state::State;
 use store::Store;
 
@@ -49,6 +52,9 @@ use store::Store;
 pub struct SandboxConfig {
     pub listen: SocketAddr,
     pub store_dir: Option<PathBuf>,
+    /// Keep the identity (credentials, ids, port) and the store here across restarts, so that a
+    /// client's journal still matches after one; `None`: a fresh tenant in a temporary store.
+    pub state_dir: Option<PathBuf>,
     pub faults: Faults,
 }
 
@@ -57,6 +63,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store_dir: None,
+            state_dir: None,
             faults: Faults::default(),
         }
     }
@@ -75,19 +82,29 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub async fn start(config: SandboxConfig) -> std::io::Result<Sandbox> {
-        let (root, tmp) = match &config.store_dir {
-            Some(d) => (d.clone(), None),
-            None => {
-                let t = tempfile::tempdir()?;
+        let kept = config.state_dir.as_deref();
+        let mut identity = match kept {
+            Some(dir) => Identity::load_or_create(dir)?,
+            None => Identity::fresh(),
+        };
+        let (root, tmp) = match (&config.store_dir, kept) {
+            (Some(d), _) => (d.clone(), None),
+            (None, Some(dir)) => (dir.join("store"), None),
+            (None, None) => {
+                let t = scratch::temporary_store()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        let api_listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let api_listener = bind(config.listen, identity.port).await?;
+        if let Some(dir) = kept {
+            identity.port = api_listener.local_addr()?.port();
+            identity.save(dir)?;
+        }
         let store_listener =
             tokio::net::TcpListener::bind(SocketAddr::new(config.listen.ip(), 0)).await?;
         let base_url = origin(api_listener.local_addr()?);
         let store_url = origin(store_listener.local_addr()?);
-        let state = Arc::new(State::new(config.faults));
+        let state = Arc::new(State::new(config.faults, identity));
         let store = Arc::new(Store::new(root, &store_url)?);
         let guest = Guest::new(state.clone(), store.clone());
         let conversation = Conversation::new(state.clone(), store.clone());
@@ -230,6 +247,21 @@ fn api_router(
             state.clone(),
             observe::observe,
         ))
+}
+
+/// The API listener: on `listen`, or, when that asks for any port, on the port a kept identity
+/// served last (its clients' settings name it), if it is still free.
+async fn bind(listen: SocketAddr, kept_port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    if listen.port() == 0 && kept_port != 0 {
+        let again = SocketAddr::new(listen.ip(), kept_port);
+        match tokio::net::TcpListener::bind(again).await {
+            Ok(l) => return Ok(l),
+            Err(e) => {
+                tracing::warn!("sandbox: port {kept_port} is taken ({e}); serving on another")
+            }
+        }
+    }
+    tokio::net::TcpListener::bind(listen).await
 }
 
 fn origin(addr: SocketAddr) -> Url {

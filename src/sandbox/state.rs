@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::identity::Identity;
+
 /// Behaviour that tests and `gcupload sandbox` flags can change, also via `POST /_sandbox/faults`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -242,17 +244,15 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// A fresh tenant: new credentials and ids on every start, so runs never share state.
-    pub(crate) fn new(faults: Faults) -> Self {
-        let uuid = || uuid::Uuid::new_v4().to_string();
-        let simple = || uuid::Uuid::new_v4().simple().to_string();
+    /// A tenant with `identity`'s credentials and ids (fresh on every start unless kept).
+    pub(crate) fn new(faults: Faults, identity: Identity) -> Self {
         State {
-            client_id: format!("sandbox-{}", &simple()[..8]),
-            client_secret: simple(),
-            external_contact_id: uuid(),
-            deployment_id: uuid(),
-            conversation_id: uuid(),
-            communication_id: uuid(),
+            client_id: identity.client_id,
+            client_secret: identity.client_secret,
+            external_contact_id: identity.external_contact_id,
+            deployment_id: identity.deployment_id,
+            conversation_id: identity.conversation_id,
+            communication_id: identity.communication_id,
             tokens: Mutex::default(),
             messages: Mutex::default(),
             webhooks: Mutex::default(),
@@ -351,7 +351,10 @@ mod tests {
     use serde_json::json;
 
     fn with_pauses(pauses: Value) -> State {
-        State::new(serde_json::from_value(json!({ "pause": pauses })).expect("faults"))
+        State::new(
+            serde_json::from_value(json!({ "pause": pauses })).expect("faults"),
+            super::Identity::fresh(),
+        )
     }
 
     #[test]

@@ -633,8 +633,46 @@ impl Store {
             stmt.query_map([], history_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
-        Ok(rows.into_iter().filter(|r| keep(r, f)).collect())
+        let superseded = if f.failed {
+            superseded(&rows)
+        } else {
+            Default::default()
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|r| keep(r, f) && !superseded.contains(&r["id"].as_i64().unwrap_or(0)))
+            .collect())
     }
+}
+
+/// The rows with a later attempt at the same file (same route, target and path): a failure a
+/// later run fixed (the file corrected and sent, say) is not among the files whose last attempt
+/// failed. The latest attempt is the row updated last.
+fn superseded(rows: &[Value]) -> std::collections::HashSet<i64> {
+    type File<'a> = (&'a str, &'a str, &'a str);
+    type Attempt = (Option<time::OffsetDateTime>, i64);
+    let updated = |r: &Value| {
+        let text = r["updatedAt"].as_str().unwrap_or("");
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let mut latest: std::collections::HashMap<File<'_>, Attempt> = Default::default();
+    for r in rows {
+        let file = (
+            r["route"].as_str().unwrap_or(""),
+            r["target"].as_str().unwrap_or(""),
+            r["path"].as_str().unwrap_or(""),
+        );
+        let attempt = (updated(r), r["id"].as_i64().unwrap_or(0));
+        let best = latest.entry(file).or_insert(attempt);
+        if attempt > *best {
+            *best = attempt;
+        }
+    }
+    let newest: std::collections::HashSet<i64> = latest.into_values().map(|(_, id)| id).collect();
+    rows.iter()
+        .filter_map(|r| r["id"].as_i64())
+        .filter(|id| !newest.contains(id))
+        .collect()
 }
 
 fn history_row(r: &Row<'_>) -> rusqlite::Result<Value> {

@@ -9,10 +9,7 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::error::Result;
-use super::store::{Store, lock_file, now_text};
-
-/// The outbox file of gcupload before the state store; imported once.
-const JSONL: &str = "webhook-outbox.jsonl";
+use super::store::{JSONL, Store, lock_file, now_text};
 
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@ use super::schema;
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
+/// The webhook outbox of older versions, imported into the database when the store opens.
+pub(super) const JSONL: &str = "webhook-outbox.jsonl";
 /// Held while a process opens the store.
 const OPEN_LOCK: &str = "open.lock";
 
@@ -99,6 +101,12 @@ impl Store {
         };
         store.import_jsonl_outbox(dir)?;
         Ok(store)
+    }
+
+    /// Whether `dir` holds a store (or an older version's outbox to import): what reading
+    /// commands check first, since opening creates one.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join(DB_FILE).exists() || dir.join(JSONL).exists()
     }
 
     pub fn path(&self) -> &Path {

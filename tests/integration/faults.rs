@@ -637,6 +637,12 @@ fn an_interrupt_finishes_the_file_in_flight_and_reports_the_rest() {
     for r in &recs[1..] {
         assert_eq!(r["error"]["kind"], "interrupted");
     }
+    // Files never started are not counted as failures.
+    assert!(
+        stderr(&out).contains("3 files, 1 uploaded, 0 failed, 2 interrupted"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(env.sandbox.objects().len(), 1);
     assert_eq!(env.sandbox.webhooks().len(), 1);
 }

@@ -332,3 +332,40 @@ fn doctor_shows_no_url_credential_and_no_secret_length() {
         assert!(hook_line.contains("/_sandbox/webhook"), "{hook_line}");
     }
 }
+
+/// What a person's terminal shows at the end: the pty's bytes through a terminal emulator.
+fn screen(raw: &str) -> String {
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut parser = vt100::Parser::new(size(50), size(80), 0);
+    // 80 columns: what a pty without a size reports, and so what the bars are drawn for.
+    // script(1) hands over bare line feeds as the terminal would get them after the tty's
+    // output processing (onlcr): a line feed is a new line.
+    parser.process(raw.replace('\n', "\r\n").as_bytes());
+    parser.screen().contents()
+}
+
+#[cfg(unix)]
+#[test]
+fn text_results_stay_on_screen_above_the_progress_bars() {
+    let env = Env::new();
+    env.sandbox.faults().put_delay_ms = 300;
+    let names: Vec<String> = (0..6).map(|i| format!("f{i}.pdf")).collect();
+    for (i, n) in names.iter().enumerate() {
+        env.file(n, &pdf((1 << 20) + i));
+    }
+    let tty = under_pty(
+        &env,
+        &sandbox_vars(&env),
+        &format!("--jobs 2 --output text {}", names.join(" ")),
+    );
+    let shown = screen(&tty);
+    for n in &names {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with("ok ") && l.contains(n.as_str())),
+            "{n}'s result line is not on the screen:\n{shown}"
+        );
+    }
+    assert!(!shown.contains("ETA"), "no stale bar left behind:\n{shown}");
+}

@@ -102,6 +102,7 @@ fn handshake(url: &Url, shown: &str, origin: Option<&str>) -> Result<(Request, S
 /// `WebsocketAccessDenied`), anything else a network failure.
 fn refused(
     e: tokio_tungstenite::tungstenite::Error,
+    host: &str,
     origin: &str,
     net: impl Fn(String) -> Error,
 ) -> Error {
@@ -118,7 +119,14 @@ fn refused(
                 correlation_id: crate::http::correlation_id(resp.headers()),
             },
         },
-        e => net(format!("could not open the socket: {e}")),
+        e => match crate::error::untrusted_certificate(&e) {
+            Some(detail) => Error::UntrustedCertificate {
+                stage: Stage::RequestUrl,
+                host: host.to_string(),
+                detail,
+            },
+            None => net(format!("could not open the socket: {e}")),
+        },
     }
 }
 
@@ -230,7 +238,7 @@ impl Connection {
         let (ws, _) = tokio::time::timeout(ANSWER_WAIT, connecting)
             .await
             .map_err(|_| net("timed out opening the socket".into()))?
-            .map_err(|e| refused(e, &origin, net))?;
+            .map_err(|e| refused(e, url.host_str().unwrap_or(""), &origin, net))?;
         let (sink, stream) = ws.split();
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();

@@ -184,8 +184,14 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
         (Err(e), _) | (_, Err(e)) => report.fail("configuration", e),
     }
-    if let Ok(e) = &inputs.endpoints {
-        let client = http::client();
+    let client = match http::client() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            report.fail("http client", &e);
+            None
+        }
+    };
+    if let (Ok(e), Some(client)) = (&inputs.endpoints, client) {
         probe_hosts(&mut report, &client, e).await;
         if let Some(credentials) = inputs.credentials {
             check_credentials(&mut report, &client, e, credentials).await;

@@ -177,8 +177,15 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         );
         return ExitStatus::Usage;
     }
+    let client = match http::client() {
+        Ok(c) => c,
+        Err(e) => {
+            error_line(&e);
+            return error_reporting::exit_status(&e);
+        }
+    };
     let hook = webhook::Webhook {
-        client: http::client(),
+        client,
         url,
         secret: args.webhook.webhook_secret.map(crate::secret::Secret::new),
         outbox: Some(store),

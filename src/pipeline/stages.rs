@@ -81,7 +81,7 @@ pub struct Report {
 impl Pipeline {
     /// Wires the stages for `config` and a run of `files` files.
     pub fn new(config: Config, files: usize) -> Result<Self> {
-        let http = crate::http::client();
+        let http = crate::http::client()?;
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();

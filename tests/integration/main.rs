@@ -8,6 +8,7 @@ mod batch;
 mod cli;
 mod conversation;
 mod dropfolder;
+mod environment;
 mod faults;
 mod guest;
 mod hints;

@@ -126,9 +126,9 @@ impl Report {
                 (Outcome::Fail, false) => "✗",
             };
             // Details quote servers and settings: shown escaped, kept exact in the JSON.
-            eprintln!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
+            crate::stderr_line!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
             if let Some(f) = &c.fix {
-                eprintln!("  fix: {}", redact::for_terminal(f));
+                crate::stderr_line!("  fix: {}", redact::for_terminal(f));
             }
         }
         let ok = self.checks.iter().all(|c| c.ok);
@@ -178,7 +178,7 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
             None if setting.id.contains("secret") => shown(&setting.id, ""),
             None => "-".into(),
         };
-        eprintln!("  {:<16} {value:<40} {}", setting.id, setting.origin());
+        crate::stderr_line!("  {:<16} {value:<40} {}", setting.id, setting.origin());
     }
     match (&inputs.route, &inputs.endpoints) {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),

@@ -86,7 +86,7 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
             match clap_mangen::Man::new(Cli::command()).render(&mut page) {
                 Ok(()) => print_all(&page, "the man page"),
                 Err(e) => {
-                    eprintln!("error: cannot render the man page: {e}");
+                    crate::stderr_line!("error: cannot render the man page: {e}");
                     ExitStatus::Usage
                 }
             }
@@ -102,7 +102,7 @@ fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
         Ok(()) => ExitStatus::Success,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success,
         Err(e) => {
-            eprintln!("error: cannot write {what}: {e}");
+            crate::stderr_line!("error: cannot write {what}: {e}");
             ExitStatus::Usage
         }
     }
@@ -141,13 +141,15 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
 
 /// An error for a person: what it quotes (paths, a server's words) is shown escaped.
 fn error_line(e: &dyn std::fmt::Display) {
-    eprintln!("error: {}", redact::for_terminal(&e.to_string()));
+    crate::stderr_line!("error: {}", redact::for_terminal(&e.to_string()));
 }
 
 /// The state store of a subcommand, or why it cannot be opened.
 fn open_store(s: &cli::StateArgs) -> Result<state::Store, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
-        eprintln!("error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)");
+        crate::stderr_line!(
+            "error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)"
+        );
         return Err(ExitStatus::Usage);
     };
     state::Store::open(&dir).map_err(|e| {
@@ -172,7 +174,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
     let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
     if url.is_none() && waiting > 0 {
-        eprintln!(
+        crate::stderr_line!(
             "error: {waiting} webhook events wait in {shown}, but no webhook URL is configured: pass --webhook-url <URL> (or set WEBHOOK_SYNC_URL)"
         );
         return ExitStatus::Usage;
@@ -192,15 +194,17 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
     };
     match hook.flush_outbox().await {
         Ok(None) => {
-            eprintln!("webhook outbox {shown}: another run is delivering it now; nothing to do");
+            crate::stderr_line!(
+                "webhook outbox {shown}: another run is delivering it now; nothing to do"
+            );
             ExitStatus::Success
         }
         Ok(Some((delivered, 0))) => {
-            eprintln!("webhook outbox {shown}: {delivered} delivered, none pending");
+            crate::stderr_line!("webhook outbox {shown}: {delivered} delivered, none pending");
             ExitStatus::Success
         }
         Ok(Some((delivered, pending))) => {
-            eprintln!(
+            crate::stderr_line!(
                 "webhook outbox {shown}: {delivered} delivered, {pending} still pending (run again later)"
             );
             ExitStatus::Network
@@ -305,7 +309,9 @@ fn status_of(report: Report) -> ExitStatus {
 fn interrupts(stop: CancellationToken, abandon: CancellationToken) {
     tokio::spawn(async move {
         signal().await;
-        eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
+        crate::stderr_line!(
+            "interrupted: finishing the file in flight (interrupt again to abandon it)"
+        );
         stop.cancel();
         signal().await;
         abandon.cancel();

@@ -15,14 +15,14 @@ pub async fn embedded(mut args: UploadArgs) -> Result<(UploadArgs, Option<Sandbo
     match Sandbox::start(SandboxConfig::default()).await {
         Ok(s) => {
             point_at(&s, &mut args);
-            eprintln!(
+            crate::stderr_line!(
                 "sandbox: serving {} (embedded, no account needed)",
                 s.base_url
             );
             Ok((args, Some(s)))
         }
         Err(e) => {
-            eprintln!("error: the embedded sandbox could not start: {e}");
+            crate::stderr_line!("error: the embedded sandbox could not start: {e}");
             Err(ExitStatus::Usage)
         }
     }
@@ -67,14 +67,15 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
     let sandbox = match Sandbox::start(config).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: the sandbox could not start on {}: {e}", args.listen);
+            crate::stderr_line!("error: the sandbox could not start on {}: {e}", args.listen);
             return ExitStatus::Usage;
         }
     };
     println!("{}", sandbox.info());
-    eprintln!(
+    crate::stderr_line!(
         "sandbox: serving {} (store {}); Ctrl-C to stop",
-        sandbox.base_url, sandbox.store_url
+        sandbox.base_url,
+        sandbox.store_url
     );
     let _ = tokio::signal::ctrl_c().await;
     drop(sandbox);

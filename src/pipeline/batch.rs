@@ -49,7 +49,7 @@ impl Pipeline {
                 // The reader went away (`| head -1`): start no new file, as a first Ctrl-C
                 // would; what was in flight finishes and every outcome stays in the journal.
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("error: cannot write the record to stdout: {e}");
+                    crate::stderr_line!("error: cannot write the record to stdout: {e}");
                 }
                 self.stop.cancel();
                 report.stdout_broken = true;
@@ -80,9 +80,9 @@ impl Pipeline {
             return;
         }
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
-            eprintln!("{}", summary.table());
+            crate::stderr_line!("{}", summary.table());
         }
-        eprintln!("{}", summary.line(wall));
+        crate::stderr_line!("{}", summary.line(wall));
     }
 
     /// One file's record, or an interrupted record when the run is stopping.

@@ -1,6 +1,9 @@
 //! The integration tests, one binary (the harness links once): the real `gcupload` binary
 //! against the in-process sandbox over loopback, plus property tests and the architecture guard.
 
+// The tests print to their own stderr.
+#![allow(clippy::disallowed_macros)]
+
 mod common;
 
 mod architecture;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::stages::{Pipeline, Report};
 use super::summary::Summary;
@@ -16,6 +17,7 @@ impl Pipeline {
     /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
     /// earlier runs could not deliver to the webhook goes first, so events keep their order.
     pub async fn run(&self, files: &[Input]) -> Report {
+        let _hurry = self.hurry_when_abandoned();
         match self.webhook.flush_outbox().await {
             Ok(None | Some((0, 0))) => {}
             Ok(Some((d, p))) => {
@@ -73,6 +75,21 @@ impl Pipeline {
         self.print_summary(&summary, started.elapsed());
         report.interrupted = self.stop.is_cancelled();
         report
+    }
+
+    /// Once the run is abandoned, the journal waits for a database another process holds
+    /// locked only a moment (its writes are best effort then). Until the guard is dropped.
+    fn hurry_when_abandoned(&self) -> Option<tokio_util::sync::DropGuard> {
+        let store = self.journal.clone()?;
+        let (abandon, done) = (self.abandon.clone(), CancellationToken::new());
+        let guard = done.clone().drop_guard();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = abandon.cancelled() => store.hurry(),
+                _ = done.cancelled() => {}
+            }
+        });
+        Some(guard)
     }
 
     fn print_summary(&self, summary: &Summary, wall: Duration) {

@@ -10,6 +10,7 @@ mod journal;
 mod outbox;
 mod schema;
 mod store;
+mod wait;
 
 pub use error::{Result, StateError};
 pub use journal::{Claim, Entry, HistoryFilter, Key, LEASE_MS, Lease, Remembered, Seen, Step};

@@ -1,14 +1,14 @@
 //! The open store: the database file, its connection, and who this process is to its leases.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::batch::{self, Batches, Job};
 use super::error::{Result, StateError};
-use super::schema;
+use super::{schema, wait};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -60,6 +60,8 @@ pub(super) struct Inner {
     /// The journal's writes waiting for the next group commit.
     batches: Batches,
     pub(super) path: PathBuf,
+    /// Set once the run is abandoned: a locked database is waited for only a moment.
+    hurry: Arc<AtomicBool>,
     /// Who holds the leases this process takes.
     pub(super) pid: u32,
     pub(super) host: String,
@@ -78,9 +80,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = open_private(&path).map_err(sql)?;
+        let mut conn = open_private(&path).map_err(sql)?;
         // Concurrent runs wait for each other's short transactions instead of failing.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        let hurry = Arc::new(AtomicBool::new(false));
+        wait::install(&mut conn, &path, hurry.clone()).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         // NORMAL in WAL mode: a killed process loses nothing; only a power cut can lose the
@@ -93,6 +96,7 @@ impl Store {
                 conn: Mutex::new(conn),
                 batches: Batches::default(),
                 path,
+                hurry,
                 pid: std::process::id(),
                 host: hostname(),
             }),
@@ -103,6 +107,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The run was abandoned (a second interrupt): from now on a call waits for a database
+    /// another process holds locked only a moment, so the process exits promptly.
+    pub fn hurry(&self) {
+        self.inner.hurry.store(true, Ordering::Relaxed);
     }
 
     /// Runs `f` on the connection; for the blocking side of the async facade.

@@ -1,7 +1,9 @@
 //! The process's own environment (issue 21): no CA certificates, a broken stderr, a locked
 //! database, an open-file limit, a state directory that is not ours.
 
-use crate::common::{Env, records};
+use std::time::Duration;
+
+use crate::common::{Env, output_within, records, signal, stderr};
 
 /// No CA certificates anywhere (`SSL_CERT_FILE` and `SSL_CERT_DIR` pointing nowhere, as in a
 /// minimal container): the run falls back to the bundled roots instead of panicking, and a
@@ -25,21 +27,6 @@ fn no_ca_certificates_is_no_panic() {
     assert!(err.contains("bundled web-PKI roots"), "{err}");
 }
 
-/// The binary on the external-contact route against `env`'s sandbox, as a plain std command (its
-/// stdio is the test's to choose).
-fn std_cmd(env: &Env) -> std::process::Command {
-    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"));
-    c.env_clear()
-        .current_dir(env.dir.path())
-        .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
-        .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
-        .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
-        .env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id())
-        .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
-        .env("GCUPLOAD_STATE_DIR", env.outbox());
-    c
-}
-
 /// stderr a pipe whose reader is gone (a log forwarder that died): every human line, the
 /// summary and the per-file error lines, fails to write; the run neither panics nor loses a
 /// record, with and without `-q`, with and without a failing file.
@@ -51,7 +38,7 @@ fn broken_stderr_is_no_panic() {
     for quiet in [false, true] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let mut c = std_cmd(&env);
+        let mut c = env.std_cmd();
         c.arg(if quiet { "-q" } else { "-v" }).arg(&good).arg(&bad);
         let out = c
             .stdin(std::process::Stdio::null())
@@ -63,4 +50,55 @@ fn broken_stderr_is_no_panic() {
         let recs = records(&out.stdout);
         assert_eq!(recs.len(), 2, "quiet={quiet}");
     }
+}
+
+/// Another process holds the state database locked (`BEGIN EXCLUSIVE`, as `sqlite3` left in a
+/// transaction would) for as long as the returned connection lives.
+fn lock_database(env: &Env) -> rusqlite::Connection {
+    drop(env.store()); // creates it, with its schema
+    let c = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
+    c.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    c
+}
+
+/// A second interrupt while another process holds the database: the run's journal writes wait
+/// only a moment after it (they used to wait 30 s each: 60 s before the process exited), and the
+/// file still gets its interrupted record.
+#[test]
+fn second_interrupt_with_the_database_locked_exits_promptly() {
+    let env = Env::new();
+    let f = env.file("a.txt", b"hello");
+    let _lock = lock_database(&env);
+    let child = env.spawn(&[f.as_os_str()]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    // Well under the 30 s one locked write used to wait.
+    let out = output_within(child, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["error"]["kind"], "interrupted");
+}
+
+/// A database another process holds locked: the run says on stderr that it is waiting, for
+/// which file and why, and goes on once the lock is released.
+#[test]
+fn a_locked_database_says_what_the_run_waits_for() {
+    let env = Env::new();
+    let f = env.file("a.txt", b"hello");
+    let lock = lock_database(&env);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        lock.execute_batch("COMMIT").unwrap();
+    });
+    let out = output_within(env.spawn(&[f.as_os_str()]), Duration::from_secs(60));
+    release.join().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("waiting for the state database"), "{err}");
+    assert!(err.contains("state.db"), "{err}");
+    assert!(err.contains("locked by another process"), "{err}");
+    assert_eq!(records(&out.stdout)[0]["status"], "completed");
 }

@@ -186,12 +186,16 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
             return error_reporting::exit_status(&e);
         }
     };
-    let hook = webhook::Webhook {
+    let stop = CancellationToken::new();
+    let hook = webhook::Webhook::new(
         client,
         url,
-        secret: args.webhook.webhook_secret.map(crate::secret::Secret::new),
-        outbox: Some(store),
-    };
+        args.webhook.webhook_secret.map(crate::secret::Secret::new),
+        Some(store),
+        stop.clone(),
+    );
+    // An interrupt ends the flush: what is left stays queued.
+    interrupts(stop, CancellationToken::new());
     match hook.flush_outbox().await {
         Ok(None) => {
             crate::stderr_line!(

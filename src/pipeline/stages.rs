@@ -94,6 +94,7 @@ impl Pipeline {
             })?),
             None => None,
         };
+        let stop = CancellationToken::new();
         let ctx = routes::Context {
             http: http.clone(),
             endpoints: config.endpoints,
@@ -103,12 +104,13 @@ impl Pipeline {
         };
         Ok(Pipeline {
             route: config.route.build(&ctx)?,
-            webhook: webhook::Webhook {
-                client: http.clone(),
-                url: config.webhook_url,
-                secret: config.webhook_secret,
-                outbox: journal.clone(),
-            },
+            webhook: webhook::Webhook::new(
+                http.clone(),
+                config.webhook_url,
+                config.webhook_secret,
+                journal.clone(),
+                stop.clone(),
+            ),
             http,
             policy,
             output: config.output,
@@ -119,7 +121,7 @@ impl Pipeline {
             quiet: config.quiet,
             jobs: config.jobs,
             retry: config.retry,
-            stop: CancellationToken::new(),
+            stop,
             abandon: CancellationToken::new(),
             journal,
             force: config.force,

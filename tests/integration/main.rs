@@ -18,6 +18,7 @@ mod hints;
 mod hostile;
 mod hostile_files;
 mod hostile_terminal;
+mod hung_peers;
 mod polish;
 mod props;
 mod sandbox;

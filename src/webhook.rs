@@ -51,6 +51,9 @@ struct Failed {
     why: String,
     /// Worth another attempt.
     again: bool,
+    /// The receiver took the request and said nothing within the time given (or the run
+    /// stopped waiting): it hangs.
+    hung: bool,
 }
 
 /// One POST within `limit`.
@@ -80,12 +83,16 @@ async fn post(
                 why: format!("the receiver answered HTTP {s}"),
                 // A receiver's own 4xx (but 408/429) will not change on a retry.
                 again: s >= 500 || s == 408 || s == 429,
+                hung: false,
             })
         }
+        // A refused or reset connection fails fast and may be a restart: worth a retry. A
+        // receiver that hangs once will hang again.
         Err(e) => Err(Failed {
             status: None,
             why: crate::error::Error::network(crate::error::Stage::Webhook, &e).to_string(),
-            again: true,
+            again: !e.is_timeout(),
+            hung: e.is_timeout(),
         }),
     }
 }
@@ -118,8 +125,8 @@ impl Webhook {
         }
     }
 
-    /// One POST of `body`, given up after `limit` or when the run stops. A receiver that did not
-    /// answer (a timeout, a refused connection) marks the run's receiver as not answering.
+    /// One POST of `body`, given up after `limit` or when the run stops. A receiver that hangs
+    /// (no answer in time) is marked as not answering for the rest of the run.
     async fn attempt(
         &self,
         url: &url::Url,
@@ -139,9 +146,10 @@ impl Webhook {
                     status: None,
                     why: "the run was interrupted before the receiver answered".into(),
                     again: false,
+                    hung: true,
                 })),
         };
-        if let Err(Failed { status: None, .. }) = &result {
+        if let Err(Failed { hung: true, .. }) = &result {
             self.unanswered.store(true, Ordering::Relaxed);
         }
         result
@@ -156,7 +164,7 @@ impl Webhook {
         let mut retrier = retry::Retrier::new(&POLICY, crate::error::Stage::Webhook);
         let mut made = 0;
         let (status, error) = loop {
-            if self.unanswered.load(Ordering::Relaxed) {
+            if made == 0 && self.unanswered.load(Ordering::Relaxed) {
                 break (None, "not sent: the receiver did not answer earlier in this run; kept for the next run".to_string());
             }
             made += 1;
@@ -296,11 +304,11 @@ impl Webhook {
                 )?;
                 continue;
             }
-            // The rest waits for a later run once the receiver failed to answer, the flush's
-            // time is up or the run stops: none of them holds the uploads back.
+            // The rest waits for a later run once the flush's
+            // time is up or the run stops (or, below, the receiver failed to answer): none of
+            // them holds the uploads back.
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.unanswered.load(Ordering::Relaxed) || self.stop.is_cancelled()
-            {
+            if left.is_zero() || self.stop.is_cancelled() {
                 pending += 1;
                 break;
             }
@@ -317,6 +325,10 @@ impl Webhook {
                 Err(f) => {
                     store.queue(&q.event_id, &q.body, &f.why, q.mac.as_deref())?;
                     pending += 1;
+                    // Down or hanging: the other events would fare no better now.
+                    if f.status.is_none() {
+                        break;
+                    }
                 }
             }
         }

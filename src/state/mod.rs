@@ -6,6 +6,7 @@
 
 mod batch;
 mod error;
+mod holder;
 mod journal;
 mod outbox;
 mod schema;

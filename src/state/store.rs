@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use super::batch::{self, Batches, Job};
 use super::error::{Result, StateError};
-use super::{schema, wait};
+use super::{holder, schema, wait};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -19,9 +19,10 @@ const OPEN_LOCK: &str = "open.lock";
 /// with `wait` false gives `None` when another process holds it.
 pub(super) fn lock_file(dir: &Path, name: &str, wait: bool) -> Result<Option<std::fs::File>> {
     let path = dir.join(name);
+    // The directory is what the user chose and can fix; the file is named in the reason.
     let bad = |e: std::io::Error| StateError::Directory {
-        path: path.clone(),
-        why: e.to_string(),
+        path: dir.to_path_buf(),
+        why: format!("its lock file {name} cannot be opened or locked: {e}"),
     };
     let mut o = std::fs::OpenOptions::new();
     o.create(true).truncate(false).write(true);
@@ -62,7 +63,8 @@ pub(super) struct Inner {
     pub(super) path: PathBuf,
     /// Set once the run is abandoned: a locked database is waited for only a moment.
     hurry: Arc<AtomicBool>,
-    /// Who holds the leases this process takes.
+    /// Who holds the leases this process takes (`host`: host, boot, PID namespace and start
+    /// time, see [`holder`]).
     pub(super) pid: u32,
     pub(super) host: String,
 }
@@ -80,7 +82,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let mut conn = open_private(&path).map_err(sql)?;
+        let mut conn = open_private(&path)?;
         // Concurrent runs wait for each other's short transactions instead of failing.
         let hurry = Arc::new(AtomicBool::new(false));
         wait::install(&mut conn, &path, hurry.clone()).map_err(sql)?;
@@ -98,7 +100,7 @@ impl Store {
                 path,
                 hurry,
                 pid: std::process::id(),
-                host: hostname(),
+                host: holder::identity(&hostname(), std::process::id()),
             }),
         };
         store.import_jsonl_outbox(dir)?;
@@ -235,10 +237,13 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 /// Opens the database with owner-only permissions (SQLite creates its `-wal` and `-shm` files
-/// with the database file's mode).
-fn open_private(path: &Path) -> rusqlite::Result<Connection> {
+/// with the database file's mode). Never through a symbolic link (one planted in our place, or
+/// dangling, would put the journal outside the private directory), and only a file of ours that
+/// others cannot write.
+fn open_private(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
     #[cfg(unix)]
-    if !path.exists() {
+    if std::fs::symlink_metadata(path).is_err() {
         use std::os::unix::fs::OpenOptionsExt;
         // Exclusive creation: never through a link planted in our place.
         let created = std::fs::OpenOptions::new()
@@ -250,13 +255,61 @@ fn open_private(path: &Path) -> rusqlite::Result<Connection> {
         if let Err(e) = created
             && e.kind() != std::io::ErrorKind::AlreadyExists
         {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(format!("cannot create {}: {e}", path.display())),
-            ));
+            return Err(StateError::Database {
+                path: path.to_path_buf(),
+                why: format!("it cannot be created: {e}"),
+            });
         }
     }
-    Connection::open(path)
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        check_private_file(Path::new(&file))?;
+    }
+    let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    Connection::open_with_flags(path, flags).map_err(|source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A file of the store, when it exists, must be a regular file (not a link), ours, and not
+/// writable by others.
+fn check_private_file(path: &Path) -> Result<()> {
+    let bad = |why: String| StateError::Database {
+        path: path.to_path_buf(),
+        why,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if !meta.file_type().is_file() {
+        return Err(bad(
+            "it is not a regular file (a symbolic link is not followed); remove it".into(),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(bad(format!(
+                "it belongs to user {} (not you); use a state directory of your own with --state-dir",
+                meta.uid()
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(bad(format!(
+                "others can write it (mode {mode:o}); run `chmod 600 {}`",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// This machine's name, for leases: a pid means something only on its own host.

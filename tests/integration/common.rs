@@ -87,6 +87,7 @@ impl Env {
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"));
         c.env_clear()
+            .current_dir(self.dir.path())
             .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
             .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
             .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())

@@ -102,3 +102,53 @@ fn a_locked_database_says_what_the_run_waits_for() {
     assert!(err.contains("locked by another process"), "{err}");
     assert_eq!(records(&out.stdout)[0]["status"], "completed");
 }
+
+/// A state directory that someone else set up (here its lock file is another user's): the
+/// message names the directory the user chose, and the lock file only as the reason. Run as
+/// root (as CI does), the binary as uid 65534 against a directory of root's.
+#[test]
+fn a_state_directory_of_someone_else_is_named_in_the_message() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the binary as another user");
+        return;
+    }
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let f = env.file("a.txt", b"hello");
+    let dir = env.outbox();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(dir.join("open.lock"), b"").unwrap();
+    std::fs::set_permissions(
+        dir.join("open.lock"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let mut c = env.std_cmd();
+    // SAFETY: setgid/setuid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = c.arg(&f).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let message = records(&out.stdout)[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let named = format!("the state directory {} cannot be used", dir.display());
+    assert!(message.contains(&named), "{message}");
+    assert!(
+        message.contains("open.lock"),
+        "the reason names the file: {message}"
+    );
+}

@@ -19,6 +19,7 @@ mod hostile;
 mod hostile_files;
 mod hostile_terminal;
 mod hung_peers;
+mod leases;
 mod polish;
 mod props;
 mod sandbox;

@@ -4,6 +4,7 @@
 
 mod batch;
 mod file;
+mod limits;
 mod stages;
 mod summary;
 

@@ -119,7 +119,7 @@ impl Pipeline {
             offline: config.offline,
             plan,
             quiet: config.quiet,
-            jobs: config.jobs,
+            jobs: super::limits::jobs_within_open_file_limit(config.jobs),
             retry: config.retry,
             stop,
             abandon: CancellationToken::new(),

@@ -152,3 +152,39 @@ fn a_state_directory_of_someone_else_is_named_in_the_message() {
         "the reason names the file: {message}"
     );
 }
+
+/// `--jobs` beyond what the open-file limit allows (soft and hard limit 48 here): the run caps
+/// its jobs and says so, naming the limit, instead of failing files with "Too many open files".
+#[test]
+fn jobs_beyond_the_open_file_limit_are_capped_with_a_warning() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let files: Vec<_> = (0..30)
+        .map(|i| env.file(&format!("f{i}.txt"), format!("file {i}").as_bytes()))
+        .collect();
+    let mut c = env.std_cmd();
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = c
+        .args(["--no-state", "--jobs", "32"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), 30);
+    assert!(recs.iter().all(|r| r["status"] == "completed"), "{err}");
+    assert!(err.contains("open-file limit (ulimit -n) is 48"), "{err}");
+}

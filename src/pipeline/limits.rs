@@ -29,6 +29,7 @@ pub(super) fn jobs_within_open_file_limit(jobs: usize) -> usize {
 /// Raises the soft open-file limit to `needed` (within the hard limit); the limit now, or
 /// `None` when it cannot be read.
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // `rlim_t` is u64 on Linux, not on every unix
 fn raise_open_file_limit(needed: u64) -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -215,24 +215,7 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         ));
     }
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(bad(format!(
-                "it belongs to user {} (not you); use a directory of your own with --state-dir",
-                meta.uid()
-            )));
-        }
-        if meta.permissions().mode() & 0o022 != 0 {
-            return Err(bad(format!(
-                "others can write into it (mode {:o}); run `chmod 700 {}`",
-                meta.permissions().mode() & 0o777,
-                dir.display()
-            )));
-        }
-    }
+    owned_and_private(&meta, dir, "700").map_err(bad)?;
     Ok(())
 }
 
@@ -291,23 +274,33 @@ fn check_private_file(path: &Path) -> Result<()> {
         ));
     }
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(bad(format!(
-                "it belongs to user {} (not you); use a state directory of your own with --state-dir",
-                meta.uid()
-            )));
-        }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o022 != 0 {
-            return Err(bad(format!(
-                "others can write it (mode {mode:o}); run `chmod 600 {}`",
-                path.display()
-            )));
-        }
+    owned_and_private(&meta, path, "600").map_err(bad)?;
+    Ok(())
+}
+
+/// A file or directory of the store is the user's own, and others cannot write it (`chmod`:
+/// the mode to suggest).
+#[cfg(unix)]
+fn owned_and_private(
+    meta: &std::fs::Metadata,
+    path: &Path,
+    chmod: &str,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to user {} (not you); use a state directory of your own with --state-dir",
+            meta.uid()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "others can write it (mode {mode:o}); run `chmod {chmod} {}`",
+            path.display()
+        ));
     }
     Ok(())
 }

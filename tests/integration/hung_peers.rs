@@ -25,6 +25,17 @@ fn hung_receiver() -> (String, Arc<AtomicUsize>) {
     (url, accepted)
 }
 
+/// The binary in the background, uploading `file` with `url` as its webhook.
+fn upload_with_webhook(env: &Env, url: &str, file: &std::path::Path) -> std::process::Child {
+    env.std_cmd()
+        .env("WEBHOOK_SYNC_URL", url)
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// 8 events queued, the receiver hangs: the flush at the start gives up after the receiver
 /// failed to answer once (not 8 × its timeout: 40 s), the file's own event goes straight to the
 /// outbox, and the upload is done and reported.
@@ -42,14 +53,7 @@ fn a_hung_receiver_is_tried_once_not_once_per_event() {
     let (url, accepted) = hung_receiver();
     let f = env.file("a.txt", b"hello");
     let started = Instant::now();
-    let child = env
-        .std_cmd()
-        .env("WEBHOOK_SYNC_URL", &url)
-        .arg(&f)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = upload_with_webhook(&env, &url, &f);
     // A bound on a hang (the old flush alone took 40 s), not a speed measurement.
     let out = output_within(child, Duration::from_secs(40));
     let took = started.elapsed();
@@ -81,14 +85,7 @@ fn sigterm_is_honoured_while_a_delivery_hangs() {
     let env = Env::new();
     let (url, accepted) = hung_receiver();
     let f = env.file("a.txt", b"hello");
-    let child = env
-        .std_cmd()
-        .env("WEBHOOK_SYNC_URL", &url)
-        .arg(&f)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = upload_with_webhook(&env, &url, &f);
     let deadline = Instant::now() + Duration::from_secs(20);
     while accepted.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "the delivery never began");

@@ -45,7 +45,8 @@ fn journaled(env: &Env, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     path
 }
 
-fn set_lease(env: &Env, pid: u32, holder: &str, until_ms: i64) {
+/// Rewrites the lease of the only journal row.
+pub(crate) fn set_lease(env: &Env, pid: u32, holder: &str, until_ms: i64) {
     let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
     db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     let n = db

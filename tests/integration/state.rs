@@ -822,15 +822,7 @@ fn a_live_runs_claim_is_skipped_and_it_finishes_the_file() {
 
 /// Rewrites the lease of the only journal row (a claimant on another machine).
 fn set_lease(env: &Env, host: &str, until_ms: i64) {
-    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let n = db
-        .execute(
-            "UPDATE uploads SET lease_pid = 4242, lease_host = ?1, lease_until = ?2",
-            rusqlite::params![host, until_ms],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
+    crate::leases::set_lease(env, 4242, host, until_ms);
 }
 
 #[test]

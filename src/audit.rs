@@ -291,7 +291,7 @@ pub fn fail_all(
 ) {
     for f in files {
         let shown = f.as_ref().display().to_string();
-        eprintln!("{}", error_reporting::human(&shown, err));
+        crate::stderr_line!("{}", error_reporting::human(&shown, err));
         let _ = emit(&failed(route, &shown, None, err, 0), output);
     }
 }

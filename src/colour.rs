@@ -15,3 +15,20 @@ pub fn red(text: &str) -> String {
         text.to_string()
     }
 }
+
+/// Writes one line to stderr and ignores a failure: a closed stderr or a broken pipe (a log
+/// forwarder that died, `2> >(head -c 100)`) must never panic the run, whose records still go
+/// to stdout. Every human line goes through here (or through [`stderr_line!`](crate::stderr_line));
+/// `clippy.toml` forbids `eprintln!`.
+pub fn stderr_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// `eprintln!` that never panics: see [`stderr_line`].
+#[macro_export]
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {
+        $crate::colour::stderr_line(format_args!($($arg)*))
+    };
+}

@@ -50,14 +50,46 @@ pub fn same_origin(a: &url::Url, b: &url::Url) -> bool {
 
 /// One client per run (one connection pool). Redirects are never followed: a redirect could carry
 /// a bearer token or a signed request to a host that must not see it.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(60))
-        .build()
-        .expect("the TLS backend initialises")
+///
+/// The system's CA certificates are the trust roots. A machine without any (a minimal container,
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` pointing nowhere) gets the bundled web-PKI roots instead, with a
+/// warning, never a panic: a loopback run needs no TLS at all.
+pub fn client() -> Result<reqwest::Client> {
+    let builder = || {
+        reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+    };
+    match builder().build() {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            tracing::warn!(
+                "no usable system CA certificates ({why}); trusting the bundled web-PKI roots instead"
+            );
+            builder()
+                .tls_backend_preconfigured(bundled_roots())
+                .build()
+                .map_err(|e| Error::config(format!("cannot set up the HTTP client: {e}")))
+        }
+    }
+}
+
+/// A rustls configuration trusting the Mozilla roots compiled into the binary (`webpki-roots`).
+fn bundled_roots() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the aws-lc-rs provider supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
 }
 
 pub fn correlation_id(h: &HeaderMap) -> Option<String> {

@@ -103,7 +103,7 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(line);
             }
-            None => eprintln!("{line}"),
+            None => crate::stderr_line!("{line}"),
         }
     }
 }

@@ -263,20 +263,26 @@ fn skip(b: &[u8], from: usize, keep: impl Fn(u8) -> bool) -> usize {
 }
 
 /// Whether a character must not reach a terminal raw: C0 controls but tab (ESC, CR, BEL,
-/// newline, backspace…), DEL, C1 controls (8-bit CSI and OSC), and the bidi and line-separator
-/// characters that reorder or split what a person reads.
+/// newline, backspace…), DEL, C1 controls (8-bit CSI and OSC), the bidi and line-separator
+/// characters that reorder or split what a person reads, and the zero-width characters that
+/// hide in it (two names that look the same but differ).
 fn unsafe_for_terminal(c: char) -> bool {
     (c.is_control() && c != '\t')
+        || is_bidi_control(c)
         || matches!(
             c,
-            '\u{061c}'
-                | '\u{200e}'
-                | '\u{200f}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202a}'..='\u{202e}'
-                | '\u{2066}'..='\u{2069}'
+            '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
         )
+}
+
+/// The Unicode bidirectional-control characters: embeddings and overrides (U+202A–U+202E),
+/// isolates (U+2066–U+2069) and the marks (U+200E, U+200F, U+061C). In a file name they make
+/// `report\u{202e}gnp.pdf` show as "reportfdp.png".
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Text from outside (a server's answer, a file name, a setting) made safe to show: each

@@ -452,7 +452,8 @@ fn read_and_digest(
     })
 }
 
-/// The base name, refused when it has control characters or is not UTF-8.
+/// The base name, refused when it has control characters, bidirectional-control characters
+/// (which make the agent see another name and extension than the file has), or is not UTF-8.
 pub fn file_name_of(path: &Path) -> Result<String> {
     let name = path
         .file_name()
@@ -463,6 +464,15 @@ pub fn file_name_of(path: &Path) -> Result<String> {
         return Err(Error::invalid(
             Rule::FileName,
             "the file name contains control characters",
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| crate::redact::is_bidi_control(c)) {
+        return Err(Error::invalid(
+            Rule::FileName,
+            format!(
+                "the file name contains the bidirectional-control character U+{:04X}, which would show the agent another name or extension than the file has; rename the file without it",
+                c as u32
+            ),
         ));
     }
     Ok(name.to_string())

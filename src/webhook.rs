@@ -3,10 +3,12 @@
 //! fails within its retries goes to the durable outbox; it never turns a completed upload into a
 //! failure.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::audit::Delivery;
 use crate::secret::Secret;
@@ -15,6 +17,11 @@ use crate::{redact, retry};
 
 pub const EVENT: &str = "genesys.file.uploaded";
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The outbox flush at the start of a run, all events together: a receiver that hangs must not
+/// hold the uploads back.
+const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a delivery still waits for its answer once the run is stopping (an interrupt).
+const STOPPING: Duration = Duration::from_secs(1);
 
 /// Deliveries are short: a few quick attempts, then the outbox takes over.
 const POLICY: retry::Policy = retry::Policy {
@@ -25,24 +32,42 @@ const POLICY: retry::Policy = retry::Policy {
 };
 
 pub struct Webhook {
-    pub client: reqwest::Client,
-    pub url: Option<url::Url>,
-    pub secret: Option<Secret>,
+    client: reqwest::Client,
+    url: Option<url::Url>,
+    secret: Option<Secret>,
     /// Where undelivered events wait (the state store's outbox); none with `--no-state`.
-    pub outbox: Option<Store>,
+    outbox: Option<Store>,
+    /// The run is stopping (an interrupt): no delivery waits for a receiver any longer.
+    stop: CancellationToken,
+    /// The receiver failed to answer once in this run (it hangs, or is down): later events go
+    /// straight to the outbox instead of each waiting out its own timeouts.
+    unanswered: AtomicBool,
 }
 
-/// One POST; `Err` says why it did not land (and whether it is worth retrying).
+/// Why a POST did not land.
+struct Failed {
+    /// The receiver's HTTP status, when it answered.
+    status: Option<u16>,
+    why: String,
+    /// Worth another attempt.
+    again: bool,
+    /// The receiver took the request and said nothing within the time given (or the run
+    /// stopped waiting): it hangs.
+    hung: bool,
+}
+
+/// One POST within `limit`.
 async fn post(
     client: &reqwest::Client,
     url: &str,
     body: &[u8],
     event_id: &str,
     secret: Option<&Secret>,
-) -> Result<u16, (Option<u16>, String, bool)> {
+    limit: Duration,
+) -> Result<u16, Failed> {
     let mut req = client
         .post(url)
-        .timeout(TIMEOUT)
+        .timeout(limit)
         .header("content-type", "application/json")
         .header("Idempotency-Key", event_id)
         .body(body.to_vec());
@@ -53,14 +78,22 @@ async fn post(
         Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
         Ok(r) => {
             let s = r.status().as_u16();
-            // A receiver's own 4xx (but 408/429) will not change on a retry.
-            let again = s >= 500 || s == 408 || s == 429;
-            Err((Some(s), format!("the receiver answered HTTP {s}"), again))
+            Err(Failed {
+                status: Some(s),
+                why: format!("the receiver answered HTTP {s}"),
+                // A receiver's own 4xx (but 408/429) will not change on a retry.
+                again: s >= 500 || s == 408 || s == 429,
+                hung: false,
+            })
         }
-        Err(e) => {
-            let err = crate::error::Error::network(crate::error::Stage::Webhook, &e);
-            Err((None, err.to_string(), true))
-        }
+        // A refused or reset connection fails fast and may be a restart: worth a retry. A
+        // receiver that hangs once will hang again.
+        Err(e) => Err(Failed {
+            status: None,
+            why: crate::error::Error::network(crate::error::Stage::Webhook, &e).to_string(),
+            again: !e.is_timeout(),
+            hung: e.is_timeout(),
+        }),
     }
 }
 
@@ -73,6 +106,55 @@ pub fn signature(secret: &Secret, body: &[u8]) -> String {
 }
 
 impl Webhook {
+    /// Deliveries to `url` (none without one); `stop` cancelled ends every wait for the
+    /// receiver (the event is kept in the outbox).
+    pub fn new(
+        client: reqwest::Client,
+        url: Option<url::Url>,
+        secret: Option<Secret>,
+        outbox: Option<Store>,
+        stop: CancellationToken,
+    ) -> Self {
+        Webhook {
+            client,
+            url,
+            secret,
+            outbox,
+            stop,
+            unanswered: AtomicBool::new(false),
+        }
+    }
+
+    /// One POST of `body`, given up after `limit` or when the run stops. A receiver that hangs
+    /// (no answer in time) is marked as not answering for the rest of the run.
+    async fn attempt(
+        &self,
+        url: &url::Url,
+        body: &[u8],
+        event_id: &str,
+        limit: Duration,
+    ) -> Result<u16, Failed> {
+        let secret = self.secret.as_ref();
+        let post = post(&self.client, url.as_str(), body, event_id, secret, limit);
+        tokio::pin!(post);
+        let result = tokio::select! {
+            r = &mut post => r,
+            // Stopping: a receiver that answers promptly still gets the event.
+            _ = self.stop.cancelled() => tokio::time::timeout(STOPPING, &mut post)
+                .await
+                .unwrap_or_else(|_| Err(Failed {
+                    status: None,
+                    why: "the run was interrupted before the receiver answered".into(),
+                    again: false,
+                    hung: true,
+                })),
+        };
+        if let Err(Failed { hung: true, .. }) = &result {
+            self.unanswered.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
     /// POSTs `{"event", "payload"}` for a completed record (`payload`, its JSON), with a few
     /// quick retries; what still fails is queued for a later run. `None` without a webhook URL.
     pub async fn deliver(&self, event_id: &str, payload: &serde_json::Value) -> Option<Delivery> {
@@ -80,31 +162,28 @@ impl Webhook {
         let envelope = json!({ "event": EVENT, "payload": payload });
         let body = serde_json::to_vec(&envelope).expect("records serialise");
         let mut retrier = retry::Retrier::new(&POLICY, crate::error::Stage::Webhook);
+        let mut made = 0;
         let (status, error) = loop {
-            match post(
-                &self.client,
-                url.as_str(),
-                &body,
-                event_id,
-                self.secret.as_ref(),
-            )
-            .await
-            {
+            if made == 0 && self.unanswered.load(Ordering::Relaxed) {
+                break (None, "not sent: the receiver did not answer earlier in this run; kept for the next run".to_string());
+            }
+            made += 1;
+            match self.attempt(url, &body, event_id, TIMEOUT).await {
                 Ok(s) => {
                     return Some(Delivery {
                         delivered: true,
                         http_status: Some(s),
                         error: None,
-                        attempts: retrier.attempt(),
+                        attempts: made,
                         queued: false,
                         queue_error: None,
                     });
                 }
-                Err((status, why, again)) => {
+                Err(f) => {
                     let err =
-                        crate::error::Error::protocol(crate::error::Stage::Webhook, why.clone());
-                    if !again || retrier.pause(err, None, &why).await.is_err() {
-                        break (status, why);
+                        crate::error::Error::protocol(crate::error::Stage::Webhook, f.why.clone());
+                    if !f.again || self.pause(&mut retrier, err, &f.why).await {
+                        break (f.status, f.why);
                     }
                 }
             }
@@ -117,8 +196,21 @@ impl Webhook {
             queued: kept.is_ok(),
             queue_error: kept.err(),
             error: Some(error),
-            attempts: retrier.attempt(),
+            attempts: made,
         })
+    }
+
+    /// Waits before the next attempt; true when there is none (out of budget, or the run stops).
+    async fn pause(
+        &self,
+        retrier: &mut retry::Retrier,
+        err: crate::error::Error,
+        why: &str,
+    ) -> bool {
+        tokio::select! {
+            r = retrier.pause(err, None, why) => r.is_err(),
+            _ = self.stop.cancelled() => true,
+        }
     }
 
     /// Keeps an undelivered event for a later run; `Err` says why it could not be kept.
@@ -201,7 +293,9 @@ impl Webhook {
                 .expect("the outbox read does not panic")?
         };
         let (mut delivered, mut pending) = (0, 0);
-        for q in queued {
+        let deadline = Instant::now() + FLUSH_DEADLINE;
+        let mut queued = queued.into_iter();
+        for q in queued.by_ref() {
             if !self.genuine(&q.body, q.mac.as_deref()) {
                 tracing::warn!(event_id = %q.event_id, "a queued event was not written by gcupload with this webhook secret; kept aside, not sent");
                 store.quarantine(
@@ -210,27 +304,35 @@ impl Webhook {
                 )?;
                 continue;
             }
+            // The rest waits for a later run once the flush's
+            // time is up or the run stops (or, below, the receiver failed to answer): none of
+            // them holds the uploads back.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stop.is_cancelled() {
+                pending += 1;
+                break;
+            }
             let body = serde_json::to_vec(&q.body).expect("stored bodies serialise");
-            match post(
-                &self.client,
-                url.as_str(),
-                &body,
-                &q.event_id,
-                self.secret.as_ref(),
-            )
-            .await
+            match self
+                .attempt(url, &body, &q.event_id, left.min(TIMEOUT))
+                .await
             {
                 Ok(_) => {
                     tracing::info!(event_id = %q.event_id, "queued webhook event delivered");
                     store.delivered(&q.event_id)?;
                     delivered += 1;
                 }
-                Err((_, why, _)) => {
-                    store.queue(&q.event_id, &q.body, &why, q.mac.as_deref())?;
+                Err(f) => {
+                    store.queue(&q.event_id, &q.body, &f.why, q.mac.as_deref())?;
                     pending += 1;
+                    // Down or hanging: the other events would fare no better now.
+                    if f.status.is_none() {
+                        break;
+                    }
                 }
             }
         }
+        pending += queued.count();
         Ok(Some((delivered, pending)))
     }
 }

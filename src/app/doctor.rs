@@ -128,9 +128,9 @@ impl Report {
                 (Outcome::Fail, false) => "✗",
             };
             // Details quote servers and settings: shown escaped, kept exact in the JSON.
-            eprintln!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
+            crate::stderr_line!("{mark} {:<14} {}", c.name, redact::for_terminal(&c.detail));
             if let Some(f) = &c.fix {
-                eprintln!("  fix: {}", redact::for_terminal(f));
+                crate::stderr_line!("  fix: {}", redact::for_terminal(f));
             }
         }
         let ok = self.checks.iter().all(|c| c.ok);
@@ -180,7 +180,7 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
             None if setting.id.contains("secret") => shown(&setting.id, ""),
             None => "-".into(),
         };
-        eprintln!("  {:<16} {value:<40} {}", setting.id, setting.origin());
+        crate::stderr_line!("  {:<16} {value:<40} {}", setting.id, setting.origin());
     }
     match (&inputs.route, &inputs.endpoints) {
         (Ok(r), Ok(_)) => report.pass("configuration", format!("route {}", r.name().as_str())),
@@ -190,8 +190,14 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         Ok(loaded) => report.pass("env file", env_file_detail(loaded)),
         Err(e) => report.fail("env file", e),
     }
-    if let Ok(e) = &inputs.endpoints {
-        let client = http::client();
+    let client = match http::client() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            report.fail("http client", &e);
+            None
+        }
+    };
+    if let (Ok(e), Some(client)) = (&inputs.endpoints, client) {
         probe_hosts(&mut report, &client, e).await;
         if let Some(credentials) = inputs.credentials {
             check_credentials(&mut report, &client, e, credentials).await;

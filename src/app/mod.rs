@@ -98,7 +98,7 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
         Some(Command::Man) => match man::render() {
             Ok(page) => print_all(&page, "the man page"),
             Err(e) => {
-                eprintln!("error: cannot render the man page: {e}");
+                crate::stderr_line!("error: cannot render the man page: {e}");
                 ExitStatus::Usage
             }
         },
@@ -113,7 +113,7 @@ fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
         Ok(()) => ExitStatus::Success,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success,
         Err(e) => {
-            eprintln!("error: cannot write {what}: {e}");
+            crate::stderr_line!("error: cannot write {what}: {e}");
             ExitStatus::Usage
         }
     }
@@ -153,7 +153,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
 
 /// An error for a person: what it quotes (paths, a server's words) is shown escaped.
 fn error_line(e: &dyn std::fmt::Display) {
-    eprintln!("error: {}", redact::for_terminal(&e.to_string()));
+    crate::stderr_line!("error: {}", redact::for_terminal(&e.to_string()));
 }
 
 /// The state store a reading command (`history`, `webhook flush`) works on, if there is one:
@@ -161,11 +161,13 @@ fn error_line(e: &dyn std::fmt::Display) {
 /// say when there is none (`Ok(None)`: nothing to read, exit 0).
 fn open_store(s: &cli::StateArgs) -> Result<Option<state::Store>, ExitStatus> {
     let Some(dir) = settings::state_dir(s) else {
-        eprintln!("error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)");
+        crate::stderr_line!(
+            "error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)"
+        );
         return Err(ExitStatus::Usage);
     };
     if !state::Store::exists_in(&dir) {
-        eprintln!(
+        crate::stderr_line!(
             "no journal in {}: nothing has been uploaded with this state directory (check --state-dir / GCUPLOAD_STATE_DIR)",
             redact::for_terminal(&dir.display().to_string())
         );
@@ -179,11 +181,7 @@ fn open_store(s: &cli::StateArgs) -> Result<Option<state::Store>, ExitStatus> {
 
 /// `gcupload webhook flush`: deliver what earlier runs queued, to the URL configured now.
 async fn flush(args: cli::OutboxArgs) -> ExitStatus {
-    let store = match open_store(&args.webhook.state) {
-        Ok(Some(s)) => s,
-        Ok(None) => return ExitStatus::Success,
-        Err(status) => return status,
-    };
+    // A wrong setting is wrong whether or not anything waits.
     let url = match settings::webhook_url(&args.webhook_url) {
         Ok(u) => u,
         Err(e) => {
@@ -191,31 +189,49 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
             return error_reporting::exit_status(&e);
         }
     };
+    let store = match open_store(&args.webhook.state) {
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitStatus::Success,
+        Err(status) => return status,
+    };
     let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
     if url.is_none() && waiting > 0 {
-        eprintln!(
+        crate::stderr_line!(
             "error: {waiting} webhook events wait in {shown}, but no webhook URL is configured: pass --webhook-url <URL> (or set WEBHOOK_SYNC_URL)"
         );
         return ExitStatus::Usage;
     }
-    let hook = webhook::Webhook {
-        client: http::client(),
-        url,
-        secret: args.webhook.webhook_secret.map(crate::secret::Secret::new),
-        outbox: Some(store),
+    let client = match http::client() {
+        Ok(c) => c,
+        Err(e) => {
+            error_line(&e);
+            return error_reporting::exit_status(&e);
+        }
     };
+    let stop = CancellationToken::new();
+    let hook = webhook::Webhook::new(
+        client,
+        url,
+        args.webhook.webhook_secret.map(crate::secret::Secret::new),
+        Some(store),
+        stop.clone(),
+    );
+    // An interrupt ends the flush: what is left stays queued.
+    interrupts(stop, CancellationToken::new());
     match hook.flush_outbox().await {
         Ok(None) => {
-            eprintln!("webhook outbox {shown}: another run is delivering it now; nothing to do");
+            crate::stderr_line!(
+                "webhook outbox {shown}: another run is delivering it now; nothing to do"
+            );
             ExitStatus::Success
         }
         Ok(Some((delivered, 0))) => {
-            eprintln!("webhook outbox {shown}: {delivered} delivered, none pending");
+            crate::stderr_line!("webhook outbox {shown}: {delivered} delivered, none pending");
             ExitStatus::Success
         }
         Ok(Some((delivered, pending))) => {
-            eprintln!(
+            crate::stderr_line!(
                 "webhook outbox {shown}: {delivered} delivered, {pending} still pending (run again later)"
             );
             ExitStatus::Network
@@ -320,7 +336,9 @@ fn interrupts(stop: CancellationToken, abandon: CancellationToken) {
     let mut stops = signals::Stops::install();
     tokio::spawn(async move {
         stops.next().await;
-        eprintln!("interrupted: finishing the file in flight (interrupt again to abandon it)");
+        crate::stderr_line!(
+            "interrupted: finishing the file in flight (interrupt again to abandon it)"
+        );
         stop.cancel();
         stops.next().await;
         abandon.cancel();

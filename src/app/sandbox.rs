@@ -27,7 +27,7 @@ pub async fn embedded(
     let s = match Sandbox::start(SandboxConfig::default()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: the embedded sandbox could not start: {e}");
+            crate::stderr_line!("error: the embedded sandbox could not start: {e}");
             return Err(ExitStatus::Usage);
         }
     };
@@ -35,12 +35,12 @@ pub async fn embedded(
     let journal = match own_journal(&mut args, sources) {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("error: no temporary directory for the sandbox run's journal: {e}");
+            crate::stderr_line!("error: no temporary directory for the sandbox run's journal: {e}");
             return Err(ExitStatus::Usage);
         }
     };
     if !args.quiet {
-        eprintln!(
+        crate::stderr_line!(
             "sandbox: serving {} (embedded, no account needed)",
             s.base_url
         );
@@ -116,14 +116,15 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
     let sandbox = match Sandbox::start(config).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: the sandbox could not start on {}: {e}", args.listen);
+            crate::stderr_line!("error: the sandbox could not start on {}: {e}", args.listen);
             return ExitStatus::Usage;
         }
     };
     println!("{}", sandbox.info());
-    eprintln!(
+    crate::stderr_line!(
         "sandbox: serving {} (store {}); Ctrl-C to stop",
-        sandbox.base_url, sandbox.store_url
+        sandbox.base_url,
+        sandbox.store_url
     );
     // Ctrl-C and SIGTERM alike: dropping the sandbox removes its temporary store.
     stops.next().await;

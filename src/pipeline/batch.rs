@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use super::stages::{Pipeline, Report};
 use super::summary::Summary;
@@ -16,6 +17,7 @@ impl Pipeline {
     /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
     /// earlier runs could not deliver to the webhook goes first, so events keep their order.
     pub async fn run(&self, files: &[Input]) -> Report {
+        let _hurry = self.hurry_when_abandoned();
         match self.webhook.flush_outbox().await {
             Ok(None | Some((0, 0))) => {}
             Ok(Some((d, p))) => {
@@ -49,7 +51,7 @@ impl Pipeline {
                 // The reader went away (`| head -1`): start no new file, as a first Ctrl-C
                 // would; what was in flight finishes and every outcome stays in the journal.
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("error: cannot write the record to stdout: {e}");
+                    crate::stderr_line!("error: cannot write the record to stdout: {e}");
                 }
                 self.stop.cancel();
                 report.stdout_broken = true;
@@ -75,14 +77,29 @@ impl Pipeline {
         report
     }
 
+    /// Once the run is abandoned, the journal waits for a database another process holds
+    /// locked only a moment (its writes are best effort then). Until the guard is dropped.
+    fn hurry_when_abandoned(&self) -> Option<tokio_util::sync::DropGuard> {
+        let store = self.journal.clone()?;
+        let (abandon, done) = (self.abandon.clone(), CancellationToken::new());
+        let guard = done.clone().drop_guard();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = abandon.cancelled() => store.hurry(),
+                _ = done.cancelled() => {}
+            }
+        });
+        Some(guard)
+    }
+
     fn print_summary(&self, summary: &Summary, wall: Duration) {
         if self.quiet {
             return;
         }
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
-            eprintln!("{}", summary.table());
+            crate::stderr_line!("{}", summary.table());
         }
-        eprintln!("{}", summary.line(wall));
+        crate::stderr_line!("{}", summary.line(wall));
     }
 
     /// One file's record, or an interrupted record when the run is stopping.

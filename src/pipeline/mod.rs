@@ -7,6 +7,7 @@ mod breaker;
 mod complete;
 mod file;
 mod job;
+mod limits;
 mod stages;
 mod summary;
 

@@ -83,7 +83,7 @@ pub struct Report {
 impl Pipeline {
     /// Wires the stages for `config` and a run of `files` files.
     pub fn new(config: Config, files: usize) -> Result<Self> {
-        let http = crate::http::client();
+        let http = crate::http::client()?;
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
@@ -96,6 +96,7 @@ impl Pipeline {
             })?),
             None => None,
         };
+        let stop = CancellationToken::new();
         let ctx = routes::Context {
             http: http.clone(),
             endpoints: config.endpoints,
@@ -105,12 +106,13 @@ impl Pipeline {
         };
         Ok(Pipeline {
             route: config.route.build(&ctx)?,
-            webhook: webhook::Webhook {
-                client: http.clone(),
-                url: config.webhook_url,
-                secret: config.webhook_secret,
-                outbox: journal.clone(),
-            },
+            webhook: webhook::Webhook::new(
+                http.clone(),
+                config.webhook_url,
+                config.webhook_secret,
+                journal.clone(),
+                stop.clone(),
+            ),
             http,
             policy,
             output: config.output,
@@ -119,9 +121,9 @@ impl Pipeline {
             offline: config.offline,
             plan,
             quiet: config.quiet,
-            jobs: config.jobs,
+            jobs: super::limits::jobs_within_open_file_limit(config.jobs),
             retry: config.retry,
-            stop: CancellationToken::new(),
+            stop,
             abandon: CancellationToken::new(),
             journal,
             force: config.force,

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum StateError {
     #[error("the state directory {path} cannot be used: {why}")]
     Directory { path: PathBuf, why: String },
+    #[error("the state database {path} cannot be used: {why}")]
+    Database { path: PathBuf, why: String },
     #[error("the state store {path} failed: {source}")]
     Sqlite {
         path: PathBuf,

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::{Value, json};
 
 use super::error::{Result, StateError};
+use super::holder;
 use super::store::{Inner, Store, now_ms, now_text};
 
 /// A lease lives this long unless renewed; a holder renews it at a third of that.
@@ -149,7 +150,7 @@ pub struct Lease {
 
 impl std::fmt::Display for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} on {}", self.pid, self.host)
+        write!(f, "pid {} on {}", self.pid, holder::host_of(&self.host))
     }
 }
 
@@ -203,30 +204,10 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<Leased> {
     Ok((e, lease))
 }
 
-/// Whether the process holding a lease may still be working on it.
-fn alive(lease: &Lease, host: &str, now: i64) -> bool {
-    if lease.until_ms <= now {
-        return false;
-    }
-    if lease.host != host {
-        return true; // another machine: only the expiry tells
-    }
-    pid_alive(lease.pid)
-}
-
-#[cfg(unix)]
-fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists; it sends nothing.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-#[cfg(not(unix))]
-fn pid_alive(_pid: u32) -> bool {
-    true
+/// Whether the process holding a lease may still be working on it (`me`: this process as a
+/// holder, see [`holder`]).
+fn alive(lease: &Lease, me: &str, now: i64) -> bool {
+    lease.until_ms > now && holder::may_be_alive(lease.pid, &lease.host, me)
 }
 
 impl Store {
@@ -768,10 +749,11 @@ mod tests {
 
     /// Pretends the row's lease belongs to another process on this host.
     fn hand_over(s: &Store, id: i64, pid: u32, until_ms: i64) {
+        let holder = holder::identity(holder::host_of(&s.inner.host), pid);
         s.with(|c| {
             c.execute(
-                "UPDATE uploads SET lease_pid = ?1, lease_until = ?2 WHERE id = ?3",
-                params![pid, until_ms, id],
+                "UPDATE uploads SET lease_pid = ?1, lease_until = ?2, lease_host = ?3 WHERE id = ?4",
+                params![pid, until_ms, holder, id],
             )
         })
         .unwrap();

@@ -6,10 +6,12 @@
 
 mod batch;
 mod error;
+mod holder;
 mod journal;
 mod outbox;
 mod schema;
 mod store;
+mod wait;
 
 pub use error::{Result, StateError};
 pub use journal::{Claim, Entry, HistoryFilter, Key, LEASE_MS, Lease, Remembered, Seen, Step};

@@ -1,14 +1,14 @@
 //! The open store: the database file, its connection, and who this process is to its leases.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::batch::{self, Batches, Job};
 use super::error::{Result, StateError};
-use super::schema;
+use super::{holder, schema, wait};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -21,9 +21,10 @@ const OPEN_LOCK: &str = "open.lock";
 /// with `wait` false gives `None` when another process holds it.
 pub(super) fn lock_file(dir: &Path, name: &str, wait: bool) -> Result<Option<std::fs::File>> {
     let path = dir.join(name);
+    // The directory is what the user chose and can fix; the file is named in the reason.
     let bad = |e: std::io::Error| StateError::Directory {
-        path: path.clone(),
-        why: e.to_string(),
+        path: dir.to_path_buf(),
+        why: format!("its lock file {name} cannot be opened or locked: {e}"),
     };
     let mut o = std::fs::OpenOptions::new();
     o.create(true).truncate(false).write(true);
@@ -62,7 +63,10 @@ pub(super) struct Inner {
     /// The journal's writes waiting for the next group commit.
     batches: Batches,
     pub(super) path: PathBuf,
-    /// Who holds the leases this process takes.
+    /// Set once the run is abandoned: a locked database is waited for only a moment.
+    hurry: Arc<AtomicBool>,
+    /// Who holds the leases this process takes (`host`: host, boot, PID namespace and start
+    /// time, see [`holder`]).
     pub(super) pid: u32,
     pub(super) host: String,
 }
@@ -80,9 +84,10 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let conn = open_private(&path).map_err(sql)?;
+        let mut conn = open_private(&path)?;
         // Concurrent runs wait for each other's short transactions instead of failing.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        let hurry = Arc::new(AtomicBool::new(false));
+        wait::install(&mut conn, &path, hurry.clone()).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         // NORMAL in WAL mode: a killed process loses nothing; only a power cut can lose the
@@ -95,8 +100,9 @@ impl Store {
                 conn: Mutex::new(conn),
                 batches: Batches::default(),
                 path,
+                hurry,
                 pid: std::process::id(),
-                host: hostname(),
+                host: holder::identity(&hostname(), std::process::id()),
             }),
         };
         store.import_jsonl_outbox(dir)?;
@@ -111,6 +117,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The run was abandoned (a second interrupt): from now on a call waits for a database
+    /// another process holds locked only a moment, so the process exits promptly.
+    pub fn hurry(&self) {
+        self.inner.hurry.store(true, Ordering::Relaxed);
     }
 
     /// Runs `f` on the connection; for the blocking side of the async facade.
@@ -211,32 +223,18 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         ));
     }
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if meta.uid() != me {
-            return Err(bad(format!(
-                "it belongs to user {} (not you); use a directory of your own with --state-dir",
-                meta.uid()
-            )));
-        }
-        if meta.permissions().mode() & 0o022 != 0 {
-            return Err(bad(format!(
-                "others can write into it (mode {:o}); run `chmod 700 {}`",
-                meta.permissions().mode() & 0o777,
-                dir.display()
-            )));
-        }
-    }
+    owned_and_private(&meta, dir, "700").map_err(bad)?;
     Ok(())
 }
 
 /// Opens the database with owner-only permissions (SQLite creates its `-wal` and `-shm` files
-/// with the database file's mode).
-fn open_private(path: &Path) -> rusqlite::Result<Connection> {
+/// with the database file's mode). Never through a symbolic link (one planted in our place, or
+/// dangling, would put the journal outside the private directory), and only a file of ours that
+/// others cannot write.
+fn open_private(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
     #[cfg(unix)]
-    if !path.exists() {
+    if std::fs::symlink_metadata(path).is_err() {
         use std::os::unix::fs::OpenOptionsExt;
         // Exclusive creation: never through a link planted in our place.
         let created = std::fs::OpenOptions::new()
@@ -248,13 +246,71 @@ fn open_private(path: &Path) -> rusqlite::Result<Connection> {
         if let Err(e) = created
             && e.kind() != std::io::ErrorKind::AlreadyExists
         {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(format!("cannot create {}: {e}", path.display())),
-            ));
+            return Err(StateError::Database {
+                path: path.to_path_buf(),
+                why: format!("it cannot be created: {e}"),
+            });
         }
     }
-    Connection::open(path)
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        check_private_file(Path::new(&file))?;
+    }
+    let flags = OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    Connection::open_with_flags(path, flags).map_err(|source| StateError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A file of the store, when it exists, must be a regular file (not a link), ours, and not
+/// writable by others.
+fn check_private_file(path: &Path) -> Result<()> {
+    let bad = |why: String| StateError::Database {
+        path: path.to_path_buf(),
+        why,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if !meta.file_type().is_file() {
+        return Err(bad(
+            "it is not a regular file (a symbolic link is not followed); remove it".into(),
+        ));
+    }
+    #[cfg(unix)]
+    owned_and_private(&meta, path, "600").map_err(bad)?;
+    Ok(())
+}
+
+/// A file or directory of the store is the user's own, and others cannot write it (`chmod`:
+/// the mode to suggest).
+#[cfg(unix)]
+fn owned_and_private(
+    meta: &std::fs::Metadata,
+    path: &Path,
+    chmod: &str,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to user {} (not you); use a state directory of your own with --state-dir",
+            meta.uid()
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "others can write it (mode {mode:o}); run `chmod {chmod} {}`",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// This machine's name, for leases: a pid means something only on its own host.

@@ -74,19 +74,27 @@ impl Env {
 
     /// The binary on the external-contact route, running in the background.
     pub fn spawn(&self, args: &[&std::ffi::OsStr]) -> std::process::Child {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
-            .env_clear()
-            .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
-            .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
-            .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
-            .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
-            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str())
-            .env("GCUPLOAD_STATE_DIR", self.outbox())
+        self.std_cmd()
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// The binary on the external-contact route as a plain std command (its stdio and limits
+    /// are the test's to choose).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"));
+        c.env_clear()
+            .current_dir(self.dir.path())
+            .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
+            .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
+            .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
+            .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
+            .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str())
+            .env("GCUPLOAD_STATE_DIR", self.outbox());
+        c
     }
 
     /// The binary with an empty environment, run in the test's own directory.
@@ -224,4 +232,28 @@ pub fn by_name<'a>(records: &'a [Value], name: &str) -> &'a Value {
         .iter()
         .find(|r| r["fileName"] == name)
         .unwrap_or_else(|| panic!("no record for {name}"))
+}
+
+/// Sends `sig` (`libc::SIGINT`, `libc::SIGTERM`) to the child.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill has no memory preconditions; the child is ours and not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+/// The child's output once it exits; a child still running after `limit` is killed and the test
+/// fails (a bound on a hang, not a speed measurement).
+pub fn output_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}; stderr: {}", stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }

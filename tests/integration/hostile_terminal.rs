@@ -133,3 +133,56 @@ fn a_hostile_file_or_directory_name_reaches_no_terminal_raw() {
         "{paths:?}"
     );
 }
+
+/// A file name with a bidirectional-control character (overrides, embeddings, isolates, marks)
+/// would show the agent another name: `report\u{202e}gnp.pdf` reads "reportfdp.png". The
+/// file-name rule refuses each, naming the character; nothing is sent.
+#[test]
+fn a_bidi_control_in_a_file_name_is_refused() {
+    let env = Env::new();
+    let names = [
+        "report\u{202e}gnp.pdf",
+        "a\u{202a}b.pdf",
+        "c\u{2066}d\u{2069}.pdf",
+        "mark\u{200f}.pdf",
+        "arabic\u{061c}mark.pdf",
+    ];
+    let files: Vec<_> = names.iter().map(|n| env.file(n, &pdf(100))).collect();
+    let out = env.cmd().args(&files).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let err = stderr(&out);
+    assert_no_raw_control(&err, "stderr");
+    let recs = records(&out.stdout);
+    assert_eq!(recs.len(), names.len());
+    for r in &recs {
+        assert_eq!(r["action"], "FILE_UPLOAD_FAILED", "{r}");
+        assert_eq!(r["error"]["kind"], "validation", "{r}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("bidirectional-control character U+"),
+            "{message}"
+        );
+    }
+    assert!(err.contains("U+202E"), "{err}");
+    assert!(env.sandbox.objects().is_empty(), "nothing sent");
+}
+
+/// Zero-width characters (U+200B–U+200D, U+2060, U+FEFF) make two names look the same: on
+/// stderr they are shown escaped; the JSON record keeps the exact name.
+#[test]
+fn zero_width_characters_are_escaped_on_stderr() {
+    let env = Env::new();
+    let name = "inv\u{200b}oi\u{200c}c\u{200d}e\u{2060}\u{feff}.exe";
+    let f = env.file(name, b"MZ not allowed");
+    let out = env.cmd().arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let err = stderr(&out);
+    for zw in ['\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}'] {
+        assert!(!err.contains(zw), "raw {zw:?} on stderr: {err:?}");
+    }
+    assert!(
+        err.contains("inv\\u{200b}oi\\u{200c}c\\u{200d}e\\u{2060}\\u{feff}.exe"),
+        "{err}"
+    );
+    assert_eq!(records(&out.stdout)[0]["fileName"], name);
+}

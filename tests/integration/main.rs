@@ -1,6 +1,9 @@
 //! The integration tests, one binary (the harness links once): the real `gcupload` binary
 //! against the in-process sandbox over loopback, plus property tests and the architecture guard.
 
+// The tests print to their own stderr.
+#![allow(clippy::disallowed_macros)]
+
 mod common;
 
 mod architecture;
@@ -9,6 +12,7 @@ mod cli;
 mod conversation;
 mod dropfolder;
 mod env_file;
+mod environment;
 mod everyday;
 mod faults;
 mod guest;
@@ -16,6 +20,8 @@ mod hints;
 mod hostile;
 mod hostile_files;
 mod hostile_terminal;
+mod hung_peers;
+mod leases;
 mod polish;
 mod props;
 mod sandbox;

@@ -100,6 +100,7 @@ proptest! {
         let p = std::path::Path::new(&name);
         if let Ok(n) = gcupload::validate::file_name_of(p) {
             prop_assert!(!n.chars().any(char::is_control));
+            prop_assert!(!n.chars().any(gcupload::redact::is_bidi_control));
             prop_assert!(!n.contains('/'));
         }
     }

@@ -16,10 +16,10 @@ use gcupload::sandbox::{Inject, Pause};
 use serde_json::Value;
 
 /// How long a pause holds a request: the client is killed well before it ends.
-const HOLD_MS: u64 = 10_000;
+pub(crate) const HOLD_MS: u64 = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Route {
+pub(crate) enum Route {
     External,
     Conversation,
 }
@@ -35,29 +35,17 @@ impl Route {
     /// The route's environment on a plain `std::process::Command` (for background runs), the
     /// same as [`Route::cmd`]'s: nothing inherited, the test's directory and state directory.
     fn background(self, env: &Env) -> std::process::Command {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"));
-        c.env_clear()
-            .current_dir(env.dir.path())
-            .env("GCUPLOAD_STATE_DIR", env.outbox())
-            .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
-            .env("GENESYS_CLIENT_ID", env.sandbox.client_id())
-            .env("GENESYS_CLIENT_SECRET", env.sandbox.client_secret())
-            .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match self {
-            Route::External => {
-                c.env("EXTERNAL_CONTACT_ID", env.sandbox.external_contact_id());
-            }
-            Route::Conversation => {
-                c.env("GENESYS_CONVERSATION_ID", env.sandbox.conversation_id())
-                    .env("GENESYS_COMMUNICATION_ID", env.sandbox.communication_id());
-            }
+        let mut c = env.std_cmd();
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self == Route::Conversation {
+            c.env_remove("EXTERNAL_CONTACT_ID")
+                .env("GENESYS_CONVERSATION_ID", env.sandbox.conversation_id())
+                .env("GENESYS_COMMUNICATION_ID", env.sandbox.communication_id());
         }
         c
     }
 
-    fn spawn(self, env: &Env, args: &[&OsStr]) -> Child {
+    pub(crate) fn spawn(self, env: &Env, args: &[&OsStr]) -> Child {
         self.background(env).args(args).spawn().unwrap()
     }
 }
@@ -89,7 +77,7 @@ fn journaled(p: &Path) -> String {
 
 /// Waits until a pause at `point` has begun, then kills the client (SIGKILL) and reaps it: a
 /// zombie would still answer `kill(pid, 0)`. Returns the killed run's output.
-fn kill_when_paused(env: &Env, point: &str, mut child: Child) -> Output {
+pub(crate) fn kill_when_paused(env: &Env, point: &str, mut child: Child) -> Output {
     let deadline = Instant::now() + Duration::from_secs(10);
     while env.sandbox.paused(point) == 0 {
         if child.try_wait().unwrap().is_some() {
@@ -744,7 +732,7 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
 // 4. Leases
 // ---------------------------------------------------------------------------------------------
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -834,15 +822,7 @@ fn a_live_runs_claim_is_skipped_and_it_finishes_the_file() {
 
 /// Rewrites the lease of the only journal row (a claimant on another machine).
 fn set_lease(env: &Env, host: &str, until_ms: i64) {
-    let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(10)).unwrap();
-    let n = db
-        .execute(
-            "UPDATE uploads SET lease_pid = 4242, lease_host = ?1, lease_until = ?2",
-            rusqlite::params![host, until_ms],
-        )
-        .unwrap();
-    assert_eq!(n, 1);
+    crate::leases::set_lease(env, 4242, host, until_ms);
 }
 
 #[test]

@@ -132,6 +132,12 @@ pub fn check_file_name(name: &str) -> std::result::Result<(), String> {
     if name.ends_with('/') {
         return Err(format!("`{name}` ends with `/`"));
     }
+    if let Some(c) = name.chars().find(|&c| crate::redact::is_bidi_control(c)) {
+        return Err(format!(
+            "`{name}` contains the bidirectional-control character U+{:04X}, which would show another name or extension than the file has",
+            c as u32
+        ));
+    }
     if let Some(c) = name
         .chars()
         .find(|c| c.is_whitespace() || c.is_control() || FORBIDDEN.contains(*c))
@@ -467,6 +473,7 @@ mod tests {
             "a%20.pdf",
             "x[1].png",
             "tab\t.txt",
+            "report\u{202e}gnp.pdf",
         ] {
             assert!(check_file_name(bad).is_err(), "{bad}");
         }

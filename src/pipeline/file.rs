@@ -11,6 +11,7 @@ use super::stages::{BarGuard, Pipeline};
 use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
+use crate::inputs::Input;
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
 use crate::state::{Claim, Entry, Key, Remembered, Seen, Step, Store};
 use crate::validate::{self, ValidatedFile};
@@ -110,7 +111,8 @@ impl Drop for Heartbeat {
 
 impl Pipeline {
     /// The file's record, and its error if it failed.
-    pub(super) async fn upload_one(&self, path: &Path) -> (Record, Option<Error>) {
+    pub(super) async fn upload_one(&self, input: &Input) -> (Record, Option<Error>) {
+        let path = input.path.as_path();
         let started = Instant::now();
         let shown = path.display().to_string();
         let mut validated = None;

@@ -257,7 +257,8 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     let files: Vec<inputs::Input> = match found {
         Ok(f) => f.collect(),
         Err(e) => {
-            error_line(&e);
+            // No file is known yet, so no record: the error and its next step on stderr.
+            eprintln!("{}", error_reporting::human("the inputs", &e));
             return error_reporting::exit_status(&e);
         }
     };

@@ -129,7 +129,7 @@ fn one(input: Input, sel: &Selection) -> Inputs {
     }
     match walk::walk_glob(&text, sel) {
         Ok(found) => {
-            let mut found = found.peekable();
+            let mut found = found.into_iter().flatten().peekable();
             if found.peek().is_none() {
                 once(input)
             } else {

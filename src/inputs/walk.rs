@@ -160,8 +160,9 @@ pub(super) fn has_glob(s: &str) -> bool {
 }
 
 /// Walks the files `pattern` matches (with `-r`, also the files inside the directories it
-/// matches). A pattern that cannot be parsed is an error for a record.
-pub(super) fn walk_glob(pattern: &str, sel: &Selection) -> Result<Walk, String> {
+/// matches); `None` when its literal part names no directory. A pattern that cannot be parsed
+/// is an error for a record.
+pub(super) fn walk_glob(pattern: &str, sel: &Selection) -> Result<Option<Walk>, String> {
     let path = Path::new(pattern);
     let mut prefix = PathBuf::new();
     let mut rest = 0;
@@ -193,7 +194,10 @@ pub(super) fn walk_glob(pattern: &str, sel: &Selection) -> Result<Walk, String> 
         recursive: sel.recursive,
         strip_dot,
     };
-    Ok(Walk::new(root, sel, Some(Arc::new(glob))))
+    if !root.is_dir() {
+        return Ok(None);
+    }
+    Ok(Some(Walk::new(root, sel, Some(Arc::new(glob)))))
 }
 
 impl Glob {

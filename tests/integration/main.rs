@@ -4,6 +4,7 @@
 mod common;
 
 mod architecture;
+mod arrival;
 mod batch;
 mod cli;
 mod conversation;
@@ -20,3 +21,4 @@ mod sandbox;
 mod soak;
 mod state;
 mod url_credentials;
+mod walk;

@@ -280,6 +280,10 @@ pub struct UploadArgs {
     #[arg(long, value_name = "FILE|-")]
     pub from: Option<PathBuf>,
 
+    /// The --from list is separated by NUL bytes (`find … -print0`), not lines.
+    #[arg(long, requires = "from")]
+    pub from0: bool,
+
     /// Send files again even when the journal says they were already uploaded to this target.
     #[arg(long)]
     pub force: bool,
@@ -305,6 +309,24 @@ pub struct UploadArgs {
     /// Upload the files inside directories, recursively.
     #[arg(short = 'r', long)]
     pub recursive: bool,
+
+    /// Walks and globs also take hidden files and directories (`.name`).
+    #[arg(long, help_heading = "Walks and globs")]
+    pub hidden: bool,
+
+    /// Walks and globs skip what this glob matches (a name, or a path with `/`; repeatable;
+    /// wins over --include).
+    #[arg(long, value_name = "GLOB", help_heading = "Walks and globs")]
+    pub exclude: Vec<String>,
+
+    /// Walks and globs take only the files this glob matches (repeatable).
+    #[arg(long, value_name = "GLOB", help_heading = "Walks and globs")]
+    pub include: Vec<String>,
+
+    /// Walks and globs defer files modified less than this long ago (e.g. 30s, 5m): for writers
+    /// on other hosts (NFS, SMB) that no local check can see.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s", help_heading = "Walks and globs")]
+    pub min_age: std::time::Duration,
 
     /// Files uploaded at the same time.
     #[arg(short = 'j', long, default_value_t = 4, value_name = "N")]
@@ -475,6 +497,16 @@ pub fn parse_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
     n.parse::<std::num::NonZeroU32>().map_err(|_| {
         format!("`{s}` is not a rate: a whole number of calls per minute, e.g. 300/min")
     })
+}
+
+/// `30s`, `5m`, `1h 30m`, `500ms` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); e.g. 30s, 5m, 1h"))
 }
 
 /// `10MiB`, `512KB`, `1048576`: decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.

@@ -281,15 +281,21 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
 
 async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     logging::init(args.verbose, args.quiet);
-    let files = match inputs::expand(
-        &args.files,
-        args.from.as_deref(),
-        args.recursive,
-        args.shard,
-    ) {
-        Ok(f) => f,
+    let found = settings::selection(&args).and_then(|sel| {
+        inputs::expand(
+            &args.files,
+            args.from.as_deref(),
+            args.from0,
+            &sel,
+            args.shard,
+        )
+    });
+    // The pipeline still takes the whole list; the walk itself streams.
+    let files: Vec<inputs::Input> = match found {
+        Ok(f) => f.collect(),
         Err(e) => {
-            error_line(&e);
+            // No file is known yet, so no record: the error and its next step on stderr.
+            crate::stderr_line!("{}", error_reporting::human("the inputs", &e));
             return error_reporting::exit_status(&e);
         }
     };

@@ -64,7 +64,10 @@ fn pattern_reaches(pattern: &[String], rest: &[String], recursive: bool) -> bool
 }
 
 fn component_matches(pattern: &str, name: &str) -> bool {
-    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .is_ok_and(|g| g.compile_matcher().is_match(name))
 }
 
 /// As the walker's glob treats them.

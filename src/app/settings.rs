@@ -202,6 +202,7 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             state_dir(&s.webhook.state)
         },
         force: args.force,
+        min_age: args.min_age,
         after: after_upload(args)?,
         rate: args.rate,
         output: args.output(),
@@ -233,6 +234,16 @@ pub fn endpoints(s: &Settings, sources: &Sources) -> Result<Endpoints> {
         _ => s.base_url.as_deref(),
     };
     Endpoints::resolve(&s.region, base_url)
+}
+
+/// The walk filters: `--hidden`, `--include`, `--exclude` and `-r`.
+pub fn selection(args: &UploadArgs) -> Result<crate::inputs::Selection> {
+    crate::inputs::Selection::new(
+        args.hidden,
+        args.include.clone(),
+        args.exclude.clone(),
+        args.recursive,
+    )
 }
 
 /// What to do with a source file after its upload: `--move-to` or `--remove-source-files`.

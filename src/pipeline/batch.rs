@@ -104,13 +104,13 @@ impl Pipeline {
 
     /// One file's record, or an interrupted record when the run is stopping.
     async fn file(&self, input: &Input) -> (Record, Option<Error>) {
-        let problem = match &input.problem {
-            Some(why) => Some(Error::config(why.clone())),
+        let problem = match input.error() {
+            Some(e) => Some(e),
             None if self.stop.is_cancelled() => Some(Error::Interrupted),
             None => self.breaker.refuses(),
         };
         let Some(e) = problem else {
-            let (record, err) = self.upload_one(&input.path).await;
+            let (record, err) = self.upload_one(input).await;
             let reached = record.action == audit::Action::Completed;
             self.breaker.record(err.as_ref(), reached);
             return (record, err);

@@ -9,6 +9,7 @@ use crate::audit::{self, Action, Record};
 pub struct Summary {
     files: usize,
     completed: usize,
+    deferred: usize,
     failed: usize,
     /// Stopped by an interrupt (never started, or abandoned): not failures of their own.
     interrupted: usize,
@@ -26,6 +27,9 @@ impl Summary {
         if r.action == Action::Completed {
             self.completed += 1;
             self.bytes += r.size.unwrap_or(0);
+        }
+        if r.action == Action::Deferred {
+            self.deferred += 1;
         }
         match &r.error {
             Some(e) if e.kind == "interrupted" => self.interrupted += 1,
@@ -49,12 +53,17 @@ impl Summary {
     pub fn line(&self, wall: Duration) -> String {
         let secs = wall.as_secs_f64().max(1e-9);
         let files = if self.files == 1 { "file" } else { "files" };
+        // Said only when there are some: most runs defer and interrupt nothing.
+        let deferred = match self.deferred {
+            0 => String::new(),
+            n => format!(", {n} deferred (still being written)"),
+        };
         let interrupted = match self.interrupted {
             0 => String::new(),
             n => format!(", {n} interrupted"),
         };
         format!(
-            "gcupload: {} {files}, {} uploaded, {} failed{interrupted}, {} in {:.2} s ({:.1} MB/s)",
+            "gcupload: {} {files}, {} uploaded{deferred}, {} failed{interrupted}, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
             self.failed,

@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "config",
     "validate",
     "inputs",
+    "arrival",
     "progress",
     "retry",
     "http",

@@ -7,6 +7,7 @@
 mod common;
 
 mod architecture;
+mod arrival;
 mod batch;
 mod cli;
 mod conversation;
@@ -29,3 +30,4 @@ mod sandbox_local;
 mod soak;
 mod state;
 mod url_credentials;
+mod walk;

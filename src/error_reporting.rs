@@ -126,6 +126,9 @@ pub fn hint(err: &Error) -> Option<String> {
             guest_hint(remote.code.as_deref()).expect("checked")
         }
         Error::Remote { remote, stage } => match (remote.status, remote.code.as_deref()) {
+            (_, Some("message.failed")) => {
+                "the platform took the message but did not deliver it: check the conversation (is it still connected?), then send the file again with --force"
+            }
             (_, Some("media.invalid")) => {
                 "the platform rejected the content (virus scan or type check); do not resend it"
             }
@@ -202,6 +205,15 @@ fn guest_hint(code: Option<&str>) -> Option<&'static str> {
             "the attachment is gone or was not uploaded: upload the file again"
         }
         "4011" => "the message text is too long (4096 bytes at most): shorten --message",
+        "4013" => {
+            "the session's custom attributes are too large (2048 bytes at most): send fewer or shorter ones"
+        }
+        "4017" => {
+            "the session was authenticated and cannot continue as an anonymous guest: use a new --session-token"
+        }
+        "4020" => {
+            "the platform says a request parameter is missing: check --deployment and the session token; if they are right, report it as a gcupload bug"
+        }
         "4029" => "too many requests on this session: wait and run again",
         _ => return None,
     })

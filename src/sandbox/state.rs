@@ -44,6 +44,16 @@ pub struct Faults {
     pub expire_sessions: u32,
     /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
     pub guest_rate_limit: u32,
+    /// The status of an external-contact confirm refused because no object (or not the
+    /// announced size) landed: 400, 404 or 409 (the contract leaves it open), code
+    /// `upload.not.found` / `upload.size.mismatch`.
+    pub absent_confirm_status: u16,
+    /// Fill the fields the Platform API marks deprecated (`MessageDetails.media`,
+    /// `MessageData.textBody`/`media`); off, they are left empty, as the API allows.
+    pub fill_deprecated_fields: bool,
+    /// The next n conversation message sends are taken but answered (and kept) with
+    /// `status: "failed"`: they did not go out.
+    pub fail_sends: u32,
     /// How long conversation media stays `uploading` after its object lands.
     pub media_delay_ms: u64,
     /// Emulated network latency added to every API answer (not the store), milliseconds.
@@ -190,6 +200,9 @@ impl Default for Faults {
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,
+            absent_confirm_status: 400,
+            fill_deprecated_fields: false,
+            fail_sends: 0,
             media_delay_ms: 300,
             api_latency_ms: 0,
             inject: Vec::new(),

@@ -93,9 +93,15 @@ impl Remote {
         }
         let code = self.code.as_deref().unwrap_or("").to_ascii_lowercase();
         let message = self.message.to_ascii_lowercase();
-        ["not.found", "not_found", "notfound", "size.mismatch", "nosuchkey"]
-            .iter()
-            .any(|k| code.contains(k))
+        [
+            "not.found",
+            "not_found",
+            "notfound",
+            "size.mismatch",
+            "nosuchkey",
+        ]
+        .iter()
+        .any(|k| code.contains(k))
             || ["not found", "no object", "not uploaded", "was not uploaded"]
                 .iter()
                 .any(|k| message.contains(k))

@@ -112,7 +112,10 @@ fn details(conv: &str, m: &Value, deprecated: bool) -> Value {
 /// fields when `normalized` (as `useNormalizedMessage=true` answers), else with them only if
 /// the switch fills them.
 fn data(mut m: Value, normalized: bool, deprecated: bool) -> Value {
-    let text = m["textBody"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
+    let text = m["textBody"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
     let media = m["media"].as_array().cloned().unwrap_or_default();
     if let Some(o) = m.as_object_mut() {
         o.remove("textBody");

@@ -83,6 +83,13 @@ pub struct Faults {
     pub lose_guest_sends: u32,
     /// The next n guest onMessage close the socket unread: nothing is sent.
     pub drop_guest_sends: u32,
+    /// How getAttachment answers an attachment issued and not uploaded yet (undocumented):
+    /// `upload-url` (a PresignedUrlResponse to upload to, the default), `4010`, `4009`, or
+    /// `silent` (no answer at all).
+    pub guest_pending_get_attachment: String,
+    /// How deleteAttachment answers an attachment never uploaded (undocumented): `deleted`
+    /// (AttachmentDeletedResponse, the default), `4009`, `4010`, or `silent`.
+    pub guest_unuploaded_delete: String,
     /// How long after its object lands a guest attachment counts as uploaded and its upload
     /// event is sent (the platform's scan), milliseconds.
     pub guest_scan_delay_ms: u64,
@@ -217,6 +224,8 @@ impl Default for Faults {
             lose_guest_sends: 0,
             drop_guest_sends: 0,
             guest_scan_delay_ms: 0,
+            guest_pending_get_attachment: "upload-url".into(),
+            guest_unuploaded_delete: "deleted".into(),
             pause: Vec::new(),
         }
     }

@@ -128,7 +128,9 @@ fn parse_time(s: Option<&str>) -> Option<OffsetDateTime> {
 
 /// Whether a `MessageData.status` says the message did not go out.
 pub fn failed_status(status: Option<&str>) -> bool {
-    status.is_some_and(|s| s.eq_ignore_ascii_case("failed") || s.eq_ignore_ascii_case("delivery-failed"))
+    status.is_some_and(|s| {
+        s.eq_ignore_ascii_case("failed") || s.eq_ignore_ascii_case("delivery-failed")
+    })
 }
 
 /// Looks for `part` among the messages of `conversation_id` this client sent (outbound, not
@@ -184,7 +186,8 @@ async fn messages(api: &Api, conversation_id: &str) -> Result<Vec<Message>> {
             }
         });
         m.time = m.time.or(parse_time(d.message_time.as_deref()));
-        m.attachments.extend(d.media.into_iter().filter_map(|r| r.id));
+        m.attachments
+            .extend(d.media.into_iter().filter_map(|r| r.id));
     }
     let mut url = api
         .endpoints
@@ -210,7 +213,10 @@ async fn messages(api: &Api, conversation_id: &str) -> Result<Vec<Message>> {
             }
         }
     }
-    Ok(order.into_iter().filter_map(|id| by_id.remove(&id)).collect())
+    Ok(order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect())
 }
 
 /// What a `MessageData` adds to a message: direction, status, text and attachments.

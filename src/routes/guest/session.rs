@@ -31,7 +31,7 @@ pub(super) struct Link {
     pub(super) config: Config,
     pub(super) http: reqwest::Client,
     pub(super) endpoints: crate::config::Endpoints,
-    retry: crate::retry::Policy,
+    pub(super) retry: crate::retry::Policy,
     slot: Mutex<Option<Session>>,
     /// Whether this run's first connection created the session (reconnects find it existing).
     created: OnceLock<bool>,
@@ -133,6 +133,20 @@ impl Link {
             .await
     }
 
+    /// [`Link::ask`] for a request whose answer the platform does not document (and may not
+    /// send): the wait for it ends after `limit`.
+    pub(super) async fn ask_within(
+        &self,
+        slot: &mut Option<Session>,
+        body: Value,
+        stage: Stage,
+        limit: std::time::Duration,
+    ) -> std::result::Result<Frame, SocketError> {
+        live(slot)
+            .request_within(self.config.session_token, body, stage, limit)
+            .await
+    }
+
     /// After a dropped socket: reconnects and sends `body` once more; this try's failure is final.
     pub(super) async fn resend(
         &self,
@@ -192,8 +206,15 @@ impl Link {
             frames::is_disconnected(f)
                 || (f.tracing_id.as_deref() == Some(tid) && f.error_code().is_some())
         };
-        conn.request_for(token, frames::close_session(), Stage::RequestUrl, closed)
-            .await?;
+        let wait = super::socket::ANSWER_WAIT;
+        conn.request_for(
+            token,
+            frames::close_session(),
+            Stage::RequestUrl,
+            wait,
+            closed,
+        )
+        .await?;
         let request = frames::configure_session(&self.config.deployment_id, true);
         let answer = conn.request(token, request, Stage::RequestUrl).await?;
         if answer.body_flag("readOnly") == Some(true) {

@@ -26,7 +26,7 @@ mod sessions;
 
 use frame::{error, field, frame};
 pub(crate) use sessions::Guest;
-use sessions::{CLOSE, Call, Session, Socket};
+use sessions::{CLOSE, Call, SILENT, Session, Socket};
 
 pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
     axum::Router::new()
@@ -88,6 +88,9 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
             Ok(req) => answer(&guest, &mut socket, &req),
             Err(_) => error(400, "Invalid JSON", None),
         };
+        if reply == SILENT {
+            continue;
+        }
         if socket.tx.send(reply).is_err() {
             break;
         }

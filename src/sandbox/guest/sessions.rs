@@ -53,6 +53,9 @@ pub(crate) struct Attachment {
 /// Sent on a socket's queue instead of a frame: its writer closes the socket.
 pub(crate) const CLOSE: &str = "";
 
+/// An answer that is not sent: the request gets none (a platform answer left undocumented).
+pub(crate) const SILENT: &str = "\u{0}silent";
+
 /// One WebSocket connection.
 pub(crate) struct Socket {
     /// Frames to the client; the connection's writer task drains it.

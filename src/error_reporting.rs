@@ -235,3 +235,30 @@ pub fn human(path: &str, err: &Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Remote;
+
+    fn guest(code: &str) -> Error {
+        Error::Remote {
+            stage: Stage::RequestUrl,
+            remote: Remote {
+                status: Some(400),
+                code: Some(code.into()),
+                ..Remote::default()
+            },
+        }
+    }
+
+    /// The transport SDK's codes 4013 (CustomAttributeSizeTooLarge), 4017
+    /// (CannotDowngradeToUnauthenticated) and 4020 (MissingParameter) each get their own next step.
+    #[test]
+    fn guest_codes_4013_4017_4020_have_hints() {
+        let hint = |c: &str| hint(&guest(c)).unwrap();
+        assert!(hint("4013").contains("custom attributes"));
+        assert!(hint("4017").contains("--session-token"));
+        assert!(hint("4020").contains("missing"));
+    }
+}

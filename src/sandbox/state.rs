@@ -44,6 +44,9 @@ pub struct Faults {
     pub expire_sessions: u32,
     /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
     pub guest_rate_limit: u32,
+    /// The platform's `messages.per.session.rate.per.second`: an onMessage beyond this many in
+    /// the last second of its session answers 4029 with `retryAfter` (0: no limit).
+    pub guest_messages_per_sec: u32,
     /// The status of an external-contact confirm refused because no object (or not the
     /// announced size) landed: 400, 404 or 409 (the contract leaves it open), code
     /// `upload.not.found` / `upload.size.mismatch`.
@@ -207,6 +210,7 @@ impl Default for Faults {
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,
+            guest_messages_per_sec: 2,
             absent_confirm_status: 400,
             fill_deprecated_fields: false,
             fail_sends: 0,
@@ -261,6 +265,8 @@ pub(crate) struct State {
     faults: Mutex<Faults>,
     /// How many pauses have started, by point (every known point, from 0).
     paused: Mutex<BTreeMap<&'static str, u32>>,
+    /// Requests refused by a rate limit, by surface (`guest`: 4029, `api`: 429).
+    refused: Mutex<BTreeMap<&'static str, u32>>,
 }
 
 impl State {
@@ -281,6 +287,7 @@ impl State {
             requests: Mutex::default(),
             faults: Mutex::new(faults),
             paused: Mutex::new(PAUSE_POINTS.iter().map(|p| (*p, 0)).collect()),
+            refused: Mutex::new([("guest", 0), ("api", 0)].into_iter().collect()),
         }
     }
 
@@ -355,6 +362,16 @@ impl State {
     /// How many pauses have started at each point.
     pub(crate) fn paused(&self) -> BTreeMap<&'static str, u32> {
         self.paused.lock().expect("paused").clone()
+    }
+
+    /// Counts a request refused by a rate limit on `surface`.
+    pub(crate) fn count_refusal(&self, surface: &'static str) {
+        *self.refused.lock().expect("refused").entry(surface).or_default() += 1;
+    }
+
+    /// Requests refused by a rate limit so far, by surface.
+    pub(crate) fn refused(&self) -> BTreeMap<&'static str, u32> {
+        self.refused.lock().expect("refused").clone()
     }
 
     pub(crate) fn seen(&self, r: SeenRequest) {

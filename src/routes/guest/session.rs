@@ -37,6 +37,8 @@ pub(super) struct Link {
     created: OnceLock<bool>,
     /// The deployment's `fileUpload` (config.json), read once; `None` if it could not be.
     upload: tokio::sync::OnceCell<Option<FileUpload>>,
+    /// The session's onMessage pace.
+    pacer: super::pacing::Pacer,
 }
 
 impl Link {
@@ -50,6 +52,7 @@ impl Link {
             slot: Mutex::new(None),
             created: OnceLock::new(),
             upload: tokio::sync::OnceCell::new(),
+            pacer: super::pacing::Pacer::default(),
         }
     }
 
@@ -97,6 +100,21 @@ impl Link {
             self.reconnect(&mut guard).await?;
         }
         Ok(guard)
+    }
+
+    /// The session at a moment its pace allows one more onMessage, which the caller writes
+    /// next: the wait for the pace is made without the lock, so the other files' exchanges go on.
+    pub(super) async fn session_for_message(&self) -> Result<MutexGuard<'_, Option<Session>>> {
+        loop {
+            let guard = self.session().await?;
+            match self.pacer.take() {
+                Ok(()) => return Ok(guard),
+                Err(wait) => {
+                    drop(guard);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
     }
 
     /// Opens the socket and configures the session, retrying connection failures.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
@@ -128,8 +129,7 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
         return error(400, "Missing token", tid);
     };
     if guest.state.take(|f| &mut f.guest_rate_limit) {
-        let body = json!({"retryAfter": 1, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
-        return frame("response", "TooManyRequestsErrorMessage", 429, body, tid);
+        return too_many(guest, 1, tid);
     }
     let call = Call {
         guest,
@@ -164,6 +164,9 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
 /// sent and before its echo.
 fn send(call: Call, session: &mut Session) -> String {
     let st = &call.guest.state;
+    if let Some(wait) = over_rate(st.faults().guest_messages_per_sec, session) {
+        return too_many(call.guest, wait, call.tid);
+    }
     if st.take(|f| &mut f.drop_guest_sends) {
         return CLOSE.to_string();
     }
@@ -172,6 +175,36 @@ fn send(call: Call, session: &mut Session) -> String {
         return CLOSE.to_string();
     }
     echo
+}
+
+/// `messages.per.session.rate.per.second`: at most `limit` onMessage in any second of a
+/// session. Over it: the seconds until the oldest leaves the window (`retryAfter`); otherwise the
+/// message is counted.
+fn over_rate(limit: u32, session: &mut Session) -> Option<u64> {
+    if limit == 0 {
+        return None;
+    }
+    let now = Instant::now();
+    let times = &mut session.message_times;
+    while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        times.pop_front();
+    }
+    if times.len() >= limit as usize {
+        let left = WINDOW.saturating_sub(now.duration_since(times[0]));
+        return Some(left.as_secs_f64().ceil().max(1.0) as u64);
+    }
+    times.push_back(now);
+    None
+}
+
+/// The window of the guest message rate limit.
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// A 4029 (TooManyRequestsErrorMessage), counted.
+fn too_many(guest: &Guest, retry_after: u64, tid: Option<&str>) -> String {
+    guest.state.count_refusal("guest");
+    let body = json!({"retryAfter": retry_after, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
+    frame("response", "TooManyRequestsErrorMessage", 429, body, tid)
 }
 
 /// An expired session refuses every action (4006); a read-only one refuses what would write.

@@ -37,6 +37,8 @@ pub(crate) struct Session {
     pub(crate) expired: bool,
     /// The session's conversation ended: it only reads until a new one is started.
     pub(crate) read_only: bool,
+    /// When its recent onMessage arrived (the last second's, for the rate limit).
+    pub(crate) message_times: std::collections::VecDeque<std::time::Instant>,
 }
 
 #[derive(Debug, Clone)]

@@ -82,7 +82,7 @@ impl Pipeline {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
             eprintln!("{}", summary.table());
         }
-        eprintln!("{}", summary.line(wall));
+        eprintln!("{}", summary.line(wall, self.limiter.stats()));
     }
 
     /// One file's record, or an interrupted record when the run is stopping.

@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub(super) journal: Option<state::Store>,
     pub(super) force: bool,
     pub(super) after: moves::After,
+    /// The run's pace of Platform API calls (and its rate-limit pause).
+    pub(super) limiter: std::sync::Arc<crate::limiter::Limiter>,
 }
 
 /// How a run ended, for the caller to choose the process's exit status.
@@ -85,9 +87,7 @@ impl Pipeline {
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
-        if let Some(per_minute) = config.rate {
-            retry::limit_api_calls(per_minute);
-        }
+        let limiter = std::sync::Arc::new(crate::limiter::Limiter::new(config.rate));
         let journal = match &config.state_dir {
             Some(dir) => Some(state::Store::open(dir).map_err(|e| Error::State {
                 message: e.to_string(),
@@ -100,6 +100,7 @@ impl Pipeline {
             credentials: config.credentials,
             retry: config.retry,
             confirm_timeout: config.confirm_timeout,
+            limiter: limiter.clone(),
         };
         Ok(Pipeline {
             route: config.route.build(&ctx)?,
@@ -124,6 +125,7 @@ impl Pipeline {
             journal,
             force: config.force,
             after: config.after,
+            limiter,
         })
     }
 

@@ -59,6 +59,12 @@ pub struct Faults {
     pub fail_sends: u32,
     /// How long conversation media stays `uploading` after its object lands.
     pub media_delay_ms: u64,
+    /// The Platform API's rate limit, when non-zero: this many calls (`/api/…` and the token
+    /// endpoint) per `apiLimitWindowMs`, sliding; beyond it, 429 with `Retry-After` (the seconds
+    /// until the window has room) and `too.many.requests.retry.after`.
+    pub api_limit_calls: u32,
+    /// The window of `apiLimitCalls` (the platform's is a minute).
+    pub api_limit_window_ms: u64,
     /// Emulated network latency added to every API answer (not the store), milliseconds.
     pub api_latency_ms: u64,
     /// Error answers to inject, by endpoint.
@@ -216,6 +222,8 @@ impl Default for Faults {
             fail_sends: 0,
             media_delay_ms: 300,
             api_latency_ms: 0,
+            api_limit_calls: 0,
+            api_limit_window_ms: 60_000,
             inject: Vec::new(),
             drop_puts: 0,
             put_delay_ms: 0,
@@ -267,6 +275,8 @@ pub(crate) struct State {
     paused: Mutex<BTreeMap<&'static str, u32>>,
     /// Requests refused by a rate limit, by surface (`guest`: 4029, `api`: 429).
     refused: Mutex<BTreeMap<&'static str, u32>>,
+    /// When the API calls inside the rate limit's window were accepted.
+    api_calls: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 impl State {
@@ -288,6 +298,7 @@ impl State {
             faults: Mutex::new(faults),
             paused: Mutex::new(PAUSE_POINTS.iter().map(|p| (*p, 0)).collect()),
             refused: Mutex::new([("guest", 0), ("api", 0)].into_iter().collect()),
+            api_calls: Mutex::default(),
         }
     }
 
@@ -364,9 +375,43 @@ impl State {
         self.paused.lock().expect("paused").clone()
     }
 
+    /// Whether one more API call is within the rate limit (then it is counted); if not, the
+    /// seconds until the window has room.
+    pub(crate) fn admit_api_call(&self) -> Result<(), u64> {
+        let (limit, window) = {
+            let f = self.faults();
+            (
+                f.api_limit_calls,
+                Duration::from_millis(f.api_limit_window_ms),
+            )
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut calls = self.api_calls.lock().expect("api calls");
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= limit as usize {
+            let left = window.saturating_sub(now.duration_since(calls[0]));
+            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        calls.push_back(now);
+        Ok(())
+    }
+
     /// Counts a request refused by a rate limit on `surface`.
     pub(crate) fn count_refusal(&self, surface: &'static str) {
-        *self.refused.lock().expect("refused").entry(surface).or_default() += 1;
+        *self
+            .refused
+            .lock()
+            .expect("refused")
+            .entry(surface)
+            .or_default() += 1;
     }
 
     /// Requests refused by a rate limit so far, by surface.

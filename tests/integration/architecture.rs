@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "validate",
     "inputs",
     "progress",
+    "limiter",
     "retry",
     "http",
     "error_reporting",

@@ -16,6 +16,7 @@ mod hostile_files;
 mod hostile_terminal;
 mod polish;
 mod props;
+mod rate_limits;
 mod sandbox;
 mod soak;
 mod state;

@@ -122,8 +122,8 @@ impl Link {
         // The SDK sends an Origin here too (`headerOrigin(configuration.domain)`: the bare region
         // domain); gcupload sends the socket's, the one the deployment's allowed domains admit.
         let origin = origin(&self.socket_url, self.config.origin.as_deref());
-        // A Platform API call like any other: it waits its turn under --rate.
-        crate::retry::api_gate().await;
+        // A Platform API call like any other: it waits its turn in the run's pace.
+        self.limiter.acquire().await;
         let resp = self
             .http
             .get(url)
@@ -133,6 +133,8 @@ impl Link {
             .send()
             .await
             .map_err(|e| Failed::Other(e.without_url().to_string()))?;
+        let retry_after = crate::http::retry_after(resp.headers());
+        self.limiter.answered(resp.status().as_u16(), retry_after);
         if !resp.status().is_success() {
             let remote = crate::http::remote(resp, Stage::Send).await;
             let status = remote.status.unwrap_or(0);

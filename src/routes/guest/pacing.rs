@@ -45,6 +45,9 @@ mod tests {
         let p = Pacer::default();
         assert!(p.take().is_ok());
         let wait = p.take().unwrap_err();
-        assert!(wait > Duration::from_millis(480) && wait <= MESSAGE_EVERY, "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(480) && wait <= MESSAGE_EVERY,
+            "{wait:?}"
+        );
     }
 }

@@ -32,6 +32,7 @@ pub(super) struct Link {
     pub(super) http: reqwest::Client,
     pub(super) endpoints: crate::config::Endpoints,
     pub(super) retry: crate::retry::Policy,
+    pub(super) limiter: std::sync::Arc<crate::limiter::Limiter>,
     slot: Mutex<Option<Session>>,
     /// Whether this run's first connection created the session (reconnects find it existing).
     created: OnceLock<bool>,
@@ -49,6 +50,7 @@ impl Link {
             http: ctx.http.clone(),
             endpoints: ctx.endpoints.clone(),
             retry: ctx.retry,
+            limiter: ctx.limiter.clone(),
             slot: Mutex::new(None),
             created: OnceLock::new(),
             upload: tokio::sync::OnceCell::new(),

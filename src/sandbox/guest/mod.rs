@@ -186,7 +186,10 @@ fn over_rate(limit: u32, session: &mut Session) -> Option<u64> {
     }
     let now = Instant::now();
     let times = &mut session.message_times;
-    while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+    {
         times.pop_front();
     }
     if times.len() >= limit as usize {

@@ -388,20 +388,11 @@ impl State {
         if limit == 0 {
             return Ok(());
         }
-        let now = Instant::now();
-        let mut calls = self.api_calls.lock().expect("api calls");
-        while calls
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            calls.pop_front();
-        }
-        if calls.len() >= limit as usize {
-            let left = window.saturating_sub(now.duration_since(calls[0]));
-            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
-        }
-        calls.push_back(now);
-        Ok(())
+        admit(
+            &mut self.api_calls.lock().expect("api calls"),
+            limit,
+            window,
+        )
     }
 
     /// Counts a request refused by a rate limit on `surface`.
@@ -427,6 +418,29 @@ impl State {
     pub(crate) fn requests(&self) -> MutexGuard<'_, Vec<SeenRequest>> {
         self.requests.lock().expect("requests")
     }
+}
+
+/// A sliding-window rate limit over `times` (when the admitted requests came): at most `limit`
+/// in any `window`. Admitted, the request is counted; refused, the whole seconds until the
+/// window has room (`Retry-After`, `retryAfter`).
+pub(crate) fn admit(
+    times: &mut std::collections::VecDeque<Instant>,
+    limit: u32,
+    window: Duration,
+) -> Result<(), u64> {
+    let now = Instant::now();
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
+        times.pop_front();
+    }
+    if times.len() >= limit as usize {
+        let left = window.saturating_sub(now.duration_since(times[0]));
+        return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+    }
+    times.push_back(now);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -540,21 +540,15 @@ fn the_conversation_shows_its_messages_in_the_platform_shape() {
         assert!(text.get("media").is_none());
 
         let ids = json!([r["messageId"], r["textMessageId"]]);
-        let bulk: Value = http
-            .post(
-                env.sandbox
-                    .base_url
-                    .join(&format!("{base}/messages/bulk"))
-                    .unwrap(),
-            )
-            .bearer_auth(&token)
-            .json(&ids)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let read = |query: &'static str| {
+            let url = env
+                .sandbox
+                .base_url
+                .join(&format!("{base}/messages/bulk{query}"));
+            let req = http.post(url.unwrap()).bearer_auth(&token).json(&ids);
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let bulk = read("").await;
         let entities = bulk["entities"].as_array().unwrap();
         assert_eq!(entities.len(), 2);
         let t = entities
@@ -565,21 +559,7 @@ fn the_conversation_shows_its_messages_in_the_platform_shape() {
             (&t["direction"], &t["textBody"]),
             (&json!("outbound"), &json!("See attached"))
         );
-        let normalized: Value = http
-            .post(
-                env.sandbox
-                    .base_url
-                    .join(&format!("{base}/messages/bulk?useNormalizedMessage=true"))
-                    .unwrap(),
-            )
-            .bearer_auth(&token)
-            .json(&ids)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let normalized = read("?useNormalizedMessage=true").await;
         let m = normalized["entities"]
             .as_array()
             .unwrap()

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
@@ -25,6 +25,7 @@ mod messages;
 mod rules;
 mod sessions;
 
+use super::state::admit;
 use frame::{error, field, frame};
 pub(crate) use sessions::Guest;
 use sessions::{CLOSE, Call, SILENT, Session, Socket};
@@ -178,30 +179,13 @@ fn send(call: Call, session: &mut Session) -> String {
 }
 
 /// `messages.per.session.rate.per.second`: at most `limit` onMessage in any second of a
-/// session. Over it: the seconds until the oldest leaves the window (`retryAfter`); otherwise the
-/// message is counted.
+/// session (0: no limit). Over it: the seconds until there is room (`retryAfter`).
 fn over_rate(limit: u32, session: &mut Session) -> Option<u64> {
     if limit == 0 {
         return None;
     }
-    let now = Instant::now();
-    let times = &mut session.message_times;
-    while times
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-    {
-        times.pop_front();
-    }
-    if times.len() >= limit as usize {
-        let left = WINDOW.saturating_sub(now.duration_since(times[0]));
-        return Some(left.as_secs_f64().ceil().max(1.0) as u64);
-    }
-    times.push_back(now);
-    None
+    admit(&mut session.message_times, limit, Duration::from_secs(1)).err()
 }
-
-/// The window of the guest message rate limit.
-const WINDOW: Duration = Duration::from_secs(1);
 
 /// A 4029 (TooManyRequestsErrorMessage), counted.
 fn too_many(guest: &Guest, retry_after: u64, tid: Option<&str>) -> String {

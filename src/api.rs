@@ -15,6 +15,7 @@ pub struct Api {
     pub endpoints: Endpoints,
     pub tokens: TokenSource,
     pub retry: retry::Policy,
+    pub limiter: std::sync::Arc<crate::limiter::Limiter>,
 }
 
 impl Api {
@@ -57,8 +58,8 @@ impl Api {
         let mut refreshed = false;
         let mut retrier = retry::Retrier::new(&self.retry, stage);
         loop {
-            retry::api_gate().await;
             let token = self.tokens.bearer().await?;
+            self.limiter.acquire().await;
             // The whole exchange, body included, ends with the file's budget.
             let req = self.request(&method, &url, body, &token, retrier.time_left());
             let resp = match req.send().await {
@@ -74,6 +75,7 @@ impl Api {
             };
             let status = resp.status();
             if status.is_success() {
+                self.limiter.admitted();
                 return match http::json(resp, stage).await {
                     Err(e @ Error::Network { .. }) if !replay_safe => Err(Error::MaybeSent {
                         why: format!("the platform accepted it, then its answer was lost: {e}"),
@@ -82,6 +84,7 @@ impl Api {
                 };
             }
             let retry_after = http::retry_after(resp.headers());
+            self.limiter.answered(status.as_u16(), retry_after);
             let remote = http::remote(resp, stage).await;
             if status == StatusCode::UNAUTHORIZED {
                 if refreshed {

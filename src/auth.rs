@@ -30,6 +30,7 @@ pub struct TokenSource {
     url: url::Url,
     credentials: Credentials,
     retry: crate::retry::Policy,
+    limiter: std::sync::Arc<crate::limiter::Limiter>,
     state: Mutex<State>,
 }
 
@@ -46,12 +47,14 @@ impl TokenSource {
         url: url::Url,
         credentials: Credentials,
         retry: crate::retry::Policy,
+        limiter: std::sync::Arc<crate::limiter::Limiter>,
     ) -> Self {
         TokenSource {
             http,
             url,
             credentials,
             retry,
+            limiter,
             state: Mutex::new(State::default()),
         }
     }
@@ -95,7 +98,7 @@ impl TokenSource {
     async fn request(&self) -> Result<Cached> {
         let mut retrier = crate::retry::Retrier::new(&self.retry, Stage::Auth);
         loop {
-            crate::retry::api_gate().await;
+            self.limiter.acquire().await;
             tracing::debug!(url = %crate::redact::url(&self.url), "requesting an access token");
             let started = Instant::now();
             // The whole exchange, body included, ends with the file's budget.
@@ -121,10 +124,11 @@ impl TokenSource {
                 Err(e) => return Err(Error::network(Stage::Auth, &e)),
             };
             let status = resp.status();
+            let retry_after = http::retry_after(resp.headers());
+            self.limiter.answered(status.as_u16(), retry_after);
             if status.is_success() {
                 return cached(http::json(resp, Stage::Auth).await?, started);
             }
-            let retry_after = http::retry_after(resp.headers());
             let remote = http::remote(resp, Stage::Auth).await;
             if matches!(status.as_u16(), 400 | 401 | 403) {
                 return Err(Error::Auth {

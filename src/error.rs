@@ -82,6 +82,32 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// A refusal saying the object is not there (never uploaded, or not as announced): a 4xx
+    /// whose code or message says so, whatever the status (400, 404 and 409 are all plausible
+    /// for an absent object; protocol reference §1). Refusals of the caller (401, 403, 413,
+    /// 429) never say it.
+    pub fn says_absent(&self) -> bool {
+        if !matches!(self.status, Some(400 | 404 | 409 | 410 | 412 | 422)) {
+            return false;
+        }
+        let code = self.code.as_deref().unwrap_or("").to_ascii_lowercase();
+        let message = self.message.to_ascii_lowercase();
+        [
+            "not.found",
+            "not_found",
+            "notfound",
+            "size.mismatch",
+            "nosuchkey",
+        ]
+        .iter()
+        .any(|k| code.contains(k))
+            || ["not found", "no object", "not uploaded", "was not uploaded"]
+                .iter()
+                .any(|k| message.contains(k))
+    }
+}
+
 impl fmt::Display for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // "HTTP 404 not.found: message", "media.invalid: message", "HTTP 400: message": a code

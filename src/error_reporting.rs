@@ -169,6 +169,9 @@ pub fn hint(err: &Error) -> Option<String> {
             guest_hint(remote.code.as_deref()).expect("checked")
         }
         Error::Remote { remote, stage } => match (remote.status, remote.code.as_deref()) {
+            (_, Some("message.failed")) => {
+                "the platform took the message but did not deliver it: check the conversation (is it still connected?), then send the file again with --force"
+            }
             (_, Some("media.invalid")) => {
                 "the platform rejected the content (virus scan or type check); do not resend it"
             }
@@ -248,6 +251,15 @@ fn guest_hint(code: Option<&str>) -> Option<&'static str> {
             "the attachment is gone or was not uploaded: upload the file again"
         }
         "4011" => "the message text is too long (4096 bytes at most): shorten --message",
+        "4013" => {
+            "the session's custom attributes are too large (2048 bytes at most): send fewer or shorter ones"
+        }
+        "4017" => {
+            "the session was authenticated and cannot continue as an anonymous guest: use a new --session-token"
+        }
+        "4020" => {
+            "the platform says a request parameter is missing: check --deployment and the session token; if they are right, report it as a gcupload bug"
+        }
         "4029" => "too many requests on this session: wait and run again",
         _ => return None,
     })
@@ -268,4 +280,31 @@ pub fn human(path: &str, err: &Error) -> String {
         s.push_str(&h);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Remote;
+
+    fn guest(code: &str) -> Error {
+        Error::Remote {
+            stage: Stage::RequestUrl,
+            remote: Remote {
+                status: Some(400),
+                code: Some(code.into()),
+                ..Remote::default()
+            },
+        }
+    }
+
+    /// The transport SDK's codes 4013 (CustomAttributeSizeTooLarge), 4017
+    /// (CannotDowngradeToUnauthenticated) and 4020 (MissingParameter) each get their own next step.
+    #[test]
+    fn guest_codes_4013_4017_4020_have_hints() {
+        let hint = |c: &str| hint(&guest(c)).unwrap();
+        assert!(hint("4013").contains("custom attributes"));
+        assert!(hint("4017").contains("--session-token"));
+        assert!(hint("4020").contains("missing"));
+    }
 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod error_reporting;
 pub mod http;
+pub mod limiter;
 pub mod redact;
 pub mod retry;
 pub mod secret;

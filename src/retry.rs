@@ -49,49 +49,6 @@ pub fn later(at: Instant, wait: Duration) -> Instant {
         .unwrap_or(at)
 }
 
-/// Rate limits are shared by the whole run: when the platform says how long to wait, every task
-/// waits at [`gate`] until then, not just the one that was told.
-static PAUSE_UNTIL: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-
-fn hold_all(wait: Duration) {
-    let until = later(Instant::now(), wait);
-    let mut p = PAUSE_UNTIL.lock().expect("pause");
-    if p.is_none_or(|cur| cur < until) {
-        *p = Some(until);
-    }
-}
-
-/// Waits while the run is paused by a rate limit; call before each request.
-pub async fn gate() {
-    let until = *PAUSE_UNTIL.lock().expect("pause");
-    if let Some(u) = until
-        && u > Instant::now()
-    {
-        tokio::time::sleep_until(u.into()).await;
-    }
-}
-
-/// `--rate`: the run's budget of Platform API calls per minute, shared by every task.
-static API_RATE: std::sync::OnceLock<governor::DefaultDirectRateLimiter> =
-    std::sync::OnceLock::new();
-
-/// Caps the run's Platform API calls at `per_minute` (a token bucket: a burst of at most a
-/// tenth of the minute's calls, then an even pace).
-pub fn limit_api_calls(per_minute: std::num::NonZeroU32) {
-    let burst = std::num::NonZeroU32::new(per_minute.get().div_ceil(10)).unwrap_or(per_minute);
-    let quota = governor::Quota::per_minute(per_minute).allow_burst(burst);
-    let _ = API_RATE.set(governor::RateLimiter::direct(quota));
-}
-
-/// Waits for a rate-limit pause and, with `--rate`, for the next API call's turn; call before
-/// each Platform API request.
-pub async fn api_gate() {
-    gate().await;
-    if let Some(limiter) = API_RATE.get() {
-        limiter.until_ready().await;
-    }
-}
-
 tokio::task_local! {
     static DEADLINE: Instant;
 }
@@ -187,9 +144,6 @@ impl Retrier {
             correlation_id = err.remote().and_then(|r| r.correlation_id.as_deref()).unwrap_or("-"),
             "retrying: {reason}"
         );
-        if retry_after.is_some() {
-            hold_all(wait);
-        }
         tokio::time::sleep(wait).await;
         self.attempt += 1;
         Ok(())
@@ -243,27 +197,6 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 413, 500, 501] {
             assert!(verdict(&r(s, None), None).is_none(), "{s}");
         }
-    }
-
-    #[tokio::test]
-    async fn a_retry_after_pauses_every_task() {
-        let policy = Policy::default();
-        let mut r = Retrier::new(&policy, Stage::RequestUrl);
-        let told = tokio::spawn(async move {
-            let err = Error::protocol(Stage::RequestUrl, "429");
-            r.pause(err, Some(Duration::from_millis(300)), "HTTP 429")
-                .await
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // Another task, never rate-limited itself, waits at the gate too.
-        let t = Instant::now();
-        gate().await;
-        assert!(
-            t.elapsed() >= Duration::from_millis(200),
-            "{:?}",
-            t.elapsed()
-        );
-        told.await.unwrap().unwrap();
     }
 
     #[test]

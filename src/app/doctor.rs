@@ -277,7 +277,8 @@ async fn check_credentials(
 ) {
     match credentials {
         Ok(Some(c)) => {
-            let tokens = TokenSource::new(client.clone(), e.token_url(), c, PROBE_RETRY);
+            let limiter = Default::default();
+            let tokens = TokenSource::new(client.clone(), e.token_url(), c, PROBE_RETRY, limiter);
             match tokens.bearer().await {
                 Ok(_) => report.pass("credentials", "a token was issued"),
                 Err(err) => report.fail("credentials", &err),
@@ -301,6 +302,7 @@ async fn guest_check(
         credentials: None,
         retry: PROBE_RETRY,
         confirm_timeout: Duration::from_secs(10),
+        limiter: Default::default(),
     };
     let guest = match RouteConfig::Guest(config).build(&ctx) {
         Ok(g) => g,

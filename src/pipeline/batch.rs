@@ -99,7 +99,7 @@ impl Pipeline {
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) && self.output != Output::Text {
             crate::stderr_line!("{}", summary.table());
         }
-        crate::stderr_line!("{}", summary.line(wall));
+        crate::stderr_line!("{}", summary.line(wall, self.limiter.stats()));
     }
 
     /// One file's record, or an interrupted record when the run is stopping.

@@ -316,7 +316,7 @@ impl Pipeline {
         let mut retrier = retry::Retrier::new(&self.retry, Stage::Transfer);
         let mut target = self.new_target(file, job).await?;
         loop {
-            retry::gate().await;
+            self.limiter.paused().await;
             if target.issued_at.elapsed() > URL_FRESHNESS {
                 // Starting a whole body on a URL that may expire mid-way wastes it: ask anew.
                 tracing::info!("the upload URL is over 10 minutes old; requesting a fresh one");

@@ -71,6 +71,8 @@ pub struct Pipeline {
     pub(super) after: moves::After,
     /// Stops trying files while the platform cannot be reached.
     pub(super) breaker: super::breaker::Breaker,
+    /// The run's pace of Platform API calls (and its rate-limit pause).
+    pub(super) limiter: std::sync::Arc<crate::limiter::Limiter>,
 }
 
 /// How a run ended, for the caller to choose the process's exit status.
@@ -90,9 +92,7 @@ impl Pipeline {
         let plan = config.route.plan(&config.endpoints);
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
-        if let Some(per_minute) = config.rate {
-            retry::limit_api_calls(per_minute);
-        }
+        let limiter = std::sync::Arc::new(crate::limiter::Limiter::new(config.rate));
         let journal = match &config.state_dir {
             Some(dir) => Some(state::Store::open(dir).map_err(|e| Error::State {
                 message: e.to_string(),
@@ -106,6 +106,7 @@ impl Pipeline {
             credentials: config.credentials,
             retry: config.retry,
             confirm_timeout: config.confirm_timeout,
+            limiter: limiter.clone(),
         };
         Ok(Pipeline {
             route: config.route.build(&ctx)?,
@@ -133,6 +134,7 @@ impl Pipeline {
             min_age: config.min_age,
             after: config.after,
             breaker: Default::default(),
+            limiter,
         })
     }
 

@@ -50,7 +50,8 @@ impl Summary {
         t
     }
 
-    pub fn line(&self, wall: Duration) -> String {
+    /// The run in one line; `paced`: what the run's rate limiting did (said when it did anything).
+    pub fn line(&self, wall: Duration, paced: crate::limiter::Stats) -> String {
         let secs = wall.as_secs_f64().max(1e-9);
         let files = if self.files == 1 { "file" } else { "files" };
         // Said only when there are some: most runs defer and interrupt nothing.
@@ -62,7 +63,7 @@ impl Summary {
             0 => String::new(),
             n => format!(", {n} interrupted"),
         };
-        format!(
+        let mut line = format!(
             "gcupload: {} {files}, {} uploaded{deferred}, {} failed{interrupted}, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
@@ -70,6 +71,19 @@ impl Summary {
             audit::human_size(self.bytes),
             secs,
             self.bytes as f64 / 1e6 / secs
-        )
+        );
+        if paced.throttled > 0 || paced.waited >= Duration::from_millis(100) {
+            let calls = if paced.throttled == 1 {
+                "call"
+            } else {
+                "calls"
+            };
+            line.push_str(&format!(
+                "; {} {calls} throttled (429), {:.1} s waited for the API's pace",
+                paced.throttled,
+                paced.waited.as_secs_f64()
+            ));
+        }
+        line
     }
 }

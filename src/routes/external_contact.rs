@@ -152,8 +152,8 @@ impl Route for ExternalContact {
     }
 
     /// Confirming is idempotent, so a resumed upload is simply confirmed again. Whether its
-    /// bytes landed is the gateway's answer: a 409 (no object, or not the announced size, as the
-    /// sandbox says) means they did not.
+    /// bytes landed is the gateway's answer: a refusal that says the object is absent (or not
+    /// the announced size), whatever its status, means they did not.
     async fn resume(
         &self,
         file: &ValidatedFile,
@@ -161,8 +161,8 @@ impl Route for ExternalContact {
         _landed: bool,
     ) -> Result<Option<Confirmation>> {
         match self.confirm(file, up).await {
-            Err(Error::Remote { remote, .. }) if remote.status == Some(409) => {
-                tracing::info!(file_id = %up.file_id, "the earlier upload did not land; uploading again");
+            Err(Error::Remote { remote, .. }) if remote.says_absent() => {
+                tracing::info!(file_id = %up.file_id, "the earlier upload did not land ({remote}); uploading again");
                 Ok(None)
             }
             other => other.map(Some),

@@ -69,6 +69,8 @@ pub struct Context {
     pub credentials: Option<Credentials>,
     pub retry: crate::retry::Policy,
     pub confirm_timeout: Duration,
+    /// The run's pace of Platform API calls, shared by every call.
+    pub limiter: Arc<crate::limiter::Limiter>,
 }
 
 impl Context {
@@ -85,12 +87,14 @@ impl Context {
             self.endpoints.token_url(),
             credentials,
             self.retry,
+            self.limiter.clone(),
         );
         Ok(Arc::new(Api {
             http: self.http.clone(),
             tokens,
             endpoints: self.endpoints.clone(),
             retry: self.retry,
+            limiter: self.limiter.clone(),
         }))
     }
 }

@@ -72,6 +72,7 @@ async fn snapshot(AxState(c): AxState<Control>) -> Json<Value> {
         "requests": *st.requests(),
         "faults": *st.faults(),
         "paused": st.paused(),
+        "refused": st.refused(),
     }))
 }
 

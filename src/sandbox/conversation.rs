@@ -286,9 +286,14 @@ async fn send_message(
     }
     let id = uuid::Uuid::new_v4().to_string();
     let timestamp = now_rfc3339();
+    let status = if route.state.take(|f| &mut f.fail_sends) {
+        "failed"
+    } else {
+        "sent"
+    };
     route.state.messages.lock().expect("messages").push(json!({
         "route": "conversation", "conversationId": conv, "id": id, "text": text, "mediaIds": media_ids,
-        "media": media, "timestamp": timestamp,
+        "media": media, "timestamp": timestamp, "status": status,
     }));
     route.state.pause("send").await;
     if route.state.take(|f| &mut f.lose_sends) {
@@ -296,7 +301,7 @@ async fn send_message(
     }
     Json(json!({
         "id": id, "conversationId": conv, "textBody": text, "media": media,
-        "status": "sent", "direction": "outbound", "timestamp": timestamp,
+        "status": status, "direction": "outbound", "timestamp": timestamp,
     }))
     .into_response()
 }

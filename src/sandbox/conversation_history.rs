@@ -3,13 +3,16 @@
 //! `MessageConversation`, its `participants[].messages[]` being `MessageDetails`), and messages
 //! by id (`POST …/{conversationId}/messages/bulk` → `TextMessageListing` of `MessageData`).
 //! Shapes from the official SDKs' models (platform-client-sdk-javascript `build/index.d.ts`,
-//! `build/docs/ConversationsApi.md`). The customer's opening message is inbound; everything the
+//! `build/docs/ConversationsApi.md`). The deprecated fields (`MessageDetails.media`,
+//! `MessageData.textBody`/`media`) are filled only under `fillDeprecatedFields`; the bulk read
+//! with `useNormalizedMessage=true` drops them and gives `normalizedMessage` instead. The customer's opening message is inbound; everything the
 //! conversation route sent is the agent participant's.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -77,7 +80,8 @@ impl History {
                 json!({
                     "id": m["id"], "timestamp": m["timestamp"], "direction": "outbound",
                     "messengerType": "open", "textBody": m["text"].as_str().unwrap_or(""),
-                    "status": "sent", "media": m["media"], "conversationId": conv,
+                    "status": m["status"].as_str().unwrap_or("sent"), "media": m["media"],
+                    "conversationId": conv,
                     "selfUri": message_uri(conv, m["id"].as_str().unwrap_or("")),
                 })
             });
@@ -92,16 +96,51 @@ fn message_uri(conv: &str, id: &str) -> String {
 }
 
 /// `MessageDetails`: what the conversation says about one of its participant's messages.
-fn details(conv: &str, m: &Value) -> Value {
+fn details(conv: &str, m: &Value, deprecated: bool) -> Value {
     let id = m["id"].as_str().unwrap_or("");
     let mut d = json!({
         "messageId": id, "messageURI": message_uri(conv, id), "messageStatus": m["status"],
         "messageSegmentCount": 1, "messageTime": m["timestamp"],
     });
-    if m["media"].as_array().is_some_and(|a| !a.is_empty()) {
+    if deprecated && m["media"].as_array().is_some_and(|a| !a.is_empty()) {
         d["media"] = m["media"].clone();
     }
     d
+}
+
+/// `MessageData` as one read shows it: with `normalizedMessage` and without the deprecated
+/// fields when `normalized` (as `useNormalizedMessage=true` answers), else with them only if
+/// the switch fills them.
+fn data(mut m: Value, normalized: bool, deprecated: bool) -> Value {
+    let text = m["textBody"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let media = m["media"].as_array().cloned().unwrap_or_default();
+    if let Some(o) = m.as_object_mut() {
+        o.remove("textBody");
+        o.remove("media");
+        if normalized {
+            let content: Vec<Value> = media
+                .iter()
+                .map(|a| {
+                    json!({"contentType": "Attachment", "attachment": {
+                        "id": a["id"], "mediaType": "Image", "mime": a["mediaType"],
+                        "filename": a["name"], "fileSize": a["contentLengthBytes"]}})
+                })
+                .collect();
+            let mut n = json!({"id": o["id"], "channel": {"type": "Open"}, "type": "Text",
+                "direction": o["direction"], "content": content});
+            if let Some(t) = &text {
+                n["text"] = json!(t);
+            }
+            o.insert("normalizedMessage".into(), n);
+        } else if deprecated {
+            o.insert("textBody".into(), json!(text.unwrap_or_default()));
+            o.insert("media".into(), Value::Array(media));
+        }
+    }
+    m
 }
 
 async fn conversation(
@@ -116,10 +155,11 @@ async fn conversation(
         .messages()
         .into_iter()
         .partition(|m| m["direction"] == "inbound");
+    let deprecated = h.state.faults().fill_deprecated_fields;
     let participant = |id: &str, purpose: &str, messages: Vec<Value>| {
         json!({
             "id": id, "purpose": purpose, "state": "connected",
-            "messages": messages.iter().map(|m| details(&conv, m)).collect::<Vec<_>>(),
+            "messages": messages.iter().map(|m| details(&conv, m, deprecated)).collect::<Vec<_>>(),
         })
     };
     Json(json!({
@@ -136,6 +176,7 @@ async fn conversation(
 async fn bulk(
     AxState(h): AxState<Arc<History>>,
     Path(conv): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Option<Json<Value>>,
 ) -> Response {
@@ -152,10 +193,13 @@ async fn bulk(
             "At most 1000 message ids can be requested at once.",
         );
     }
+    let normalized = q.get("useNormalizedMessage").is_some_and(|v| v == "true");
+    let deprecated = h.state.faults().fill_deprecated_fields;
     let entities: Vec<Value> = h
         .messages()
         .into_iter()
         .filter(|m| ids.contains(&m["id"]))
+        .map(|m| data(m, normalized, deprecated))
         .collect();
     Json(json!({ "entities": entities })).into_response()
 }

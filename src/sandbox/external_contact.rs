@@ -139,14 +139,16 @@ impl ExternalContact {
     /// A confirm needs the object in the store, with the size announced for it.
     fn not_stored(&self, entry: &FileEntry) -> Option<Response> {
         let path = self.store.object_path(&entry.key);
+        let status = StatusCode::from_u16(self.state.faults().absent_confirm_status)
+            .unwrap_or(StatusCode::BAD_REQUEST);
         match std::fs::metadata(&path).map(|m| m.len()).ok() {
             None => Some(platform_error(
-                StatusCode::CONFLICT,
+                status,
                 "upload.not.found",
                 "No object was uploaded for this file.",
             )),
             Some(s) if s != entry.size => Some(platform_error(
-                StatusCode::CONFLICT,
+                status,
                 "upload.size.mismatch",
                 &format!(
                     "The uploaded object has {s} bytes, {} were announced.",

@@ -205,6 +205,11 @@ impl Sandbox {
         self.state.paused().get(point).copied().unwrap_or(0)
     }
 
+    /// Requests refused by a rate limit so far: `guest` (4029) or `api` (429).
+    pub fn refused(&self, surface: &str) -> u32 {
+        self.state.refused().get(surface).copied().unwrap_or(0)
+    }
+
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.requests().clone()
     }

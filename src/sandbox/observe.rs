@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State as AxState};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::respond::{platform_error, with_retry_after};
 use super::state::{SeenRequest, State};
 
 pub(crate) async fn observe(
@@ -24,7 +25,19 @@ pub(crate) async fn observe(
     if latency > 0 && !path.starts_with("/_sandbox/") {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let mut resp = next.run(req).await;
+    let limited = path.starts_with("/api/") || path == "/oauth/token";
+    let mut resp = match limited.then(|| st.admit_api_call()) {
+        Some(Err(retry_after)) => {
+            st.count_refusal("api");
+            let r = platform_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too.many.requests.retry.after",
+                "Rate limit exceeded the maximum. Retry the request after the Retry-After interval.",
+            );
+            with_retry_after(r, Some(retry_after))
+        }
+        _ => next.run(req).await,
+    };
     if !resp.headers().contains_key("inin-correlation-id") {
         let id = uuid::Uuid::new_v4().to_string();
         resp.headers_mut().insert(

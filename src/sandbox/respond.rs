@@ -92,7 +92,7 @@ pub(crate) fn injected_s3(rule: &Inject) -> Response {
     with_retry_after(s3_error(status, code, message), rule.retry_after)
 }
 
-fn with_retry_after(mut r: Response, secs: Option<u64>) -> Response {
+pub(crate) fn with_retry_after(mut r: Response, secs: Option<u64>) -> Response {
     if let Some(secs) = secs {
         r.headers_mut().insert(
             "retry-after",

@@ -46,8 +46,27 @@ pub struct Faults {
     pub expire_sessions: u32,
     /// The next n guest requests answer TooManyRequestsErrorMessage (retryAfter 1 s).
     pub guest_rate_limit: u32,
+    /// The platform's `messages.per.session.rate.per.second`: an onMessage beyond this many in
+    /// the last second of its session answers 4029 with `retryAfter` (0: no limit).
+    pub guest_messages_per_sec: u32,
+    /// The status of an external-contact confirm refused because no object (or not the
+    /// announced size) landed: 400, 404 or 409 (the contract leaves it open), code
+    /// `upload.not.found` / `upload.size.mismatch`.
+    pub absent_confirm_status: u16,
+    /// Fill the fields the Platform API marks deprecated (`MessageDetails.media`,
+    /// `MessageData.textBody`/`media`); off, they are left empty, as the API allows.
+    pub fill_deprecated_fields: bool,
+    /// The next n conversation message sends are taken but answered (and kept) with
+    /// `status: "failed"`: they did not go out.
+    pub fail_sends: u32,
     /// How long conversation media stays `uploading` after its object lands.
     pub media_delay_ms: u64,
+    /// The Platform API's rate limit, when non-zero: this many calls (`/api/…` and the token
+    /// endpoint) per `apiLimitWindowMs`, sliding; beyond it, 429 with `Retry-After` (the seconds
+    /// until the window has room) and `too.many.requests.retry.after`.
+    pub api_limit_calls: u32,
+    /// The window of `apiLimitCalls` (the platform's is a minute).
+    pub api_limit_window_ms: u64,
     /// Emulated network latency added to every API answer (not the store), milliseconds.
     pub api_latency_ms: u64,
     /// Error answers to inject, by endpoint.
@@ -75,6 +94,13 @@ pub struct Faults {
     pub lose_guest_sends: u32,
     /// The next n guest onMessage close the socket unread: nothing is sent.
     pub drop_guest_sends: u32,
+    /// How getAttachment answers an attachment issued and not uploaded yet (undocumented):
+    /// `upload-url` (a PresignedUrlResponse to upload to, the default), `4010`, `4009`, or
+    /// `silent` (no answer at all).
+    pub guest_pending_get_attachment: String,
+    /// How deleteAttachment answers an attachment never uploaded (undocumented): `deleted`
+    /// (AttachmentDeletedResponse, the default), `4009`, `4010`, or `silent`.
+    pub guest_unuploaded_delete: String,
     /// How long after its object lands a guest attachment counts as uploaded and its upload
     /// event is sent (the platform's scan), milliseconds.
     pub guest_scan_delay_ms: u64,
@@ -192,8 +218,14 @@ impl Default for Faults {
             read_only_sessions: 0,
             expire_sessions: 0,
             guest_rate_limit: 0,
+            guest_messages_per_sec: 2,
+            absent_confirm_status: 400,
+            fill_deprecated_fields: false,
+            fail_sends: 0,
             media_delay_ms: 300,
             api_latency_ms: 0,
+            api_limit_calls: 0,
+            api_limit_window_ms: 60_000,
             inject: Vec::new(),
             drop_puts: 0,
             put_delay_ms: 0,
@@ -206,6 +238,8 @@ impl Default for Faults {
             lose_guest_sends: 0,
             drop_guest_sends: 0,
             guest_scan_delay_ms: 0,
+            guest_pending_get_attachment: "upload-url".into(),
+            guest_unuploaded_delete: "deleted".into(),
             pause: Vec::new(),
         }
     }
@@ -241,6 +275,10 @@ pub(crate) struct State {
     faults: Mutex<Faults>,
     /// How many pauses have started, by point (every known point, from 0).
     paused: Mutex<BTreeMap<&'static str, u32>>,
+    /// Requests refused by a rate limit, by surface (`guest`: 4029, `api`: 429).
+    refused: Mutex<BTreeMap<&'static str, u32>>,
+    /// When the API calls inside the rate limit's window were accepted.
+    api_calls: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 impl State {
@@ -259,6 +297,8 @@ impl State {
             requests: Mutex::default(),
             faults: Mutex::new(faults),
             paused: Mutex::new(PAUSE_POINTS.iter().map(|p| (*p, 0)).collect()),
+            refused: Mutex::new([("guest", 0), ("api", 0)].into_iter().collect()),
+            api_calls: Mutex::default(),
         }
     }
 
@@ -335,6 +375,41 @@ impl State {
         self.paused.lock().expect("paused").clone()
     }
 
+    /// Whether one more API call is within the rate limit (then it is counted); if not, the
+    /// seconds until the window has room.
+    pub(crate) fn admit_api_call(&self) -> Result<(), u64> {
+        let (limit, window) = {
+            let f = self.faults();
+            (
+                f.api_limit_calls,
+                Duration::from_millis(f.api_limit_window_ms),
+            )
+        };
+        if limit == 0 {
+            return Ok(());
+        }
+        admit(
+            &mut self.api_calls.lock().expect("api calls"),
+            limit,
+            window,
+        )
+    }
+
+    /// Counts a request refused by a rate limit on `surface`.
+    pub(crate) fn count_refusal(&self, surface: &'static str) {
+        *self
+            .refused
+            .lock()
+            .expect("refused")
+            .entry(surface)
+            .or_default() += 1;
+    }
+
+    /// Requests refused by a rate limit so far, by surface.
+    pub(crate) fn refused(&self) -> BTreeMap<&'static str, u32> {
+        self.refused.lock().expect("refused").clone()
+    }
+
     pub(crate) fn seen(&self, r: SeenRequest) {
         tracing::debug!(surface = r.surface, method = %r.method, path = %r.path, status = r.status, "sandbox request");
         self.requests.lock().expect("requests").push(r);
@@ -343,6 +418,29 @@ impl State {
     pub(crate) fn requests(&self) -> MutexGuard<'_, Vec<SeenRequest>> {
         self.requests.lock().expect("requests")
     }
+}
+
+/// A sliding-window rate limit over `times` (when the admitted requests came): at most `limit`
+/// in any `window`. Admitted, the request is counted; refused, the whole seconds until the
+/// window has room (`Retry-After`, `retryAfter`).
+pub(crate) fn admit(
+    times: &mut std::collections::VecDeque<Instant>,
+    limit: u32,
+    window: Duration,
+) -> Result<(), u64> {
+    let now = Instant::now();
+    while times
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= window)
+    {
+        times.pop_front();
+    }
+    if times.len() >= limit as usize {
+        let left = window.saturating_sub(now.duration_since(times[0]));
+        return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+    }
+    times.push_back(now);
+    Ok(())
 }
 
 #[cfg(test)]

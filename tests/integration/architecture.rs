@@ -23,6 +23,7 @@ const LAYERS: &[&str] = &[
     "inputs",
     "arrival",
     "progress",
+    "limiter",
     "retry",
     "http",
     "error_reporting",

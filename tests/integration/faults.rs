@@ -318,21 +318,61 @@ fn a_rate_limit_longer_than_the_budget_gives_up_at_once() {
 /// Issue 13 item 10: the platform performed both sends (media, caption) but their answers were
 /// lost. The client finds each in the conversation and reports it sent, with its id, instead of
 /// exit 6 "may have been sent". Nothing is posted twice.
+/// Issue 19: under both platform variants, the deprecated `media`/`textBody` fields filled or
+/// left empty (the default): the check reads the messages by id (`useNormalizedMessage=true`).
 #[test]
 fn a_lost_send_answer_is_checked_in_the_conversation_and_reported_sent() {
+    for deprecated in [false, true] {
+        let env = Env::new();
+        env.sandbox.faults().lose_sends = 2;
+        env.sandbox.faults().fill_deprecated_fields = deprecated;
+        let bytes = pdf(1000);
+        let (out, recs) = upload(&env, "conversation", &["--message", "Signed copy"], &bytes);
+        let r = &recs[0];
+        let what = format!("lost send answers, deprecated fields filled: {deprecated}");
+        assert_uploaded_once(&env, "conversation", &out, r, &bytes, &what);
+        assert_eq!(r["sendChecked"], true, "{what}: {r}");
+        let messages = env.sandbox.messages();
+        assert_eq!(
+            messages.len(),
+            2,
+            "{what}: never posted twice: {messages:?}"
+        );
+        assert_eq!(messages[0]["mediaIds"][0], r["fileId"]);
+        assert_eq!(r["messageId"], messages[0]["id"]);
+        assert_eq!(r["textMessageId"], messages[1]["id"]);
+        assert_eq!(messages[1]["text"], "Signed copy");
+        let bulk = env.sandbox.requests();
+        assert!(
+            bulk.iter().any(|q| q.path.ends_with("/messages/bulk")),
+            "{what}: read by id"
+        );
+    }
+}
+
+/// Issue 19: a send the platform answers with `status: "failed"` did not go out: the file fails
+/// at the send stage (exit 5, with the hint), instead of being reported sent.
+#[test]
+fn a_send_answered_failed_is_not_a_success() {
     let env = Env::new();
-    env.sandbox.faults().lose_sends = 2;
-    let bytes = pdf(1000);
-    let (out, recs) = upload(&env, "conversation", &["--message", "Signed copy"], &bytes);
+    env.sandbox.faults().fail_sends = 1;
+    let (out, recs) = upload(&env, "conversation", &[], &pdf(1000));
+    assert_eq!(
+        out.status.code(),
+        Some(ExitStatus::Remote.code()),
+        "{}",
+        stderr(&out)
+    );
     let r = &recs[0];
-    assert_uploaded_once(&env, "conversation", &out, r, &bytes, "lost send answers");
-    assert_eq!(r["sendChecked"], true, "{r}");
+    assert_eq!(r["action"], "FILE_UPLOAD_FAILED", "{r}");
+    let e = &r["error"];
+    assert_eq!(e["stage"], "send", "{r}");
+    assert!(e["message"].as_str().unwrap().contains("failed"), "{r}");
+    assert!(e["hint"].as_str().unwrap().contains("--force"), "{r}");
     let messages = env.sandbox.messages();
-    assert_eq!(messages.len(), 2, "never posted twice: {messages:?}");
-    assert_eq!(messages[0]["mediaIds"][0], r["fileId"]);
-    assert_eq!(r["messageId"], messages[0]["id"]);
-    assert_eq!(r["textMessageId"], messages[1]["id"]);
-    assert_eq!(messages[1]["text"], "Signed copy");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["status"], "failed");
+    assert!(env.sandbox.webhooks().is_empty(), "no completion event");
 }
 
 /// Four files in flight with the same caption, the first answers lost: each check waits for

@@ -25,6 +25,7 @@ mod hung_peers;
 mod leases;
 mod polish;
 mod props;
+mod rate_limits;
 mod sandbox;
 mod sandbox_local;
 mod soak;

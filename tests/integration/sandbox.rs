@@ -491,10 +491,12 @@ fn killed_at_send_start_the_message_is_never_recorded() {
 
 /// The conversation as the Platform API shows it (`MessageConversation`): each participant's
 /// messages with `messageId`, `messageTime` and their media; and messages by id in bulk
-/// (`MessageData` with `direction` and `textBody`).
+/// (`MessageData` with `direction` and `textBody`), with the deprecated fields filled
+/// (`fillDeprecatedFields`); with `useNormalizedMessage=true`, `normalizedMessage` instead.
 #[test]
 fn the_conversation_shows_its_messages_in_the_platform_shape() {
     let env = Env::new();
+    env.sandbox.faults().fill_deprecated_fields = true;
     let f = env.file("a.pdf", &pdf(1000));
     let out = env
         .conversation_cmd()
@@ -538,21 +540,15 @@ fn the_conversation_shows_its_messages_in_the_platform_shape() {
         assert!(text.get("media").is_none());
 
         let ids = json!([r["messageId"], r["textMessageId"]]);
-        let bulk: Value = http
-            .post(
-                env.sandbox
-                    .base_url
-                    .join(&format!("{base}/messages/bulk"))
-                    .unwrap(),
-            )
-            .bearer_auth(&token)
-            .json(&ids)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let read = |query: &'static str| {
+            let url = env
+                .sandbox
+                .base_url
+                .join(&format!("{base}/messages/bulk{query}"));
+            let req = http.post(url.unwrap()).bearer_auth(&token).json(&ids);
+            async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+        };
+        let bulk = read("").await;
         let entities = bulk["entities"].as_array().unwrap();
         assert_eq!(entities.len(), 2);
         let t = entities
@@ -563,6 +559,19 @@ fn the_conversation_shows_its_messages_in_the_platform_shape() {
             (&t["direction"], &t["textBody"]),
             (&json!("outbound"), &json!("See attached"))
         );
+        let normalized = read("?useNormalizedMessage=true").await;
+        let m = normalized["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == r["messageId"])
+            .unwrap();
+        assert!(
+            m.get("media").is_none() && m.get("textBody").is_none(),
+            "{m}"
+        );
+        let attachment = &m["normalizedMessage"]["content"][0]["attachment"];
+        assert_eq!(attachment["id"], r["fileId"], "{m}");
 
         // Another conversation is not found; no token is refused.
         let other = http

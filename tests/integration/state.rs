@@ -400,11 +400,14 @@ fn step_after_kill(point: &str) -> &'static str {
 /// Uploads one file on `route`, kills the client (SIGKILL) while the sandbox holds `point`,
 /// checks `history --pending`, re-runs normally and checks the end state.
 fn killed_then_rerun(route: Route, point: &str) {
-    let env = Env::new();
+    killed_then_rerun_in(&Env::new(), route, point);
+}
+
+fn killed_then_rerun_in(env: &Env, route: Route, point: &str) {
     let bytes = pdf(if point == "put-mid" { 2 << 20 } else { 300_000 });
     let path = env.file("held.pdf", &bytes);
     env.sandbox.faults().pause = vec![Pause::new(point, HOLD_MS)];
-    let killed = kill_when_paused(&env, point, route.spawn(&env, &[path.as_os_str()]));
+    let killed = kill_when_paused(env, point, route.spawn(env, &[path.as_os_str()]));
     env.sandbox.faults().pause.clear();
     assert!(
         records(&killed.stdout).is_empty(),
@@ -412,7 +415,7 @@ fn killed_then_rerun(route: Route, point: &str) {
     );
 
     // Between the kill and the re-run, the journal says what a re-run will do.
-    let pending = history_str(&env, &["--pending"]);
+    let pending = history_str(env, &["--pending"]);
     assert_eq!(pending.len(), 1, "{point}: {pending:?}");
     let row = &pending[0];
     assert_eq!(row["path"], journaled(&path), "{point}: {row}");
@@ -425,7 +428,7 @@ fn killed_then_rerun(route: Route, point: &str) {
     assert_eq!(row["sha256"], sha256(&bytes));
 
     let started = Instant::now();
-    let out = route.cmd(&env).arg(&path).output().unwrap();
+    let out = route.cmd(env).arg(&path).output().unwrap();
     let took = started.elapsed();
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 1, "{point}: {}", stderr(&out));
@@ -486,7 +489,7 @@ fn killed_then_rerun(route: Route, point: &str) {
         Route::External => {
             // Confirmed once: at most one successful upload-complete per file id, and the
             // stored object's one among them.
-            let confirms = seen(&env, "POST", "/upload-complete");
+            let confirms = seen(env, "POST", "/upload-complete");
             let mut ok: HashMap<String, usize> = HashMap::new();
             for (p, s) in &confirms {
                 if (200..300).contains(s) {
@@ -515,19 +518,19 @@ fn killed_then_rerun(route: Route, point: &str) {
                 // The re-run checked the conversation instead of giving up: found there (send),
                 // or not there and sent once (send-start).
                 assert_eq!(r["sendChecked"], true, "{point}: {r}");
-                let posted = seen(&env, "POST", "/messages").len();
+                let posted = seen(env, "POST", "/messages").len();
                 assert_eq!(posted, usize::from(point == "send-start"), "{point}");
             }
-            let gets = seen(&env, "GET", &format!("/media/{stored_id}"));
+            let gets = seen(env, "GET", &format!("/media/{stored_id}"));
             assert!(gets.iter().any(|(_, s)| *s == 200), "{point}: {gets:?}");
         }
     }
     assert!(
-        history_str(&env, &["--pending"]).is_empty(),
+        history_str(env, &["--pending"]).is_empty(),
         "{point}: nothing left to do"
     );
     // And a third run has nothing to do.
-    let out = route.cmd(&env).arg(&path).output().unwrap();
+    let out = route.cmd(env).arg(&path).output().unwrap();
     assert_eq!(code(&out), Some(0), "{}", stderr(&out));
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_SKIPPED");
     assert_eq!(env.sandbox.objects().len(), 1);
@@ -548,6 +551,31 @@ fn external_contact_killed_at_put_start_then_rerun() {
 #[test]
 fn external_contact_killed_at_put_mid_then_rerun() {
     killed_then_rerun(Route::External, "put-mid");
+}
+
+/// Issue 19: the resume's confirm finds no object, and says so with whichever status the
+/// gateway uses (the contract leaves it open): the file is uploaded again, stored once.
+fn killed_mid_put_then_absent_confirm(status: u16) {
+    let env = Env::new();
+    env.sandbox.faults().absent_confirm_status = status;
+    killed_then_rerun_in(&env, Route::External, "put-mid");
+    let confirms = seen(&env, "POST", "/upload-complete");
+    assert_eq!(confirms[0].1, status, "the resume's confirm: {confirms:?}");
+}
+
+#[test]
+fn external_contact_killed_mid_put_confirm_400_upload_not_found_uploads_again() {
+    killed_mid_put_then_absent_confirm(400);
+}
+
+#[test]
+fn external_contact_killed_mid_put_confirm_404_upload_not_found_uploads_again() {
+    killed_mid_put_then_absent_confirm(404);
+}
+
+#[test]
+fn external_contact_killed_mid_put_confirm_409_upload_not_found_uploads_again() {
+    killed_mid_put_then_absent_confirm(409);
 }
 
 #[test]

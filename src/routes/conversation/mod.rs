@@ -273,6 +273,22 @@ impl Conversation {
             .filter(|id| !id.is_empty())
             .ok_or_else(|| Error::protocol(Stage::Send, "the sent message has no `id`"))?;
         self.taken.lock().expect("taken").insert(id.to_string());
+        // A 200 is not a delivery: the answer's `MessageData.status` may say `failed`.
+        let status = r.get("status").and_then(Value::as_str);
+        if sent::failed_status(status) {
+            return Err(Error::Remote {
+                stage: Stage::Send,
+                remote: Remote {
+                    status: None,
+                    code: Some("message.failed".into()),
+                    message: format!(
+                        "the platform answered the message `{}` (message id {id}): it was not sent",
+                        status.unwrap_or("failed")
+                    ),
+                    correlation_id: None,
+                },
+            });
+        }
         Ok(id.to_string())
     }
 

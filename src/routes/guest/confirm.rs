@@ -19,6 +19,10 @@ pub(super) struct Sent {
     pub(super) checked: bool,
 }
 
+/// How long an answer the platform does not document (getAttachment of an upload not finished,
+/// deleteAttachment of one never uploaded) is waited for: it may never come.
+pub(super) const UNDOCUMENTED_WAIT: Duration = Duration::from_secs(10);
+
 /// What getAttachment says of an attachment.
 enum Known {
     /// Uploaded: its success event, rebuilt from the refreshed link.
@@ -67,10 +71,13 @@ impl Link {
 
     /// What getAttachment says of attachment `id`. The SDK uses it only to refresh the link of
     /// an uploaded attachment (`MessagingClientImpl.kt`, `refreshAttachmentUrl`); only that
-    /// shape of answer means uploaded.
+    /// shape of answer means uploaded. Its answer for one not uploaded yet is undocumented (a
+    /// URL to upload to, 4010, 4009, or none at all): each says nothing, within
+    /// [`UNDOCUMENTED_WAIT`].
     async fn ask_attachment(&self, slot: &mut Option<Session>, id: &str) -> Result<Known> {
+        let ask = frames::get_attachment(id);
         match self
-            .ask(slot, frames::get_attachment(id), Stage::Confirm)
+            .ask_within(slot, ask, Stage::Confirm, UNDOCUMENTED_WAIT)
             .await
         {
             Ok(f) if f.is_refreshed_attachment() => {

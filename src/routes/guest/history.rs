@@ -22,6 +22,8 @@ const PAGES: u32 = 4;
 /// pause between them.
 const LOOKS: u32 = 3;
 const LOOK_PAUSE: Duration = Duration::from_secs(1);
+/// Retries of a history page answered 500/502/503/504 (the SDK's `MAX_RETRIES_ON_SERVER_ERRORS`).
+const SERVER_ERROR_RETRIES: usize = 3;
 /// How long one history request may take.
 const HISTORY_WAIT: Duration = Duration::from_secs(15);
 
@@ -79,18 +81,49 @@ impl Link {
         Ok(None)
     }
 
+    /// One page, its 5xx retried as the SDK's HTTP client does (`network/HttpClientProvider.kt`:
+    /// `HttpRequestRetry`, 500/502/503/504, 3 retries with exponential delays), within the
+    /// file's budget.
     async fn history_page(&self, jwt: &Secret, page: u32) -> std::result::Result<Value, String> {
+        let policy = crate::retry::Policy {
+            max_attempts: 1 + SERVER_ERROR_RETRIES,
+            ..self.retry
+        };
+        let mut retrier = crate::retry::Retrier::new(&policy, Stage::Send);
+        loop {
+            match self.history_page_once(jwt, page).await {
+                Err(Failed::Server(status, e)) => {
+                    let reason = format!("the history answered HTTP {status}");
+                    retrier
+                        .pause(e, None, &reason)
+                        .await
+                        .map_err(|_| format!("HTTP {status}"))?;
+                }
+                Err(Failed::Other(why)) => return Err(why),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    async fn history_page_once(
+        &self,
+        jwt: &Secret,
+        page: u32,
+    ) -> std::result::Result<Value, Failed> {
         let mut url = self
             .endpoints
-            .api_segments(&["api", "v2", "webmessaging", "messages"])?;
+            .api_segments(&["api", "v2", "webmessaging", "messages"])
+            .map_err(Failed::Other)?;
         url.query_pairs_mut()
             .append_pair("pageNumber", &page.to_string())
             .append_pair("pageSize", &PAGE_SIZE.to_string());
-        crate::http::check_transport(&url, "the history URL").map_err(|e| e.to_string())?;
-        // The SDK sends an Origin here too (`headerOrigin`): the same as the socket's.
+        crate::http::check_transport(&url, "the history URL")
+            .map_err(|e| Failed::Other(e.to_string()))?;
+        // The SDK sends an Origin here too (`headerOrigin(configuration.domain)`: the bare region
+        // domain); gcupload sends the socket's, the one the deployment's allowed domains admit.
         let origin = origin(&self.socket_url, self.config.origin.as_deref());
-        // A Platform API call like any other: it waits its turn under --rate.
-        crate::retry::api_gate().await;
+        // A Platform API call like any other: it waits its turn in the run's pace.
+        self.limiter.acquire().await;
         let resp = self
             .http
             .get(url)
@@ -99,15 +132,31 @@ impl Link {
             .timeout(HISTORY_WAIT)
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| Failed::Other(e.without_url().to_string()))?;
+        let retry_after = crate::http::retry_after(resp.headers());
+        self.limiter.answered(resp.status().as_u16(), retry_after);
         if !resp.status().is_success() {
             let remote = crate::http::remote(resp, Stage::Send).await;
-            return Err(format!("HTTP {}", remote.status.unwrap_or(0)));
+            let status = remote.status.unwrap_or(0);
+            if matches!(status, 500 | 502 | 503 | 504) {
+                let e = crate::error::Error::Remote {
+                    stage: Stage::Send,
+                    remote,
+                };
+                return Err(Failed::Server(status, e));
+            }
+            return Err(Failed::Other(format!("HTTP {status}")));
         }
         crate::http::json(resp, Stage::Send)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failed::Other(e.to_string()))
     }
+}
+
+/// Why a history page was not read: a server error (retried), or anything else (final).
+enum Failed {
+    Server(u16, crate::error::Error),
+    Other(String),
 }
 
 /// Whether history entry `m` is an inbound message with attachment `id`.

@@ -9,6 +9,7 @@ mod deployment;
 mod frames;
 mod history;
 mod orphans;
+mod pacing;
 mod rules;
 mod session;
 mod socket;
@@ -168,7 +169,7 @@ impl Route for Guest {
     async fn send(&self, file: &ValidatedFile, conf: &mut Confirmation) -> Result<()> {
         let id = conf.file_id.as_str();
         self.orphans.track(&file.path, id);
-        let mut guard = self.link.session().await?;
+        let mut guard = self.link.session_for_message().await?;
         let caption = self.link.config.message.as_deref();
         let caption = caption.unwrap_or(&file.file_name);
         let sent = self

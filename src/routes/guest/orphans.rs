@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::confirm::UNDOCUMENTED_WAIT;
 use super::frames;
 use super::session::Link;
+use super::socket::SocketError;
 use crate::error::{Error, Result, Stage};
 
 /// How long the deletions of one file may take: the run is ending or was interrupted.
@@ -58,8 +60,13 @@ impl Link {
         let mut out = Vec::new();
         for id in ids {
             let done = tokio::time::timeout(DELETE_WAIT, self.delete_attachment(&id)).await;
+            let mut absent = false;
             let error = match done {
-                Ok(Ok(())) => None,
+                Ok(Ok(Deleted::Now)) => None,
+                Ok(Ok(Deleted::Absent)) => {
+                    absent = true;
+                    None
+                }
                 Ok(Err(e)) => Some(e.to_string()),
                 Err(_) => Some(format!("no answer within {} s", DELETE_WAIT.as_secs())),
             };
@@ -75,17 +82,42 @@ impl Link {
             if let Some(e) = error {
                 entry["error"] = e.into();
             }
+            if absent {
+                entry["absent"] = true.into();
+            }
             out.push(entry);
         }
         out
     }
 
-    async fn delete_attachment(&self, id: &str) -> Result<()> {
+    /// deleteAttachment. Its answer for an attachment never uploaded is undocumented: deleted,
+    /// 4009 (not found) or 4010 (not uploaded) — both say nothing of it is stored — or none, which
+    /// is waited for [`UNDOCUMENTED_WAIT`] at most.
+    async fn delete_attachment(&self, id: &str) -> Result<Deleted> {
         let mut guard = self.session().await?;
-        let answer = self
-            .ask(&mut guard, frames::delete_attachment(id), Stage::Send)
+        let ask = frames::delete_attachment(id);
+        let answer = match self
+            .ask_within(&mut guard, ask, Stage::Send, UNDOCUMENTED_WAIT)
             .await
-            .map_err(Error::from)?;
-        answer.require_class("AttachmentDeletedResponse", "deleteAttachment", Stage::Send)
+        {
+            Err(SocketError::Other(e)) if says_absent(&e) => return Ok(Deleted::Absent),
+            other => other.map_err(Error::from)?,
+        };
+        answer.require_class("AttachmentDeletedResponse", "deleteAttachment", Stage::Send)?;
+        Ok(Deleted::Now)
     }
+}
+
+/// What a deleteAttachment did.
+enum Deleted {
+    /// AttachmentDeletedResponse.
+    Now,
+    /// The platform has no stored upload of it (4009 attachment not found, 4010 not uploaded).
+    Absent,
+}
+
+fn says_absent(e: &Error) -> bool {
+    e.remote()
+        .and_then(|r| r.code.as_deref())
+        .is_some_and(|c| c == "4009" || c == "4010")
 }

@@ -31,12 +31,15 @@ pub(super) struct Link {
     pub(super) config: Config,
     pub(super) http: reqwest::Client,
     pub(super) endpoints: crate::config::Endpoints,
-    retry: crate::retry::Policy,
+    pub(super) retry: crate::retry::Policy,
+    pub(super) limiter: std::sync::Arc<crate::limiter::Limiter>,
     slot: Mutex<Option<Session>>,
     /// Whether this run's first connection created the session (reconnects find it existing).
     created: OnceLock<bool>,
     /// The deployment's `fileUpload` (config.json), read once; `None` if it could not be.
     upload: tokio::sync::OnceCell<Option<FileUpload>>,
+    /// The session's onMessage pace.
+    pacer: super::pacing::Pacer,
 }
 
 impl Link {
@@ -47,9 +50,11 @@ impl Link {
             http: ctx.http.clone(),
             endpoints: ctx.endpoints.clone(),
             retry: ctx.retry,
+            limiter: ctx.limiter.clone(),
             slot: Mutex::new(None),
             created: OnceLock::new(),
             upload: tokio::sync::OnceCell::new(),
+            pacer: super::pacing::Pacer::default(),
         }
     }
 
@@ -99,6 +104,21 @@ impl Link {
         Ok(guard)
     }
 
+    /// The session at a moment its pace allows one more onMessage, which the caller writes
+    /// next: the wait for the pace is made without the lock, so the other files' exchanges go on.
+    pub(super) async fn session_for_message(&self) -> Result<MutexGuard<'_, Option<Session>>> {
+        loop {
+            let guard = self.session().await?;
+            match self.pacer.take() {
+                Ok(()) => return Ok(guard),
+                Err(wait) => {
+                    drop(guard);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
     /// Opens the socket and configures the session, retrying connection failures.
     pub(super) async fn reconnect(&self, slot: &mut Option<Session>) -> Result<()> {
         if slot.take().is_some() {
@@ -130,6 +150,20 @@ impl Link {
     ) -> std::result::Result<Frame, SocketError> {
         live(slot)
             .request(self.config.session_token, body, stage)
+            .await
+    }
+
+    /// [`Link::ask`] for a request whose answer the platform does not document (and may not
+    /// send): the wait for it ends after `limit`.
+    pub(super) async fn ask_within(
+        &self,
+        slot: &mut Option<Session>,
+        body: Value,
+        stage: Stage,
+        limit: std::time::Duration,
+    ) -> std::result::Result<Frame, SocketError> {
+        live(slot)
+            .request_within(self.config.session_token, body, stage, limit)
             .await
     }
 
@@ -192,8 +226,15 @@ impl Link {
             frames::is_disconnected(f)
                 || (f.tracing_id.as_deref() == Some(tid) && f.error_code().is_some())
         };
-        conn.request_for(token, frames::close_session(), Stage::RequestUrl, closed)
-            .await?;
+        let wait = super::socket::ANSWER_WAIT;
+        conn.request_for(
+            token,
+            frames::close_session(),
+            Stage::RequestUrl,
+            wait,
+            closed,
+        )
+        .await?;
         let request = frames::configure_session(&self.config.deployment_id, true);
         let answer = conn.request(token, request, Stage::RequestUrl).await?;
         if answer.body_flag("readOnly") == Some(true) {

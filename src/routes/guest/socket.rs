@@ -21,7 +21,7 @@ use crate::redact;
 /// The SDKs ping every 15 s to keep the socket (and its load balancers) alive.
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// How long to wait for the socket to open, and for the answer to one request.
-const ANSWER_WAIT: Duration = Duration::from_secs(30);
+pub(super) const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// Longest `retryAfter` we honour inside one file's budget.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
@@ -276,23 +276,36 @@ impl Connection {
         body: Value,
         stage: Stage,
     ) -> std::result::Result<Frame, SocketError> {
+        self.request_within(token, body, stage, ANSWER_WAIT).await
+    }
+
+    /// [`Connection::request`], giving up on the answer after `limit` (for requests whose
+    /// answer the platform does not document, and that may get none).
+    pub(super) async fn request_within(
+        &mut self,
+        token: uuid::Uuid,
+        body: Value,
+        stage: Stage,
+        limit: Duration,
+    ) -> std::result::Result<Frame, SocketError> {
         let attachment = body
             .get("attachmentId")
             .and_then(Value::as_str)
             .map(str::to_string);
-        self.request_for(token, body, stage, |f, tracing_id| {
+        self.request_for(token, body, stage, limit, |f, tracing_id| {
             answers(f, tracing_id, attachment.as_deref())
         })
         .await
     }
 
     /// Sends one request and returns the first frame `is_answer` picks (given the request's
-    /// tracingId), waiting out rate limits; an error answer is the error.
+    /// tracingId) within `limit`, waiting out rate limits; an error answer is the error.
     pub(super) async fn request_for(
         &mut self,
         token: uuid::Uuid,
         mut body: Value,
         stage: Stage,
+        limit: Duration,
         is_answer: impl Fn(&Frame, &str) -> bool,
     ) -> std::result::Result<Frame, SocketError> {
         let deadline = Instant::now() + MAX_RETRY_AFTER * 2;
@@ -302,7 +315,7 @@ impl Connection {
             body["tracingId"] = json!(tracing_id);
             self.send(body.clone(), stage).await?;
             let answer = self
-                .wait(stage, ANSWER_WAIT, |f| is_answer(f, &tracing_id))
+                .wait(stage, limit, |f| is_answer(f, &tracing_id))
                 .await?;
             if answer.class == "TooManyRequestsErrorMessage" {
                 wait_out(&answer, deadline, stage).await?;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::super::respond::now_rfc3339;
 use super::frame::{error, field, frame};
 use super::rules;
-use super::sessions::{Attachment, CLOSE, Call, Guest, Session};
+use super::sessions::{Attachment, CLOSE, Call, Guest, SILENT, Session};
 
 /// Download links in answers and events live this long.
 const LINK_TTL: Duration = Duration::from_secs(600);
@@ -94,7 +94,15 @@ pub(crate) fn get(call: Call, session: &Session) -> String {
                 "fileName": a.file_name, "fileSize": a.size, "fileType": a.file_type});
             frame("response", "PresignedUrlResponse", 200, body, tid)
         }
-        Some(a) if a.uploaded.is_none() && !a.sent => upload_answer(guest, id, a, tid),
+        Some(a) if a.uploaded.is_none() && !a.sent => {
+            let variant = guest.state.faults().guest_pending_get_attachment.clone();
+            match variant.as_str() {
+                "4010" => error(4010, "Attachment not successfully uploaded", tid),
+                "4009" => error(4009, "Attachment not found", tid),
+                "silent" => SILENT.to_string(),
+                _ => upload_answer(guest, id, a, tid),
+            }
+        }
         _ => error(4009, "Attachment not found", tid),
     }
 }
@@ -105,7 +113,16 @@ pub(crate) fn delete(call: Call, session: &mut Session) -> String {
         guest, req, tid, ..
     } = call;
     let id = field(req, "attachmentId").unwrap_or("");
+    let variant = guest.state.faults().guest_unuploaded_delete.clone();
     match session.attachments.get(id) {
+        Some(a) if a.uploaded.is_none() && variant != "deleted" => {
+            session.attachments.remove(id);
+            match variant.as_str() {
+                "4010" => error(4010, "Attachment not successfully uploaded", tid),
+                "silent" => SILENT.to_string(),
+                _ => error(4009, "Attachment not found", tid),
+            }
+        }
         Some(a) if !a.sent => {
             let _ = std::fs::remove_file(guest.store.object_path(&a.key));
             session.attachments.remove(id);

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State as AxState};
@@ -24,9 +25,10 @@ mod messages;
 mod rules;
 mod sessions;
 
+use super::state::admit;
 use frame::{error, field, frame};
 pub(crate) use sessions::Guest;
-use sessions::{CLOSE, Call, Session, Socket};
+use sessions::{CLOSE, Call, SILENT, Session, Socket};
 
 pub(crate) fn router(guest: Arc<Guest>) -> axum::Router {
     axum::Router::new()
@@ -88,6 +90,9 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
             Ok(req) => answer(&guest, &mut socket, &req),
             Err(_) => error(400, "Invalid JSON", None),
         };
+        if reply == SILENT {
+            continue;
+        }
         if socket.tx.send(reply).is_err() {
             break;
         }
@@ -125,8 +130,7 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
         return error(400, "Missing token", tid);
     };
     if guest.state.take(|f| &mut f.guest_rate_limit) {
-        let body = json!({"retryAfter": 1, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
-        return frame("response", "TooManyRequestsErrorMessage", 429, body, tid);
+        return too_many(guest, 1, tid);
     }
     let call = Call {
         guest,
@@ -161,6 +165,9 @@ fn answer(guest: &Guest, socket: &mut Socket, req: &Value) -> String {
 /// sent and before its echo.
 fn send(call: Call, session: &mut Session) -> String {
     let st = &call.guest.state;
+    if let Some(wait) = over_rate(st.faults().guest_messages_per_sec, session) {
+        return too_many(call.guest, wait, call.tid);
+    }
     if st.take(|f| &mut f.drop_guest_sends) {
         return CLOSE.to_string();
     }
@@ -169,6 +176,22 @@ fn send(call: Call, session: &mut Session) -> String {
         return CLOSE.to_string();
     }
     echo
+}
+
+/// `messages.per.session.rate.per.second`: at most `limit` onMessage in any second of a
+/// session (0: no limit). Over it: the seconds until there is room (`retryAfter`).
+fn over_rate(limit: u32, session: &mut Session) -> Option<u64> {
+    if limit == 0 {
+        return None;
+    }
+    admit(&mut session.message_times, limit, Duration::from_secs(1)).err()
+}
+
+/// A 4029 (TooManyRequestsErrorMessage), counted.
+fn too_many(guest: &Guest, retry_after: u64, tid: Option<&str>) -> String {
+    guest.state.count_refusal("guest");
+    let body = json!({"retryAfter": retry_after, "errorCode": 4029, "errorMessage": "Message rate too high for this session"});
+    frame("response", "TooManyRequestsErrorMessage", 429, body, tid)
 }
 
 /// An expired session refuses every action (4006); a read-only one refuses what would write.

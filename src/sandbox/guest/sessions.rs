@@ -37,6 +37,8 @@ pub(crate) struct Session {
     pub(crate) expired: bool,
     /// The session's conversation ended: it only reads until a new one is started.
     pub(crate) read_only: bool,
+    /// When its recent onMessage arrived (the last second's, for the rate limit).
+    pub(crate) message_times: std::collections::VecDeque<std::time::Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub(crate) struct Attachment {
 
 /// Sent on a socket's queue instead of a frame: its writer closes the socket.
 pub(crate) const CLOSE: &str = "";
+
+/// An answer that is not sent: the request gets none (a platform answer left undocumented).
+pub(crate) const SILENT: &str = "\u{0}silent";
 
 /// One WebSocket connection.
 pub(crate) struct Socket {

@@ -55,6 +55,9 @@ pub enum Command {
     Webhook(WebhookCommand),
     /// Check the configuration, the hosts and the credentials; say what to fix.
     Doctor(Box<DoctorArgs>),
+    /// Watch drop folders: upload what is there, then each file that arrives once it is
+    /// complete and quiet; runs until SIGTERM or Ctrl-C (e.g. as a systemd service).
+    Watch(Box<WatchArgs>),
     /// The journal of uploads, one JSON object per line (what was sent, what failed, what a
     /// re-run would resume).
     History(HistoryArgs),
@@ -75,6 +78,23 @@ pub struct DoctorArgs {
     /// More log detail on stderr.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `gcupload watch DIR…`: the upload flags, and how to notice arrivals.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// How long a file must be quiet (no write, no rename) before it is taken, e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+
+    /// Look for changes every DURATION instead of waiting for file events (network
+    /// filesystems such as NFS and SMB, where events from other hosts never arrive).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub poll: Option<std::time::Duration>,
+
+    /// The directories to watch (FILE…), with the flags of an upload.
+    #[command(flatten)]
+    pub upload: UploadArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -433,6 +453,28 @@ pub struct SandboxArgs {
     /// Log detail on stderr (-v info, -vv debug).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `1s`, `500ms`, `2m`, `1h`, or plain seconds (`2`, `0.5`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    num.parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|secs| secs.is_finite() && *secs >= 0.0 && *secs < 1e9)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a duration: use e.g. 500ms, 1s, 2m or 1h"))
 }
 
 /// `300` or `300/min`: calls per minute.

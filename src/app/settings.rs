@@ -297,6 +297,7 @@ pub fn watch(args: &WatchArgs) -> Result<watch::Config> {
         settle: args.settle,
         poll: args.poll,
         queue,
+        quiet: up.quiet,
     })
 }
 

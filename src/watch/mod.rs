@@ -45,6 +45,8 @@ pub struct Config {
     pub poll: Option<Duration>,
     /// Events held at most before a rescan replaces them.
     pub queue: usize,
+    /// Say nothing on stderr but errors.
+    pub quiet: bool,
 }
 
 /// A file back from the pipeline.
@@ -67,6 +69,21 @@ pub async fn run(pipeline: &Pipeline, config: Config) -> Result<Report> {
         config.poll,
         config.queue,
     )?;
+    if !config.quiet {
+        let shown: Vec<String> = config
+            .roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect();
+        eprintln!(
+            "gcupload watch: watching {} ({}); stop with SIGTERM or Ctrl-C",
+            crate::redact::for_terminal(&shown.join(", ")),
+            match config.poll {
+                Some(every) => format!("polling every {every:?}"),
+                None => format!("settle {:?}", config.settle),
+            }
+        );
+    }
     let (stop, _) = pipeline.interrupts();
     // One file waits here; the pipeline's jobs hold the rest: back-pressure to the loop.
     let (ready, next) = mpsc::channel::<Input>(1);
@@ -109,6 +126,16 @@ pub async fn run(pipeline: &Pipeline, config: Config) -> Result<Report> {
         pipeline.run_observed(files, observe)
     );
     fed.map(|()| report)
+}
+
+/// How much longer a file found by a scan must stay quiet: one written to within the settle
+/// time may still be arriving (its earlier events, if any, were not seen).
+fn settling(path: &Path, settle: Duration) -> Duration {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(Duration::ZERO, |age| settle.saturating_sub(age))
 }
 
 /// `FILE_UPLOAD_DEFERRED`: the file was still being written; it is retried.
@@ -177,7 +204,10 @@ impl Feeder {
             for input in walk(&root, &self.config.selection) {
                 match input.problem {
                     Some(why) => eprintln!("gcupload watch: {}: {why}", input.path.display()),
-                    None if self.owns(&input.path) => self.pending.rescanned(input.path, delay),
+                    None if self.owns(&input.path) => {
+                        let delay = delay.max(settling(&input.path, self.config.settle));
+                        self.pending.rescanned(input.path, delay);
+                    }
                     None => {}
                 }
             }

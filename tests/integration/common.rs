@@ -74,19 +74,22 @@ impl Env {
 
     /// The binary on the external-contact route, running in the background.
     pub fn spawn(&self, args: &[&std::ffi::OsStr]) -> std::process::Child {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
-            .env_clear()
+        self.spawn_cmd().args(args).spawn().unwrap()
+    }
+
+    /// [`spawn`](Self::spawn)'s command before it starts (add arguments and variables).
+    pub fn spawn_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"));
+        c.env_clear()
             .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
             .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
             .env("GENESYS_CLIENT_SECRET", self.sandbox.client_secret())
             .env("EXTERNAL_CONTACT_ID", self.sandbox.external_contact_id())
             .env("WEBHOOK_SYNC_URL", self.sandbox.webhook_url().as_str())
             .env("GCUPLOAD_STATE_DIR", self.outbox())
-            .args(args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::piped());
+        c
     }
 
     /// The binary with an empty environment, run in the test's own directory.

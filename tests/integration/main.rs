@@ -20,3 +20,4 @@ mod sandbox;
 mod soak;
 mod state;
 mod url_credentials;
+mod watch;

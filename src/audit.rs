@@ -5,6 +5,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use crate::arrival::Why;
 use crate::error::{Error, Stage};
 use crate::error_reporting;
 use crate::routes::Confirmation;
@@ -21,6 +22,9 @@ pub enum Action {
     Failed,
     #[serde(rename = "FILE_UPLOAD_SKIPPED")]
     Skipped,
+    /// Found by a walk or glob while still being written: left for a later run.
+    #[serde(rename = "FILE_UPLOAD_DEFERRED")]
+    Deferred,
 }
 
 /// Why a file was not sent in this run.
@@ -236,6 +240,33 @@ pub fn skipped(
     }
 }
 
+/// A file found still arriving: not sent, not journaled, not moved; a later run takes it.
+pub fn deferred(route: &'static str, path: &str, why: &Why, latency_ms: u64) -> Record {
+    let mut extra = serde_json::Map::new();
+    extra.insert("deferReason".into(), why.reason().into());
+    extra.insert("deferredBecause".into(), why.to_string().into());
+    if let Some(w) = why.writer() {
+        extra.insert("writerPid".into(), w.pid.into());
+        if let Some(p) = &w.program {
+            extra.insert("writerProgram".into(), p.clone().into());
+        }
+    }
+    Record {
+        action: Action::Deferred,
+        compliance_status: NOT_AUDITED,
+        extra,
+        ..base(route, path, file_name_of(path), latency_ms)
+    }
+}
+
+/// The base name of a path as shown, for records of files never read.
+fn file_name_of(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
+
 /// A failure record; `file` is what validation learned, when it got that far.
 pub fn failed(
     route: &'static str,
@@ -246,10 +277,7 @@ pub fn failed(
 ) -> Record {
     let file_name = match file {
         Some(f) => f.file_name.clone(),
-        None => std::path::Path::new(path)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.to_string()),
+        None => file_name_of(path),
     };
     let remote = err.remote();
     let compliance_status = match (file, err) {
@@ -337,6 +365,15 @@ fn text_line(r: &Record) -> String {
             r.route,
             r.extra
                 .get("skipReason")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+        ),
+        (None, Action::Deferred) => format!(
+            "later   {}  {}  {}",
+            r.path,
+            r.route,
+            r.extra
+                .get("deferredBecause")
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
         ),

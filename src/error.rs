@@ -111,6 +111,10 @@ pub enum Error {
     #[error("configuration: {message}")]
     Config { message: String },
 
+    /// An input that looks like a glob pattern (and names no file) but cannot be parsed.
+    #[error("`{pattern}` is neither a file nor a valid glob pattern ({message})")]
+    Pattern { pattern: String, message: String },
+
     #[error("rejected by rule {rule}: {message}")]
     Validation {
         rule: Rule,
@@ -146,6 +150,10 @@ pub enum Error {
     #[error("the file changed while it was being uploaded: {message}")]
     FileChanged { message: String },
 
+    /// A file named explicitly that is still being written (one found by a walk is deferred).
+    #[error("the file is still being written: {why}; nothing was sent")]
+    StillWriting { why: String },
+
     #[error("interrupted before the upload finished")]
     Interrupted,
 
@@ -159,7 +167,8 @@ pub enum Error {
 impl Error {
     pub fn stage(&self) -> Stage {
         match self {
-            Error::Config { .. } => Stage::Config,
+            Error::Config { .. } | Error::Pattern { .. } => Stage::Config,
+            Error::StillWriting { .. } => Stage::Validate,
             Error::Validation { .. } => Stage::Validate,
             Error::Auth { stage, .. }
             | Error::Remote { stage, .. }

@@ -38,13 +38,14 @@ impl From<ExitStatus> for std::process::ExitCode {
 
 pub fn exit_status(err: &Error) -> ExitStatus {
     match err {
-        Error::Config { .. } => ExitStatus::Usage,
+        Error::Config { .. } | Error::Pattern { .. } => ExitStatus::Usage,
         Error::Auth { .. } => ExitStatus::Auth,
         Error::Validation { .. } => ExitStatus::Validation,
         Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
         Error::Network { .. } | Error::MaybeSent { .. } => ExitStatus::Network,
         Error::Infected { .. } => ExitStatus::Infected,
-        Error::FileChanged { .. } => ExitStatus::FileChanged,
+        // The same class as a change during the upload: the file is not in a state to send.
+        Error::FileChanged { .. } | Error::StillWriting { .. } => ExitStatus::FileChanged,
         Error::Interrupted => ExitStatus::Interrupted,
         Error::State { .. } => ExitStatus::Usage,
         Error::WebhookLost { .. } => ExitStatus::WebhookLost,
@@ -54,14 +55,14 @@ pub fn exit_status(err: &Error) -> ExitStatus {
 /// The `error.kind` of a failure record: stable names scripts can switch on.
 pub fn kind(err: &Error) -> &'static str {
     match err {
-        Error::Config { .. } => "config",
+        Error::Config { .. } | Error::Pattern { .. } => "config",
         Error::Auth { .. } => "auth",
         Error::Validation { .. } => "validation",
         Error::Remote { .. } => "remote",
         Error::Protocol { .. } => "protocol",
         Error::Network { .. } | Error::MaybeSent { .. } => "network",
         Error::Infected { .. } => "infected",
-        Error::FileChanged { .. } => "file-changed",
+        Error::FileChanged { .. } | Error::StillWriting { .. } => "file-changed",
         Error::Interrupted => "interrupted",
         Error::State { .. } => "state",
         Error::WebhookLost { .. } => "webhook-lost",
@@ -71,10 +72,17 @@ pub fn kind(err: &Error) -> &'static str {
 /// Every configuration message names the flag and variable at fault; this says where to look.
 const CONFIG_HINT: &str = "set it with the flag or variable named above; `gcupload doctor` lists every setting, set or not, and where each came from; `gcupload --help` lists every flag";
 
+/// A glob pattern is gcupload's to expand only when the shell leaves it alone.
+const PATTERN_HINT: &str = "quote the pattern so the shell passes it as it is ('in/*.pdf'); to match `*`, `?`, `[` or `{` literally, put it in brackets (`[*]`, `[?]`, `[[]`, `[{]`) or escape it with a backslash";
+
 /// What to do next, when there is something useful to say.
 pub fn hint(err: &Error) -> Option<String> {
     let h = match err {
         Error::Config { .. } => CONFIG_HINT,
+        Error::Pattern { .. } => PATTERN_HINT,
+        Error::StillWriting { .. } => {
+            "wait until the writer has finished and closed the file, then run again; files found by a walk (-r) or a glob are deferred instead"
+        }
         Error::Validation {
             by_deployment: true,
             rule,

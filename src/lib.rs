@@ -1,8 +1,8 @@
 //! gcupload: upload files into Genesys Cloud messaging, one JSON audit record per file.
 //!
 //! Dependencies point one way: [`app`] (the command line) → [`watch`] (drop folders as a
-//! stream of files) → [`pipeline`] → the stages, in the
-//! order a file flows through them ([`inputs`], [`validate`], [`auth`]/[`api`], [`routes`]:
+//! stream of files) → [`pipeline`] → the stages, in the order a file flows through them
+//! ([`inputs`], [`arrival`]: is it still being written?, [`validate`], [`auth`]/[`api`], [`routes`]:
 //! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`], [`moves`]: the
 //! source file afterwards; the [`state`] store keeps the journal and the webhook outbox) → the
 //! foundation ([`config`], [`retry`], [`http`], [`error`], [`error_reporting`], [`redact`],
@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod watch;
 
 pub mod api;
+pub mod arrival;
 pub mod audit;
 pub mod auth;
 pub mod inputs;

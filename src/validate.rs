@@ -123,6 +123,11 @@ impl ValidatedFile {
         Ok(filled)
     }
 
+    /// The metadata of the validated handle as it is now. Blocking (a stat).
+    pub fn current_metadata(&self) -> std::io::Result<Metadata> {
+        self.handle.metadata()
+    }
+
     /// Before a PUT: the handle's file has the size and modification time it was validated
     /// with, and (unix) the path still names that file. Otherwise the user's file is no longer
     /// the one validated: `FileChanged`. Blocking (a stat).

@@ -271,6 +271,10 @@ pub struct UploadArgs {
     #[arg(long, value_name = "FILE|-")]
     pub from: Option<PathBuf>,
 
+    /// The --from list is separated by NUL bytes (`find … -print0`), not lines.
+    #[arg(long, requires = "from")]
+    pub from0: bool,
+
     /// Send files again even when the journal says they were already uploaded to this target.
     #[arg(long)]
     pub force: bool,
@@ -296,6 +300,24 @@ pub struct UploadArgs {
     /// Upload the files inside directories, recursively.
     #[arg(short = 'r', long)]
     pub recursive: bool,
+
+    /// Walks and globs also take hidden files and directories (`.name`).
+    #[arg(long, help_heading = "Walks and globs")]
+    pub hidden: bool,
+
+    /// Walks and globs skip what this glob matches (a name, or a path with `/`; repeatable;
+    /// wins over --include).
+    #[arg(long, value_name = "GLOB", help_heading = "Walks and globs")]
+    pub exclude: Vec<String>,
+
+    /// Walks and globs take only the files this glob matches (repeatable).
+    #[arg(long, value_name = "GLOB", help_heading = "Walks and globs")]
+    pub include: Vec<String>,
+
+    /// Walks and globs defer files modified less than this long ago (e.g. 30s, 5m): for writers
+    /// on other hosts (NFS, SMB) that no local check can see.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "0s", help_heading = "Walks and globs")]
+    pub min_age: std::time::Duration,
 
     /// Files uploaded at the same time.
     #[arg(short = 'j', long, default_value_t = 4, value_name = "N")]
@@ -455,34 +477,22 @@ pub struct SandboxArgs {
     pub verbose: u8,
 }
 
-/// `1s`, `500ms`, `2m`, `1h`, or plain seconds (`2`, `0.5`).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => f64::NAN,
-    };
-    num.parse::<f64>()
-        .ok()
-        .map(|n| n * scale)
-        .filter(|secs| secs.is_finite() && *secs >= 0.0 && *secs < 1e9)
-        .map(std::time::Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{s}` is not a duration: use e.g. 500ms, 1s, 2m or 1h"))
-}
-
 /// `300` or `300/min`: calls per minute.
 pub fn parse_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
     let n = s.trim().trim_end_matches("/min").trim();
     n.parse::<std::num::NonZeroU32>().map_err(|_| {
         format!("`{s}` is not a rate: a whole number of calls per minute, e.g. 300/min")
     })
+}
+
+/// `30s`, `5m`, `1h 30m`, `500ms` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); e.g. 30s, 5m, 1h"))
 }
 
 /// `10MiB`, `512KB`, `1048576`: decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.

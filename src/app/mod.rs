@@ -245,15 +245,22 @@ fn history(args: cli::HistoryArgs) -> ExitStatus {
 
 async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     logging::init(args.verbose, args.quiet);
-    let files = match inputs::expand(
-        &args.files,
-        args.from.as_deref(),
-        args.recursive,
-        args.shard,
-    ) {
-        Ok(f) => f,
+    let found = settings::selection(&args).and_then(|sel| {
+        inputs::expand(
+            &args.files,
+            args.from.as_deref(),
+            args.from0,
+            &sel,
+            args.shard,
+        )
+    });
+    // Collected for the progress total and for the records of a run refused as a whole; the
+    // walk streams, and so does the pipeline (`watch` feeds it without end).
+    let files: Vec<inputs::Input> = match found {
+        Ok(f) => f.collect(),
         Err(e) => {
-            error_line(&e);
+            // No file is known yet, so no record: the error and its next step on stderr.
+            eprintln!("{}", error_reporting::human("the inputs", &e));
             return error_reporting::exit_status(&e);
         }
     };

@@ -167,6 +167,7 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             state_dir(&s.webhook.state)
         },
         force: args.force,
+        min_age: args.min_age,
         after: after_upload(args)?,
         rate: args.rate,
         output: args.output(),
@@ -182,6 +183,16 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
             ..retry::Policy::default()
         },
     })
+}
+
+/// The walk filters: `--hidden`, `--include`, `--exclude` and `-r`.
+pub fn selection(args: &UploadArgs) -> Result<crate::inputs::Selection> {
+    crate::inputs::Selection::new(
+        args.hidden,
+        args.include.clone(),
+        args.exclude.clone(),
+        args.recursive,
+    )
 }
 
 /// What to do with a source file after its upload: `--move-to` or `--remove-source-files`.
@@ -289,10 +300,7 @@ pub fn watch(args: &WatchArgs) -> Result<watch::Config> {
         .unwrap_or(watch::QUEUE);
     Ok(watch::Config {
         roots: up.files.clone(),
-        selection: watch::Selection {
-            recursive: up.recursive,
-            hidden: false,
-        },
+        selection: selection(up)?,
         shard: up.shard,
         settle: args.settle,
         poll: args.poll,

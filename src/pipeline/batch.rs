@@ -108,13 +108,13 @@ impl Pipeline {
 
     /// One file's record, or an interrupted record when the run is stopping.
     async fn file(&self, input: &Input) -> (Record, Option<Error>) {
-        let problem = match &input.problem {
-            Some(why) => Some(Error::config(why.clone())),
+        let problem = match input.error() {
+            Some(e) => Some(e),
             None if self.stop.is_cancelled() => Some(Error::Interrupted),
             None => None,
         };
         let Some(e) = problem else {
-            return self.upload_one(&input.path).await;
+            return self.upload_one(input).await;
         };
         let shown = input.path.display().to_string();
         if input.problem.is_some() {

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::stages::{BarGuard, Pipeline};
+use crate::arrival::Why;
 use crate::audit::{self, Record, Skip};
 use crate::error::{Error, Result, Stage};
 use crate::error_reporting;
+use crate::inputs::{Input, Origin};
 use crate::routes::{Confirmation, UploadTarget, Uploaded};
 use crate::state::{Claim, Entry, Key, Remembered, Seen, Step, Store};
 use crate::validate::{self, ValidatedFile};
@@ -29,6 +31,8 @@ enum Outcome {
     /// An earlier run completed it but was stopped before its webhook: the stored record.
     Settle(Entry),
     Completed(Confirmation, bool),
+    /// Found still arriving: nothing sent, journaled or moved.
+    Deferred(Why),
 }
 
 /// The file's journal row, as far as this run got; without a state store, a row of none.
@@ -110,13 +114,14 @@ impl Drop for Heartbeat {
 
 impl Pipeline {
     /// The file's record, and its error if it failed.
-    pub(super) async fn upload_one(&self, path: &Path) -> (Record, Option<Error>) {
+    pub(super) async fn upload_one(&self, input: &Input) -> (Record, Option<Error>) {
+        let path = input.path.as_path();
         let started = Instant::now();
         let shown = path.display().to_string();
         let mut validated = None;
         let mut job = None;
         let result = tokio::select! {
-            r = retry::with_budget(&self.retry, self.steps(path, &mut validated, &mut job)) => r,
+            r = retry::with_budget(&self.retry, self.steps(input, &mut validated, &mut job)) => r,
             _ = self.abandon.cancelled() => Err(Error::Interrupted),
         };
         let ms = started.elapsed().as_millis() as u64;
@@ -156,6 +161,10 @@ impl Pipeline {
         ms: u64,
     ) -> Record {
         let route = self.route_name();
+        if let Outcome::Deferred(why) = &outcome {
+            tracing::info!(file = %shown, "deferred: {why}");
+            return audit::deferred(route, shown, why, ms);
+        }
         if let Outcome::Remembered(r, meta) = &outcome {
             tracing::debug!(file = %shown, "unchanged since its journaled upload (same stamp): skipped without reading it");
             let skip = earlier(&r.entry);
@@ -165,7 +174,7 @@ impl Pipeline {
         }
         let file = file.expect("validated");
         match outcome {
-            Outcome::Remembered(..) => unreachable!("answered above"),
+            Outcome::Remembered(..) | Outcome::Deferred(_) => unreachable!("answered above"),
             Outcome::Planned(earlier) => {
                 let mut record = audit::planned(route, shown, file, ms);
                 record.extra.extend(self.plan.clone());
@@ -298,14 +307,27 @@ impl Pipeline {
 
     async fn steps(
         &self,
-        path: &Path,
+        input: &Input,
         validated: &mut Option<ValidatedFile>,
         job: &mut Option<Job>,
     ) -> Result<Outcome> {
+        let path = input.path.as_path();
+        if let Some(why) = self.arriving_before(input).await? {
+            return Ok(Outcome::Deferred(why));
+        }
         if let Some((r, meta)) = self.remembered(path).await? {
             return Ok(Outcome::Remembered(Box::new(r), meta));
         }
-        let file = validated.insert(validate::validate(path, &self.policy).await?);
+        let file = match validate::validate(path, &self.policy).await {
+            // It grew or shrank under the read: still being written.
+            Err(Error::FileChanged { .. }) if input.origin == Origin::Found => {
+                return Ok(Outcome::Deferred(Why::ChangedWhileRead));
+            }
+            v => validated.insert(v?),
+        };
+        if let Some(why) = self.arriving_after(input, file).await? {
+            return Ok(Outcome::Deferred(why));
+        }
         self.route.check(file, !self.offline).await?;
         if self.dry_run {
             return Ok(Outcome::Planned(self.sent_before(file).await?));

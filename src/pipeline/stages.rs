@@ -28,6 +28,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Send files again even when the journal says they were sent.
     pub force: bool,
+    /// Files found by a walk or glob modified less than this long ago are deferred.
+    pub min_age: Duration,
     /// What happens to a source file once its upload is confirmed and journaled.
     pub after: moves::After,
     /// Platform API calls per minute at most.
@@ -65,6 +67,7 @@ pub struct Pipeline {
     pub(super) abandon: CancellationToken,
     pub(super) journal: Option<state::Store>,
     pub(super) force: bool,
+    pub(super) min_age: Duration,
     pub(super) after: moves::After,
 }
 
@@ -123,6 +126,7 @@ impl Pipeline {
             abandon: CancellationToken::new(),
             journal,
             force: config.force,
+            min_age: config.min_age,
             after: config.after,
         })
     }

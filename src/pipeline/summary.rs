@@ -9,6 +9,7 @@ use crate::audit::{self, Action, Record};
 pub struct Summary {
     files: usize,
     completed: usize,
+    deferred: usize,
     failed: usize,
     bytes: u64,
     /// One human line per file, for the table shown when stdout is a terminal.
@@ -24,6 +25,9 @@ impl Summary {
         if r.action == Action::Completed {
             self.completed += 1;
             self.bytes += r.size.unwrap_or(0);
+        }
+        if r.action == Action::Deferred {
+            self.deferred += 1;
         }
         if r.error.is_some() {
             self.failed += 1;
@@ -45,8 +49,13 @@ impl Summary {
     pub fn line(&self, wall: Duration) -> String {
         let secs = wall.as_secs_f64().max(1e-9);
         let files = if self.files == 1 { "file" } else { "files" };
+        // Said only when there are some: most runs defer nothing.
+        let deferred = match self.deferred {
+            0 => String::new(),
+            n => format!(", {n} deferred (still being written)"),
+        };
         format!(
-            "gcupload: {} {files}, {} uploaded, {} failed, {} in {:.2} s ({:.1} MB/s)",
+            "gcupload: {} {files}, {} uploaded{deferred}, {} failed, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
             self.failed,

@@ -10,7 +10,6 @@
 
 mod events;
 mod pending;
-mod standin;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,13 +18,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::audit::Record;
+use crate::audit::{Action, Record};
 use crate::error::Result;
-use crate::inputs::{Input, Shard};
+use crate::inputs::{Input, Selection, Shard, admits, walk};
 use crate::pipeline::{Pipeline, Report};
 use pending::Pending;
-pub use standin::Selection;
-use standin::{admits, walk};
 
 /// Events held at most between the file watcher and the loop, unless
 /// `GCUPLOAD_WATCH_QUEUE` (for tests: a tiny queue forces the overflow → rescan path) says.
@@ -94,7 +91,7 @@ pub async fn run(pipeline: &Pipeline, config: Config) -> Result<Report> {
     .take_until(stop.clone().cancelled_owned());
     let mut told_deferred: HashSet<PathBuf> = HashSet::new();
     let observe = move |input: &Input, record: &Record| {
-        let deferred = is_deferred(record);
+        let deferred = record.action == Action::Deferred;
         // A file still arriving is retried: say so once, not at every retry.
         let show = if deferred {
             told_deferred.insert(input.path.clone())
@@ -136,11 +133,6 @@ fn settling(path: &Path, settle: Duration) -> Duration {
         .ok()
         .and_then(|t| t.elapsed().ok())
         .map_or(Duration::ZERO, |age| settle.saturating_sub(age))
-}
-
-/// `FILE_UPLOAD_DEFERRED`: the file was still being written; it is retried.
-fn is_deferred(record: &Record) -> bool {
-    serde_json::to_value(record.action).is_ok_and(|a| a == "FILE_UPLOAD_DEFERRED")
 }
 
 /// The loop between the events and the pipeline.
@@ -187,7 +179,7 @@ impl Feeder {
                     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                         let permit = slot.take().expect("a slot is held");
                         self.pending.sent(path.clone());
-                        permit.send(Input { path, problem: None });
+                        permit.send(Input::found(path));
                     }
                 }
             }
@@ -202,8 +194,11 @@ impl Feeder {
         };
         for root in roots {
             for input in walk(&root, &self.config.selection) {
-                match input.problem {
-                    Some(why) => eprintln!("gcupload watch: {}: {why}", input.path.display()),
+                match input.error() {
+                    Some(e) => eprintln!(
+                        "{}",
+                        crate::error_reporting::human(&input.path.display().to_string(), &e)
+                    ),
                     None if self.owns(&input.path) => {
                         let delay = delay.max(settling(&input.path, self.config.settle));
                         self.pending.rescanned(input.path, delay);

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "config",
     "validate",
     "inputs",
+    "arrival",
     "progress",
     "retry",
     "http",

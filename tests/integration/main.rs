@@ -4,6 +4,7 @@
 mod common;
 
 mod architecture;
+mod arrival;
 mod batch;
 mod cli;
 mod conversation;
@@ -20,4 +21,5 @@ mod sandbox;
 mod soak;
 mod state;
 mod url_credentials;
+mod walk;
 mod watch;

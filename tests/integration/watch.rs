@@ -418,3 +418,35 @@ fn watch_stopped_mid_upload_exits_0_with_whole_records_and_a_restart_sends_the_r
     );
     assert_stored_once(&env, &files);
 }
+
+#[test]
+fn watch_defers_a_file_held_open_past_the_settle_time_and_sends_it_whole_once() {
+    let env = Env::new();
+    let dir = inbox(&env);
+    let mut w = Watching::start(&env, &["--settle", "200ms"], &[&dir], &[]);
+    // A writer that pauses far longer than the settle time with the file open.
+    let bytes = doc(7, 300_000);
+    let path = dir.join("held.pdf");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(&bytes[..100_000]).unwrap();
+    f.flush().unwrap();
+    w.until("the deferral", |r| {
+        r.iter().any(|r| r["action"] == "FILE_UPLOAD_DEFERRED")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    f.write_all(&bytes[100_000..]).unwrap();
+    drop(f);
+    w.until("the upload", |r| {
+        r.iter().any(|r| r["action"] == "FILE_UPLOAD_COMPLETED")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, records, _) = w.term();
+    assert_eq!(status, Some(0));
+    // Retried while it was open, but said once.
+    assert_eq!(
+        count(&records, "FILE_UPLOAD_DEFERRED").get("held.pdf"),
+        Some(&1)
+    );
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_stored_once(&env, &[("held.pdf".into(), bytes)]);
+}

@@ -7,13 +7,15 @@
 //!    each run) vs `--no-state`, and a re-run of the sent files (all skipped) vs sending them;
 //! 4. one 1 GiB file: PUT throughput (measured by the store, from first byte to answer) vs
 //!    `curl --upload-file` to a pre-signed URL of the same sandbox, and gcupload's peak RSS;
-//! 5. throughput of the validation stage (SHA-256 + XXH3 + EICAR scan) and of SHA-256 alone.
+//! 5. throughput of the validation stage (SHA-256 + XXH3 + EICAR scan) and of SHA-256 alone;
+//! 6. `gcupload watch` (see `compare/watch.rs`): latency from a rename to its record, 1,000
+//!    files dropped at once vs `gcupload -r`, memory across 10,000 files, CPU while idle.
 //!
 //! Sections 1, 2 and 4 run gcupload with its state store on (the default) and `--force`, so
 //! every run sends its files (a re-run would otherwise skip them: section 3 measures that).
 //!
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
-//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing) runs only
+//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing, watch) runs only
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
 //! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
@@ -22,6 +24,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gcupload::sandbox::{Sandbox, SandboxConfig};
+
+#[path = "compare/watch.rs"]
+mod watch;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gcupload");
@@ -249,7 +254,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-const SECTIONS: &[&str] = &["single", "batch", "state", "big", "hashing"];
+const SECTIONS: &[&str] = &["single", "batch", "state", "big", "hashing", "watch"];
 
 /// The sections GCUPLOAD_BENCH_ONLY names (comma-separated), or all of them.
 fn selected() -> Vec<&'static str> {
@@ -577,6 +582,10 @@ fn main() {
             "hashing".into(),
             json!({"validation_gb_per_s": stage, "sha256_gb_per_s": sha}),
         );
+    }
+    // 6. Watch.
+    if run("watch") {
+        results.insert("watch".into(), watch::run(&b));
     }
     results.insert("sections".into(), json!(sections));
 

@@ -450,3 +450,23 @@ fn watch_defers_a_file_held_open_past_the_settle_time_and_sends_it_whole_once() 
     assert_eq!(records.len(), 2, "{records:#?}");
     assert_stored_once(&env, &[("held.pdf".into(), bytes)]);
 }
+
+#[test]
+fn watch_with_poll_finds_files_without_events() {
+    let env = Env::new();
+    let dir = inbox(&env);
+    let mut w = Watching::start(
+        &env,
+        &["--poll", "200ms", "--settle", "100ms"],
+        &[&dir],
+        &[],
+    );
+    let bytes = doc(5, 2000);
+    drop_in(&env, &dir, "polled.pdf", &bytes);
+    w.until("the polled file", |r| !r.is_empty());
+    let (status, records, stderr) = w.term();
+    assert_eq!(status, Some(0));
+    assert!(stderr.contains("polling every"), "{stderr}");
+    assert_eq!(count(&records, "FILE_UPLOAD_COMPLETED").get("polled.pdf"), Some(&1));
+    assert_stored_once(&env, &[("polled.pdf".into(), bytes)]);
+}

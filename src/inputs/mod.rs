@@ -104,9 +104,10 @@ pub fn expand(
     shard: Option<Shard>,
 ) -> Result<Inputs> {
     let listed = from.map(|l| list::open(l, from0)).transpose()?;
-    let named = paths.to_vec().into_iter().map(Input::named);
+    let named: Vec<Input> = paths.iter().cloned().map(Input::named).collect();
     let sel = sel.clone();
     let all = named
+        .into_iter()
         .chain(listed.into_iter().flatten())
         .flat_map(move |i| one(i, &sel))
         .filter(move |i| shard.is_none_or(|s| s.owns(&i.path)));

@@ -225,7 +225,9 @@ mod tests {
         assert!(!skips("x/y/report.pdf", false));
         assert!(skips("x/y/report.png", false), "not included");
         assert!(skips("x/draft-1.pdf", false), "excluded by name");
-        assert!(skips("x/old", true) && !skips("x/old", false));
+        assert!(skips("x/old", true), "a directory pattern");
+        let dirs_only = Selection::new(false, vec![], vec!["old/".into()], true).unwrap();
+        assert!(!dirs_only.skips(Path::new("x/old"), false), "not a file");
         assert!(skips("a/b/c.pdf", false) && !skips("z/a/b/c.pdf", false));
         assert!(skips("x/.git", true) && skips(".hidden.pdf", false));
         assert!(Selection::new(false, vec!["a[".into()], vec![], false).is_err());

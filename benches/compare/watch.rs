@@ -138,7 +138,13 @@ fn latency(b: &Bench) -> Value {
     let mut w = Watching::start(b, &fresh(b, "state-watch-latency"), &["-j", "4"], &dir);
     let mut took = Vec::new();
     for i in 0..7 {
-        let f = stage(b, &format!("stage-latency-{i}"), 1, 64 << 10, 9000 + i as u64);
+        let f = stage(
+            b,
+            &format!("stage-latency-{i}"),
+            1,
+            64 << 10,
+            9000 + i as u64,
+        );
         let t = Instant::now();
         drop_all(&f, &dir);
         took.push(w.record(i + 1) - t);
@@ -215,7 +221,13 @@ fn memory_and_idle(b: &Bench) -> Value {
     );
     let mut rss_kib = Vec::new();
     for round in 0..n / 1000 {
-        let files = stage(b, &format!("stage-many-{round}"), 1000, 1024, 100_000 * (round as u64 + 1));
+        let files = stage(
+            b,
+            &format!("stage-many-{round}"),
+            1000,
+            1024,
+            100_000 * (round as u64 + 1),
+        );
         drop_all(&files, &dir);
         w.record((round + 1) * 1000);
         rss_kib.push(w.proc_status("VmRSS:").unwrap_or(0));
@@ -231,7 +243,10 @@ fn memory_and_idle(b: &Bench) -> Value {
     let mb = |k: u64| k as f64 / 1024.0;
     println!(
         "6c. watch, {n} files: RSS after each 1,000 {:?} MB, peak {:.1} MB; idle CPU over {secs} s: {:.0} ms ({pct:.2}%)",
-        rss_kib.iter().map(|k| (mb(*k) * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        rss_kib
+            .iter()
+            .map(|k| (mb(*k) * 10.0).round() / 10.0)
+            .collect::<Vec<_>>(),
         mb(peak),
         ms(idle)
     );

@@ -467,6 +467,9 @@ fn watch_with_poll_finds_files_without_events() {
     let (status, records, stderr) = w.term();
     assert_eq!(status, Some(0));
     assert!(stderr.contains("polling every"), "{stderr}");
-    assert_eq!(count(&records, "FILE_UPLOAD_COMPLETED").get("polled.pdf"), Some(&1));
+    assert_eq!(
+        count(&records, "FILE_UPLOAD_COMPLETED").get("polled.pdf"),
+        Some(&1)
+    );
     assert_stored_once(&env, &[("polled.pdf".into(), bytes)]);
 }

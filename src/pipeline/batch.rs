@@ -52,14 +52,15 @@ impl Pipeline {
         let mut summary = Summary::default();
         let mut report = Report::default();
         let mut first: Option<usize> = None;
-        let mut done = std::pin::pin!(
+        // Boxed, so that it (and what it borrows) is dropped before the journal's last writes.
+        let mut done = Box::pin(
             files
                 .enumerate()
                 .map(|(i, f)| async move {
                     let outcome = self.file(&f).await;
                     (i, f, outcome)
                 })
-                .buffer_unordered(self.jobs.max(1))
+                .buffer_unordered(self.jobs.max(1)),
         );
         while let Some((i, input, (record, err))) = done.next().await {
             summary.add(&record);

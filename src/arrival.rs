@@ -4,7 +4,9 @@
 //!   is refused with `EAGAIN` while any process has the file open for writing: one open and two
 //!   `fcntl` calls per file. Where a lease cannot be taken — a file of another user without
 //!   `CAP_LEASE`, a file system without leases — the open descriptors under `/proc` are looked
-//!   at instead, from a snapshot shared by the files of a run. `/proc` also names the writer.);
+//!   at instead. `/proc` also names the writer. Its scan is one snapshot of every descriptor
+//!   open for writing, shared by the files checked within a second, so a batch does not pay a
+//!   scan per file.);
 //! - its size or times change while it is read ([`changed`], compared around validation's read);
 //! - it was modified less than `min_age` ago (for writers this host cannot see: NFS, SMB).
 //!
@@ -128,8 +130,8 @@ fn open_writer(path: &Path, meta: &Metadata) -> Option<Option<Writer>> {
     let id = (meta.dev(), meta.ino());
     match linux::lease(path) {
         linux::Lease::Free => None,
-        linux::Lease::Writer => Some(linux::writer_now(id)),
-        linux::Lease::Unavailable => linux::writer_in_snapshot(id).map(Some),
+        linux::Lease::Writer => Some(linux::writer_in_snapshot(id, true)),
+        linux::Lease::Unavailable => linux::writer_in_snapshot(id, false).map(Some),
     }
 }
 
@@ -189,18 +191,6 @@ mod linux {
 
     type FileId = (u64, u64);
 
-    /// The writer of the file `id`, looked for now in every process's open descriptors.
-    pub(super) fn writer_now(id: FileId) -> Option<Writer> {
-        let mut found = None;
-        scan(|pid, file| {
-            if file == id {
-                found = Some(pid);
-            }
-            found.is_none()
-        });
-        found.map(named)
-    }
-
     /// How long one `/proc` snapshot answers for the files checked after it.
     const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
 
@@ -210,15 +200,15 @@ mod linux {
     }
 
     /// The writer of `id` in a snapshot of every open-for-writing descriptor, taken at most
-    /// [`SNAPSHOT_TTL`] ago: a batch of files not ours to lease costs one scan a second, not one
-    /// per file.
-    pub(super) fn writer_in_snapshot(id: FileId) -> Option<Writer> {
+    /// [`SNAPSHOT_TTL`] ago: a batch costs one scan a second, not one per file. `known` (the
+    /// lease saw a writer) and missing from the snapshot: it opened the file since; scan again.
+    pub(super) fn writer_in_snapshot(id: FileId, known: bool) -> Option<Writer> {
         static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
         let mut guard = SNAPSHOT.lock().unwrap_or_else(|p| p.into_inner());
-        if guard
-            .as_ref()
-            .is_none_or(|s| s.taken.elapsed() > SNAPSHOT_TTL)
-        {
+        let stale = guard.as_ref().is_none_or(|s| {
+            s.taken.elapsed() > SNAPSHOT_TTL || (known && !s.writers.contains_key(&id))
+        });
+        if stale {
             let mut writers = HashMap::new();
             scan(|pid, file| {
                 writers.entry(file).or_insert(pid);
@@ -284,7 +274,11 @@ mod linux {
             let meta = std::fs::metadata(&path).unwrap();
             let id = (meta.dev(), meta.ino());
             let _reader = std::fs::File::open(&path).unwrap();
-            assert_eq!(writer_now(id), None, "a reader is not a writer");
+            assert_eq!(
+                writer_in_snapshot(id, false),
+                None,
+                "a reader is not a writer"
+            );
             // Our own file: the lease is ours to take, unless the file system has none.
             let leases = !matches!(lease(&path), Lease::Unavailable);
             if !leases {
@@ -294,12 +288,13 @@ mod linux {
                 .append(true)
                 .open(&path)
                 .unwrap();
-            let found = writer_now(id).expect("the test process is the writer");
+            // Not in the snapshot taken above: a writer the lease saw makes it look again.
+            let found = writer_in_snapshot(id, true).expect("the test process is the writer");
             assert_eq!(found.pid, std::process::id());
             if leases {
                 assert!(matches!(lease(&path), Lease::Writer), "refused to a writer");
             }
-            let snapshot = writer_in_snapshot(id).expect("the snapshot sees it too");
+            let snapshot = writer_in_snapshot(id, false).expect("the fresh snapshot has it");
             assert_eq!(snapshot.pid, std::process::id());
         }
     }

@@ -5,7 +5,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::{Input, Problem};
+use super::input::{Input, Problem};
 use crate::error::{Error, Result};
 
 pub(super) struct List {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use globset::{GlobBuilder, GlobMatcher};
 use ignore::{DirEntry, WalkBuilder};
 
+use super::input::{Input, Problem};
 use super::select::{IGNORE_FILE, Selection};
-use super::{Input, Problem};
 
 /// The files below `root` that `sel` takes, in name order; `root` itself when it is a file.
 pub fn walk(root: &Path, sel: &Selection) -> Walk {

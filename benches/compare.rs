@@ -10,12 +10,14 @@
 //! 5. throughput of the validation stage (SHA-256 + XXH3 + EICAR scan) and of SHA-256 alone;
 //! 6. limits met without being refused: a guest batch under 2 messages per second per session,
 //!    and a batch under a Platform API limit (`support/limits.rs`).
+//! 7. `gcupload watch` (see `compare/watch.rs`): latency from a rename to its record, 1,000
+//!    files dropped at once vs `gcupload -r`, memory across 10,000 files, CPU while idle.
 //!
 //! Sections 1, 2 and 4 run gcupload with its state store on (the default) and `--force`, so
 //! every run sends its files (a re-run would otherwise skip them: section 3 measures that).
 //!
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
-//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing, limits) runs only
+//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing, limits, watch) runs only
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
 //! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
@@ -27,6 +29,8 @@ use gcupload::sandbox::{Sandbox, SandboxConfig};
 
 #[path = "support/limits.rs"]
 mod limits;
+#[path = "compare/watch.rs"]
+mod watch;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gcupload");
@@ -254,7 +258,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-const SECTIONS: &[&str] = &["single", "batch", "state", "big", "hashing", "limits"];
+const SECTIONS: &[&str] = &[
+    "single", "batch", "state", "big", "hashing", "limits", "watch",
+];
 
 /// The sections GCUPLOAD_BENCH_ONLY names (comma-separated), or all of them.
 fn selected() -> Vec<&'static str> {
@@ -585,6 +591,10 @@ fn main() {
     }
     if run("limits") {
         results.insert("limits".into(), limits::run(&b));
+    }
+    // 7. Watch.
+    if run("watch") {
+        results.insert("watch".into(), watch::run(&b));
     }
     results.insert("sections".into(), json!(sections));
 

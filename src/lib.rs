@@ -1,7 +1,8 @@
 //! gcupload: upload files into Genesys Cloud messaging, one JSON audit record per file.
 //!
-//! Dependencies point one way: [`app`] (the command line) → [`pipeline`] → the stages, in the
-//! order a file flows through them ([`inputs`], [`arrival`]: is it still being written?, [`validate`], [`auth`]/[`api`], [`routes`]:
+//! Dependencies point one way: [`app`] (the command line) → [`watch`] (drop folders as a
+//! stream of files) → [`pipeline`] → the stages, in the order a file flows through them
+//! ([`inputs`], [`arrival`]: is it still being written?, [`validate`], [`auth`]/[`api`], [`routes`]:
 //! request URL, [`transfer`]: PUT, [`routes`]: confirm, [`audit`], [`webhook`], [`moves`]: the
 //! source file afterwards; the [`state`] store keeps the journal and the webhook outbox) → the
 //! foundation ([`config`], [`retry`], [`http`], [`error`], [`error_reporting`], [`redact`],
@@ -10,6 +11,7 @@
 
 pub mod app;
 pub mod pipeline;
+pub mod watch;
 
 pub mod api;
 pub mod arrival;

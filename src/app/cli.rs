@@ -84,6 +84,9 @@ pub enum Command {
     Webhook(WebhookCommand),
     /// Check the configuration, the hosts and the credentials; say what to fix.
     Doctor(Box<DoctorArgs>),
+    /// Watch drop folders: upload what is there, then each file that arrives once it is
+    /// complete and quiet; runs until SIGTERM or Ctrl-C (e.g. as a systemd service).
+    Watch(Box<WatchArgs>),
     /// The journal of uploads, one JSON object per line (what was sent, what failed, what a
     /// re-run would resume).
     History(HistoryArgs),
@@ -104,6 +107,23 @@ pub struct DoctorArgs {
     /// More log detail on stderr.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `gcupload watch DIR…`: the upload flags, and how to notice arrivals.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// How long a file must be quiet (no write, no rename) before it is taken, e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub settle: std::time::Duration,
+
+    /// Look for changes every DURATION instead of waiting for file events (network
+    /// filesystems such as NFS and SMB, where events from other hosts never arrive).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub poll: Option<std::time::Duration>,
+
+    /// The directories to watch (FILE…), with the flags of an upload.
+    #[command(flatten)]
+    pub upload: UploadArgs,
 }
 
 #[derive(Debug, Subcommand)]

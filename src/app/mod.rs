@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error_reporting::{self, ExitStatus};
 use crate::pipeline::{Pipeline, Report};
-use crate::{audit, http, inputs, redact, state, webhook};
+use crate::{audit, http, inputs, redact, state, watch, webhook};
 use cli::{Cli, Command, UploadArgs};
 use settings::Sources;
 
@@ -102,6 +102,7 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
                 ExitStatus::Usage
             }
         },
+        Some(Command::Watch(args)) => watch(*args, &sources).await,
         None => upload(cli.upload, &sources).await,
     }
 }
@@ -290,7 +291,8 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
             args.shard,
         )
     });
-    // The pipeline still takes the whole list; the walk itself streams.
+    // Collected for the progress total and for the records of a run refused as a whole; the
+    // walk streams, and so does the pipeline (`watch` feeds it without end).
     let files: Vec<inputs::Input> = match found {
         Ok(f) => f.collect(),
         Err(e) => {
@@ -323,7 +325,45 @@ async fn upload(args: UploadArgs, sources: &Sources) -> ExitStatus {
     };
     let (stop, abandon) = pipeline.interrupts();
     interrupts(stop, abandon);
-    status_of(pipeline.run(&files).await)
+    status_of(pipeline.run(futures_util::stream::iter(files)).await)
+}
+
+/// `gcupload watch`: an upload that never runs out of files. Each file's outcome is in its
+/// record; being stopped (SIGTERM, Ctrl-C) is how a watch ends, so it exits 0.
+async fn watch(args: cli::WatchArgs, sources: &Sources) -> ExitStatus {
+    logging::init(args.upload.verbose, args.upload.quiet);
+    let usage = |e: crate::error::Error| {
+        error_line(&e);
+        error_reporting::exit_status(&e)
+    };
+    let config = match settings::check_flags(&args.upload).and_then(|()| settings::watch(&args)) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    #[cfg(feature = "sandbox")]
+    let (upload, _sandbox) = match sandbox::embedded(args.upload, sources).await {
+        Ok(v) => v,
+        Err(status) => return status,
+    };
+    #[cfg(not(feature = "sandbox"))]
+    let upload = args.upload;
+    let pipeline = match settings::resolve(&upload, sources).and_then(|mut config| {
+        // Bars suit a batch with an end; a service's stderr is a log.
+        if config.progress == crate::progress::When::Auto {
+            config.progress = crate::progress::When::Never;
+        }
+        Pipeline::new(config, 0)
+    }) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let (stop, abandon) = pipeline.interrupts();
+    interrupts(stop, abandon);
+    match watch::run(&pipeline, config).await {
+        Ok(report) if report.stdout_broken => ExitStatus::StdoutClosed,
+        Ok(_) => ExitStatus::Success,
+        Err(e) => usage(e),
+    }
 }
 
 /// A run's exit status: a broken stdout first (records were lost), then an interrupt, then the

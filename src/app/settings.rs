@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, FromArgMatches};
 use url::Url;
 
-use super::cli::{Cli, Command, Settings, UploadArgs};
+use super::cli::{Cli, Command, Settings, UploadArgs, WatchArgs};
 use super::env_file::{self, EnvFileError, Loaded};
 use super::self_feeding;
 use crate::config::{Credentials, Endpoints};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::routes::{RouteConfig, RouteName, conversation, external_contact, guest};
 use crate::secret::Secret;
 use crate::validate::Policy;
-use crate::{http, moves, pipeline, retry, state};
+use crate::{http, moves, pipeline, retry, state, watch};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +120,9 @@ pub fn parse() -> std::result::Result<(Cli, Sources), clap::Error> {
                 .subcommand_matches("doctor")
                 .expect("doctor matched"),
         ),
+        Some(Command::Watch(_)) => {
+            sources(matches.subcommand_matches("watch").expect("watch matched"))
+        }
         None => sources(&matches),
         _ => Vec::new(),
     };
@@ -130,8 +133,10 @@ pub fn parse() -> std::result::Result<(Cli, Sources), clap::Error> {
 fn sources(m: &ArgMatches) -> Sources {
     let cmd = super::cli::command();
     let mut all: Vec<&clap::Arg> = cmd.get_arguments().collect();
-    if let Some(d) = cmd.find_subcommand("doctor") {
-        all.extend(d.get_arguments());
+    for sub in ["doctor", "watch"] {
+        if let Some(d) = cmd.find_subcommand(sub) {
+            all.extend(d.get_arguments());
+        }
     }
     let dotenv = dotenv().map(|l| l.keys.as_slice()).unwrap_or(&[]);
     let mut out = Vec::new();
@@ -326,6 +331,37 @@ pub fn webhook_url(raw: &Option<String>) -> Result<Option<Url>> {
         )));
     }
     Ok(Some(u))
+}
+
+/// `gcupload watch`: the folders and how to watch them. The upload flags go through
+/// [`resolve`] as for any upload.
+pub fn watch(args: &WatchArgs) -> Result<watch::Config> {
+    let up = &args.upload;
+    if up.from.is_some() || up.name.is_some() {
+        return Err(Error::config(
+            "gcupload watch takes directories only: drop --from and --name",
+        ));
+    }
+    if let Some(not_dir) = up.files.iter().find(|p| !p.is_dir()) {
+        return Err(Error::config(format!(
+            "gcupload watch {}: not a directory; watch the folder files are dropped into",
+            not_dir.display()
+        )));
+    }
+    // For tests: a tiny event queue makes an overflow (and its rescan) easy to cause.
+    let queue = std::env::var("GCUPLOAD_WATCH_QUEUE")
+        .ok()
+        .and_then(|q| q.trim().parse().ok())
+        .unwrap_or(watch::QUEUE);
+    Ok(watch::Config {
+        roots: up.files.clone(),
+        selection: selection(up)?,
+        shard: up.shard,
+        settle: args.settle,
+        poll: args.poll,
+        queue,
+        quiet: up.quiet,
+    })
 }
 
 /// The checks of `resolve` that need no route and no network: limits, types, what to do after

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::stages::{Pipeline, Report};
@@ -16,7 +16,20 @@ use crate::inputs::Input;
 impl Pipeline {
     /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
     /// earlier runs could not deliver to the webhook goes first, so events keep their order.
-    pub async fn run(&self, files: &[Input]) -> Report {
+    /// The files are a stream, pulled only as a job frees up: a one-shot run and `watch` share
+    /// this loop, and a slow run holds back whoever feeds it.
+    pub async fn run(&self, files: impl Stream<Item = Input>) -> Report {
+        self.run_observed(files, |_, _| true).await
+    }
+
+    /// [`run`](Self::run), telling `observe` each file's record as it finishes; the record is
+    /// printed only when `observe` says so (watch prints one deferral per file, not one per
+    /// retry).
+    pub async fn run_observed(
+        &self,
+        files: impl Stream<Item = Input>,
+        mut observe: impl FnMut(&Input, &Record) -> bool,
+    ) -> Report {
         let _hurry = self.hurry_when_abandoned();
         match self.webhook.flush_outbox().await {
             Ok(None | Some((0, 0))) => {}
@@ -30,7 +43,8 @@ impl Pipeline {
             && !self.offline
             && let Err(e) = self.route.preflight().await
         {
-            audit::fail_all(self.route_name(), files, &e, self.output);
+            let files: Vec<Input> = files.collect().await;
+            audit::fail_all(self.route_name(), &files, &e, self.output);
             return Report {
                 first_failure: Some(error_reporting::exit_status(&e)),
                 ..Report::default()
@@ -40,12 +54,20 @@ impl Pipeline {
         let mut summary = Summary::default();
         let mut report = Report::default();
         let mut first: Option<usize> = None;
-        let mut done = futures_util::stream::iter(files.iter().enumerate())
-            .map(|(i, f)| async move { (i, self.file(f).await) })
-            .buffer_unordered(self.jobs.max(1));
-        while let Some((i, (record, err))) = done.next().await {
+        // Boxed, so that it (and what it borrows) is dropped before the journal's last writes.
+        let mut done = Box::pin(
+            files
+                .enumerate()
+                .map(|(i, f)| async move {
+                    let outcome = self.file(&f).await;
+                    (i, f, outcome)
+                })
+                .buffer_unordered(self.jobs.max(1)),
+        );
+        while let Some((i, input, (record, err))) = done.next().await {
             summary.add(&record);
-            if !report.stdout_broken
+            if observe(&input, &record)
+                && !report.stdout_broken
                 && let Err(e) = self.progress.suspend(|| audit::emit(&record, self.output))
             {
                 // The reader went away (`| head -1`): start no new file, as a first Ctrl-C

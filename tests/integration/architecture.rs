@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// modules after it in this list.
 const LAYERS: &[&str] = &[
     "app",
+    "watch",
     "pipeline",
     "webhook",
     "state",

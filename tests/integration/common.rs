@@ -74,12 +74,15 @@ impl Env {
 
     /// The binary on the external-contact route, running in the background.
     pub fn spawn(&self, args: &[&std::ffi::OsStr]) -> std::process::Child {
-        self.std_cmd()
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        self.spawn_cmd().args(args).spawn().unwrap()
+    }
+
+    /// [`spawn`](Self::spawn)'s command before it starts (add arguments and variables).
+    pub fn spawn_cmd(&self) -> std::process::Command {
+        let mut c = self.std_cmd();
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
     }
 
     /// The binary on the external-contact route as a plain std command (its stdio and limits

@@ -32,3 +32,4 @@ mod soak;
 mod state;
 mod url_credentials;
 mod walk;
+mod watch;

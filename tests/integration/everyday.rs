@@ -22,12 +22,7 @@ fn an_empty_variable_counts_as_unset() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     // The issue's own example: an empty base URL is no base URL (the default region), not
     // "`` is not a URL"; a dry run that makes no call shows the run is configured.
@@ -38,12 +33,7 @@ fn an_empty_variable_counts_as_unset() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
 }
 
 #[test]
@@ -90,7 +80,7 @@ fn reading_commands_never_create_a_store_and_say_there_is_none() {
         .args(["webhook", "flush", "--state-dir", typo.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
     assert!(stderr(&out).contains("no journal in"), "{}", stderr(&out));
     assert!(!typo.exists(), "webhook flush created {}", typo.display());
 }
@@ -116,12 +106,7 @@ fn history_failed_shows_only_files_whose_last_attempt_failed_and_finds_moved_fil
         .arg(&broken)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Remote.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Remote);
     // ... then one is corrected (new content) and sent, and moved away.
     std::fs::write(&fixed, pdf(300)).unwrap();
     let out = env
@@ -131,7 +116,7 @@ fn history_failed_shows_only_files_whose_last_attempt_failed_and_finds_moved_fil
         .arg(&fixed)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
     assert!(!fixed.exists());
 
     let (code, rows, err) = history(&env, &["--failed"]);
@@ -190,7 +175,7 @@ fn a_flag_the_route_does_not_use_is_refused_not_ignored() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
 }
 
 #[test]
@@ -292,12 +277,7 @@ fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
             .arg(&f)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(ExitStatus::Network.code()),
-            "{}",
-            stderr(&out)
-        );
+        expect_status(&out, ExitStatus::Network);
         let r = &records(&out.stdout)[0];
         assert_eq!(r["error"]["kind"], "tls", "{r}");
         assert!(
@@ -351,12 +331,7 @@ fn an_unreachable_platform_stops_the_batch_early_with_a_record_for_every_file() 
         .args(&files)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Network.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Network);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 10, "every file has its record");
     assert!(

@@ -99,7 +99,7 @@ fn a_sandbox_with_a_state_directory_keeps_its_tenant_so_a_rerun_skips() {
     let f = env.file("a.pdf", &pdf(500));
     let (mut first, settings) = standalone(env.dir.path(), &["--state", kept.to_str().unwrap()]);
     let out = upload(&settings, &journal, &f);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     signal(&first, "-TERM");
     first.wait().unwrap();
@@ -109,7 +109,7 @@ fn a_sandbox_with_a_state_directory_keeps_its_tenant_so_a_rerun_skips() {
     same["storeUrl"] = settings["storeUrl"].clone(); // the store's port is free to change
     assert_eq!(same, settings, "same credentials, ids and API port");
     let out = upload(&again, &journal, &f);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_SKIPPED");
     // Its objects were kept too.
     assert!(kept.join("store").is_dir());
@@ -127,12 +127,7 @@ fn a_sandbox_run_keeps_out_of_the_real_journal_and_is_quiet_with_q() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    expect_status(&out, ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     assert_eq!(stderr(&out), "", "-q: only errors on stderr");
     assert!(
@@ -147,6 +142,6 @@ fn a_sandbox_run_keeps_out_of_the_real_journal_and_is_quiet_with_q() {
         .arg(&f)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    expect_status(&out, ExitStatus::Success);
     assert!(env.outbox().join("state.db").exists());
 }

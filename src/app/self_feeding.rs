@@ -10,20 +10,47 @@ use std::path::{Component, Path, PathBuf};
 use super::paths::absolute;
 
 /// The first of `inputs` whose files would include what lies directly in `dir` (or below it,
-/// for a recursive walk), if any.
-pub fn input_reaching<'a>(inputs: &'a [PathBuf], recursive: bool, dir: &Path) -> Option<&'a Path> {
+/// for a recursive walk), if any. Without `--hidden` the walk never enters a hidden directory,
+/// so a folder below one (the default state directory, `~/.local/state/gcupload`, under a
+/// walked home directory) is not reached.
+pub fn input_reaching<'a>(
+    inputs: &'a [PathBuf],
+    recursive: bool,
+    hidden: bool,
+    dir: &Path,
+) -> Option<&'a Path> {
     let target = absolute(dir);
+    let walk = Walk { recursive, hidden };
     inputs
         .iter()
-        .find(|input| reaches(input, recursive, &target))
+        .find(|input| reaches(input, walk, &target))
         .map(PathBuf::as_path)
 }
 
-fn reaches(input: &Path, recursive: bool, target: &Path) -> bool {
+#[derive(Clone, Copy)]
+struct Walk {
+    recursive: bool,
+    hidden: bool,
+}
+
+impl Walk {
+    /// Whether the walk skips `name` (a hidden file or directory, without `--hidden`).
+    fn skips(self, name: &str) -> bool {
+        !self.hidden && name.starts_with('.') && name != "." && name != ".."
+    }
+}
+
+fn reaches(input: &Path, walk: Walk, target: &Path) -> bool {
     let text = input.to_string_lossy();
     if input.exists() || !has_glob(&text) {
         // A directory is walked only with -r; a file is itself.
-        return recursive && input.is_dir() && target.starts_with(absolute(input));
+        let Ok(below) = target.strip_prefix(absolute(input)) else {
+            return false;
+        };
+        let skipped = below
+            .components()
+            .any(|c| walk.skips(&c.as_os_str().to_string_lossy()));
+        return walk.recursive && input.is_dir() && !skipped;
     }
     // The pattern's literal head, resolved as the walk would; the rest is matched by component.
     let components: Vec<Component> = input.components().collect();
@@ -43,24 +70,25 @@ fn reaches(input: &Path, recursive: bool, target: &Path) -> bool {
         .iter()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    pattern_reaches(&pattern, &rest, recursive)
+    pattern_reaches(&pattern, &rest, walk)
 }
 
 /// Whether the pattern components can match `rest` (the target below the pattern's head) or
 /// something directly inside it; a match of the target or an ancestor counts with `-r`.
-fn pattern_reaches(pattern: &[String], rest: &[String], recursive: bool) -> bool {
+fn pattern_reaches(pattern: &[String], rest: &[String], walk: Walk) -> bool {
     for (i, p) in pattern.iter().enumerate() {
         if p == "**" {
-            return true;
+            return !rest[i.min(rest.len())..].iter().any(|n| walk.skips(n));
         }
         match rest.get(i) {
+            Some(name) if walk.skips(name) && !p.starts_with('.') => return false,
             Some(name) if component_matches(p, name) => {}
             Some(_) => return false,
             // One level below the target: a file in it, if the pattern ends here.
             None => return i == rest.len() && i + 1 == pattern.len(),
         }
     }
-    recursive
+    walk.recursive
 }
 
 fn component_matches(pattern: &str, name: &str) -> bool {
@@ -80,8 +108,18 @@ mod tests {
     use super::*;
 
     fn reach(inputs: &[&str], recursive: bool, dir: &str, root: &Path) -> bool {
+        reach_hidden(inputs, recursive, false, dir, root)
+    }
+
+    fn reach_hidden(
+        inputs: &[&str],
+        recursive: bool,
+        hidden: bool,
+        dir: &str,
+        root: &Path,
+    ) -> bool {
         let inputs: Vec<PathBuf> = inputs.iter().map(|i| root.join(i)).collect();
-        input_reaching(&inputs, recursive, &root.join(dir)).is_some()
+        input_reaching(&inputs, recursive, hidden, &root.join(dir)).is_some()
     }
 
     #[test]
@@ -100,6 +138,19 @@ mod tests {
         assert!(reach(&["in/*"], true, "in/sent", root));
         assert!(reach(&["**/*.pdf"], false, "in/sent", root));
         assert!(!reach(&["o*/*.pdf"], false, "in/sent", root));
-        assert!(reach(&["*"], true, ".state", root));
+        // A hidden folder is reached only when the walk enters hidden ones (--hidden): the
+        // default state directory below a walked home directory is not fed back.
+        assert!(!reach(&["*"], true, ".state", root));
+        assert!(reach_hidden(&["*"], true, true, ".state", root));
+        assert!(!reach(&["."], true, ".local/state/gcupload", root));
+        assert!(reach_hidden(
+            &["."],
+            true,
+            true,
+            ".local/state/gcupload",
+            root
+        ));
+        assert!(!reach(&["**/*.pdf"], false, "in/.sent", root));
+        assert!(reach(&["in/.s*/*.pdf"], false, "in/.sent", root));
     }
 }

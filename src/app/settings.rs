@@ -286,7 +286,9 @@ fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
     ];
     for (dir, what, why) in targets {
         let Some(dir) = dir else { continue };
-        if let Some(input) = self_feeding::input_reaching(&args.files, args.recursive, &dir) {
+        if let Some(input) =
+            self_feeding::input_reaching(&args.files, args.recursive, args.hidden, &dir)
+        {
             return Err(Error::config(format!(
                 "{what} {} is inside the input {}: {why}; choose a directory outside what the run uploads",
                 dir.display(),

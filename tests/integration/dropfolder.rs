@@ -372,12 +372,33 @@ fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
     expect_status(&out, ExitStatus::Usage);
     let out = env
         .cmd()
-        .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
+        .env("GCUPLOAD_STATE_DIR", inbox.join("state"))
         .args(["-r", "in"])
         .output()
         .unwrap();
     refused(out, "state directory");
+    // A hidden state directory is reached only by a walk that enters hidden folders.
+    let out = env
+        .cmd()
+        .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
+        .args(["-r", "--hidden", "in"])
+        .output()
+        .unwrap();
+    refused(out, "state directory");
     assert!(env.sandbox.objects().is_empty());
+    let out = env
+        .cmd()
+        .env("GCUPLOAD_STATE_DIR", inbox.join(".state"))
+        .args(["-r", "in"])
+        .output()
+        .unwrap();
+    expect_status(&out, ExitStatus::Success);
+    assert_eq!(
+        records(&out.stdout).len(),
+        1,
+        "a.pdf alone, none of the store's files"
+    );
+    assert!(inbox.join(".state/state.db").exists());
 
     // A pattern that matches only the folder's own files does not reach into a subfolder.
     let out = env

@@ -43,10 +43,12 @@ impl Breaker {
     pub(super) fn record(&self, outcome: Option<&Error>, reached: bool) {
         let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
-            Some(
-                e @ (Error::Network { stage, host, .. }
-                | Error::UntrustedCertificate { stage, host, .. }),
-            ) => {
+            Some(e) if unreachable(e) => {
+                let (Error::Network { stage, host, .. }
+                | Error::UntrustedCertificate { stage, host, .. }) = e
+                else {
+                    return;
+                };
                 state.unreachable += 1;
                 if state.unreachable >= THRESHOLD {
                     if state.open.is_none() {
@@ -72,6 +74,20 @@ impl Breaker {
     }
 }
 
+/// A failure to reach the platform at all: no connection could be made (refused, no route, a
+/// name that does not resolve) or its certificate is not trusted. A connection that broke or
+/// timed out mid-exchange reached it: a flaky network, not a missing platform.
+fn unreachable(e: &Error) -> bool {
+    match e {
+        Error::UntrustedCertificate { .. } => true,
+        Error::Network { message, .. } => {
+            message.starts_with("connection failed")
+                || message.starts_with("could not open the socket")
+        }
+        _ => false,
+    }
+}
+
 fn not_attempted(cause: &Cause, files: u32) -> Error {
     Error::Network {
         stage: cause.stage,
@@ -91,7 +107,7 @@ mod tests {
         Error::Network {
             stage: Stage::Auth,
             host: "login.example".into(),
-            message: "connection failed".into(),
+            message: "connection failed (connection refused)".into(),
         }
     }
 
@@ -106,6 +122,12 @@ mod tests {
         b.record(Some(&unreachable()), false);
         assert!(b.refuses().is_none(), "the success reset the count");
         b.record(Some(&Error::Interrupted), false);
+        let broke = Error::Network {
+            stage: Stage::Transfer,
+            host: "store.example".into(),
+            message: "the request failed (connection reset)".into(),
+        };
+        b.record(Some(&broke), false); // it was reached: says nothing
         b.record(None, false); // skipped from the journal: says nothing
         b.record(Some(&unreachable()), false);
         let refused = b.refuses().expect("open after three in a row");

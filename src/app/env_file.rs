@@ -221,6 +221,18 @@ pub fn allowed_keys() -> Vec<String> {
     out
 }
 
+/// An empty variable means unset (`GENESYS_BASE_URL= gcupload …` is a run without a base URL,
+/// as in most tools), for every variable a setting reads: such variables are removed before the
+/// command line is parsed. Call it, like `load`, while the process has one thread.
+pub fn drop_empty_variables() {
+    for name in allowed_keys() {
+        if std::env::var_os(&name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
+            // SAFETY: called at start-up, before any other thread exists (see `app::main`).
+            unsafe { std::env::remove_var(&name) };
+        }
+    }
+}
+
 /// Writing to stderr never panics, even with stderr closed.
 fn warn(line: &str) {
     use std::io::Write;

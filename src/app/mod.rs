@@ -28,7 +28,7 @@ use settings::Sources;
 pub fn main() -> ExitCode {
     // .env first, while the process has one thread (see `load_dotenv`).
     settings::load_dotenv();
-    settings::drop_empty_variables();
+    env_file::drop_empty_variables();
     let (cli, sources) = match settings::parse() {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -90,24 +90,6 @@ pub fn dotenv() -> std::result::Result<&'static Loaded, Error> {
     }
 }
 
-/// An empty variable means unset (`GENESYS_BASE_URL= gcupload …` is a run without a base URL,
-/// as in most tools), for every variable a setting reads: such variables are removed before the
-/// command line is parsed. Call it, like `load_dotenv`, while the process has one thread.
-pub fn drop_empty_variables() {
-    let cmd = super::cli::command();
-    let all = std::iter::once(&cmd).chain(cmd.get_subcommands());
-    let names: Vec<std::ffi::OsString> = all
-        .flat_map(|c| c.get_arguments())
-        .filter_map(|a| a.get_env().map(|e| e.to_os_string()))
-        .collect();
-    for name in names {
-        if std::env::var_os(&name).is_some_and(|v| v.to_string_lossy().trim().is_empty()) {
-            // SAFETY: called at start-up, before any other thread exists (see `app::main`).
-            unsafe { std::env::remove_var(&name) };
-        }
-    }
-}
-
 /// Parses the process's arguments, with where each setting of the command came from (clap
 /// merges flags and environment into one field; `.env` is told apart by the keys it loaded).
 /// `Err` is clap's answer to print: a usage error, or `--help`/`--version`.

@@ -220,6 +220,21 @@ impl Error {
         }
     }
 
+    /// A refusal that no retry and no later run changes: the file's name or content breaks a
+    /// rule (gcupload's or the deployment's), or the virus scan flagged it. `--failed-to` moves
+    /// such files out of the drop folder. A file that is missing, unreadable or not a regular
+    /// file is not one: that can be fixed where it is, or there is nothing to move.
+    pub fn never_sendable(&self) -> bool {
+        match self {
+            Error::Validation { rule, .. } => !matches!(
+                rule,
+                Rule::NotFound | Rule::Unreadable | Rule::Directory | Rule::NotRegularFile
+            ),
+            Error::Infected { .. } => true,
+            _ => false,
+        }
+    }
+
     pub fn remote(&self) -> Option<&Remote> {
         match self {
             Error::Auth { remote: r, .. } | Error::Remote { remote: r, .. } => Some(r),

@@ -50,9 +50,7 @@ fn move_to_keeps_the_tree_below_the_walked_folder() {
             "--move-to",
             "sent",
         ])
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), files.len(), "{recs:#?}");
     let expected = [
@@ -144,9 +142,7 @@ fn failed_to_sets_aside_what_the_platform_refuses_for_good() {
         .cmd()
         .current_dir(root)
         .args(["-r", "in", "--no-local-scan", "--failed-to", "failed"])
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Infected);
+        .finish(ExitStatus::Infected);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["kind"], "infected");
     assert_eq!(moved_to(r), Path::new("failed/eicar.txt"));
@@ -161,9 +157,7 @@ fn failed_to_sets_aside_what_the_platform_refuses_for_good() {
         .guest_cmd()
         .current_dir(root)
         .args(["-r", "g", "--failed-to", "failed"])
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Validation);
+        .finish(ExitStatus::Validation);
     let r = &records(&out.stdout)[0];
     assert_eq!(moved_to(r), Path::new("failed/notes.txt"), "{r}");
     assert!(!root.join("g/notes.txt").exists());
@@ -177,8 +171,7 @@ fn failed_to_leaves_files_that_failed_for_another_reason() {
     let root = env.dir.path();
     write(&root.join("in/a.pdf"), &pdf(500));
     write(&root.join("in/bad.pdf"), &png(100));
-    let dry = env
-        .cmd()
+    env.cmd()
         .current_dir(root)
         .args([
             "-r",
@@ -188,9 +181,7 @@ fn failed_to_leaves_files_that_failed_for_another_reason() {
             "--failed-to",
             "failed",
         ])
-        .output()
-        .unwrap();
-    expect_status(&dry, ExitStatus::Validation);
+        .finish(ExitStatus::Validation);
     assert!(root.join("in/bad.pdf").exists(), "a dry run moves nothing");
     std::fs::remove_file(root.join("in/bad.pdf")).unwrap();
 
@@ -199,9 +190,7 @@ fn failed_to_leaves_files_that_failed_for_another_reason() {
         .cmd()
         .current_dir(root)
         .args(["-r", "in", "--failed-to", "failed"])
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Auth);
+        .finish(ExitStatus::Auth);
     let r = &records(&out.stdout)[0];
     assert!(r.get("movedTo").is_none(), "{r}");
     assert!(root.join("in/a.pdf").exists());

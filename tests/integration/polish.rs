@@ -354,3 +354,37 @@ fn text_results_stay_on_screen_above_the_progress_bars() {
     }
     assert!(!shown.contains("ETA"), "no stale bar left behind:\n{shown}");
 }
+
+/// A reader that closed stdout before the JSON was written (`gcupload doctor | true`) makes no
+/// panic: the report is dropped, the checks' status is the exit code.
+#[test]
+fn doctor_and_the_sandbox_survive_a_closed_stdout() {
+    let env = Env::new();
+    for args in [&["doctor"][..], &["sandbox", "--listen", "127.0.0.1:0"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = env
+            .std_cmd()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+            let line = line.unwrap();
+            err.push_str(&line);
+            err.push('\n');
+            if line.starts_with("sandbox: serving") {
+                // It keeps serving: stop it as a user would.
+                signal(&child, libc::SIGTERM);
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            status.code().is_some(),
+            "{args:?} ended by a signal: {status:?}"
+        );
+    }
+}

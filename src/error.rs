@@ -137,6 +137,11 @@ pub enum Error {
     #[error("configuration: {message}")]
     Config { message: String },
 
+    /// The `.env` file was refused (not ours, writable by others, a bad line): nothing of it
+    /// was used.
+    #[error("configuration: {message}")]
+    EnvFile { message: String },
+
     /// An input that looks like a glob pattern (and names no file) but cannot be parsed.
     #[error("`{pattern}` is neither a file nor a valid glob pattern ({message})")]
     Pattern { pattern: String, message: String },
@@ -204,7 +209,7 @@ pub enum Error {
 impl Error {
     pub fn stage(&self) -> Stage {
         match self {
-            Error::Config { .. } | Error::Pattern { .. } => Stage::Config,
+            Error::Config { .. } | Error::EnvFile { .. } | Error::Pattern { .. } => Stage::Config,
             Error::StillWriting { .. } => Stage::Validate,
             Error::Validation { .. } => Stage::Validate,
             Error::Auth { stage, .. }

@@ -121,10 +121,20 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     let out = env.bare_cmd().arg(&f).output().unwrap();
     let err = expect_status(&out, ExitStatus::Usage);
     assert!(err.contains(".env") && err.contains("chmod go-w"), "{err}");
+    // Its own next step, not the generic one for a missing setting.
+    assert!(err.contains("--no-env-file"), "{err}");
+    assert!(!err.contains("set it with the flag or variable"), "{err}");
     // Every file still gets its record, and nothing was sent.
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["action"], "FILE_UPLOAD_FAILED");
+    assert!(
+        recs[0]["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("nothing of the .env file was used")),
+        "{}",
+        recs[0]
+    );
     assert!(env.sandbox.requests().is_empty());
 
     // Made private, the same file is read.

@@ -42,7 +42,9 @@ pub fn load_dotenv() {
 pub fn dotenv() -> std::result::Result<&'static Loaded, Error> {
     match DOTENV.get() {
         Some(Ok(loaded)) => Ok(loaded),
-        Some(Err(e)) => Err(Error::config(e.to_string())),
+        Some(Err(e)) => Err(Error::EnvFile {
+            message: e.to_string(),
+        }),
         None => {
             static NONE: Loaded = Loaded {
                 path: None,

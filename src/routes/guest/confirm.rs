@@ -35,38 +35,28 @@ enum Known {
 
 impl Link {
     /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
-    pub(super) async fn upload_event(
-        &self,
-        slot: &mut Option<Session>,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<Frame> {
-        let waited = live(slot)
-            .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-            .await;
-        match waited {
+    pub(super) async fn upload_event(&self, id: &str, timeout: Duration) -> Result<Frame> {
+        match self.await_upload_event(id, timeout).await {
             // The event may have gone to the dropped socket: ask for the attachment instead
             // of uploading it again.
-            Err(SocketError::Closed(_)) => self.recover_upload_event(slot, id, timeout).await,
+            Err(SocketError::Closed(_)) => self.recover_upload_event(id, timeout).await,
             other => Ok(other?),
         }
     }
 
-    /// On a new socket: getAttachment's refreshed link means it was stored; otherwise the
-    /// event may still come.
-    async fn recover_upload_event(
-        &self,
-        slot: &mut Option<Session>,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<Frame> {
-        self.reconnect(slot).await?;
-        match self.ask_attachment(slot, id).await? {
+    /// On a live socket (reopened if need be): getAttachment's refreshed link means it was
+    /// stored; otherwise the event may still come.
+    async fn recover_upload_event(&self, id: &str, timeout: Duration) -> Result<Frame> {
+        match self.known(id).await? {
             Known::Uploaded(event) => Ok(event),
-            Known::Pending | Known::Unknown => Ok(live(slot)
-                .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-                .await?),
+            Known::Pending | Known::Unknown => Ok(self.await_upload_event(id, timeout).await?),
         }
+    }
+
+    /// [`Link::ask_attachment`] on the session, reopened if its socket dropped.
+    async fn known(&self, id: &str) -> Result<Known> {
+        let mut slot = self.session().await?;
+        self.ask_attachment(&mut slot, id).await
     }
 
     /// What getAttachment says of attachment `id`. The SDK uses it only to refresh the link of
@@ -156,18 +146,13 @@ impl Link {
     /// its verdict (the scan is under way). `None`: upload it again.
     pub(super) async fn uploaded(
         &self,
-        slot: &mut Option<Session>,
         id: &str,
         landed: bool,
         timeout: Duration,
     ) -> Result<Option<Frame>> {
-        match self.ask_attachment(slot, id).await? {
+        match self.known(id).await? {
             Known::Uploaded(event) => Ok(Some(event)),
-            Known::Pending if landed => Ok(Some(
-                live(slot)
-                    .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-                    .await?,
-            )),
+            Known::Pending if landed => Ok(Some(self.await_upload_event(id, timeout).await?)),
             Known::Pending | Known::Unknown => Ok(None),
         }
     }

@@ -435,4 +435,52 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(1));
         }
     }
+
+    fn event(class: &str, id: &str) -> Frame {
+        let text = format!(
+            r#"{{"type":"message","class":"{class}","code":200,"body":{{"attachmentId":"{id}"}}}}"#
+        );
+        Frame::parse(&text).unwrap()
+    }
+
+    /// A connection fed by hand: what the reader would have passed on.
+    fn fed() -> (Connection, mpsc::UnboundedSender<Frame>) {
+        let (out, _) = mpsc::unbounded_channel();
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let conn = Connection {
+            out,
+            inbox,
+            backlog: VecDeque::new(),
+            writer: tokio::spawn(async {}),
+        };
+        (conn, tx)
+    }
+
+    #[tokio::test]
+    async fn polling_takes_its_own_event_and_keeps_the_others_for_their_waiters() {
+        let (mut conn, tx) = fed();
+        let mine = |f: &Frame| f.is_upload_event("b");
+        assert!(conn.poll(Stage::Confirm, mine).is_none(), "nothing yet");
+        tx.send(event("UploadSuccessEvent", "a")).unwrap();
+        tx.send(event("UploadSuccessEvent", "b")).unwrap();
+        let got = conn.poll(Stage::Confirm, mine).unwrap().unwrap();
+        assert_eq!(got.body_str("attachmentId"), Some("b"));
+        assert!(conn.poll(Stage::Confirm, mine).is_none(), "taken once");
+        // The socket ends: a waiter still finds what arrived before, then hears it closed.
+        drop(tx);
+        let other = conn.poll(Stage::Confirm, |f| f.is_upload_event("a"));
+        assert!(other.unwrap().is_ok());
+        assert!(matches!(
+            conn.poll(Stage::Confirm, mine),
+            Some(Err(SocketError::Closed(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_ends_a_poll() {
+        let (mut conn, tx) = fed();
+        tx.send(event("SessionExpiredEvent", "")).unwrap();
+        let got = conn.poll(Stage::Confirm, |f| f.is_upload_event("b"));
+        assert!(matches!(got, Some(Err(SocketError::Other(_)))));
+    }
 }

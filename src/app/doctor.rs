@@ -136,7 +136,7 @@ impl Report {
         let ok = self.checks.iter().all(|c| c.ok);
         let settings: Vec<_> = settings.iter().map(Setting::json).collect();
         let report = serde_json::json!({"ok": ok, "settings": settings, "checks": self.checks});
-        let printed = super::print_all(format!("{report}\n").as_bytes(), "the report");
+        let printed = super::print::print_all(format!("{report}\n").as_bytes(), "the report");
         self.checks
             .iter()
             .find(|c| !c.ok)

@@ -7,6 +7,7 @@ mod env_file;
 mod logging;
 mod man;
 mod paths;
+mod print;
 #[cfg(feature = "sandbox")]
 mod sandbox;
 mod self_feeding;
@@ -93,10 +94,10 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
         Some(Command::Completions { shell }) => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut cli::command(), "gcupload", &mut script);
-            print_all(&script, "the completion script")
+            print::print_all(&script, "the completion script")
         }
         Some(Command::Man) => match man::render() {
-            Ok(page) => print_all(&page, "the man page"),
+            Ok(page) => print::print_all(&page, "the man page"),
             Err(e) => {
                 crate::stderr_line!("error: cannot render the man page: {e}");
                 ExitStatus::Usage
@@ -107,18 +108,6 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
     }
 }
 
-/// Writes `bytes` to stdout. A reader that stops early (`| head`) took what it wanted.
-pub(super) fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => ExitStatus::Success,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Success,
-        Err(e) => {
-            crate::stderr_line!("error: cannot write {what}: {e}");
-            ExitStatus::Usage
-        }
-    }
-}
 
 fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
     let route = settings::resolve_route(s, &[], settings::RouteExtras::default());

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, Rule};
 
-/// The brief's extension map. The extension decides the declared type; the bytes must agree.
+/// The original specification's extension map. The extension decides the declared type; the bytes must agree.
 pub const TYPES: &[(&str, &str)] = &[
     ("png", "image/png"),
     ("jpg", "image/jpeg"),

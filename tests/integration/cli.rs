@@ -48,7 +48,7 @@ fn pdf_png_zip_are_stored_byte_exact_with_records_and_webhooks() {
         assert_eq!(obj.sha256, hash);
     }
 
-    // Each completed record reached the webhook once, with the brief's envelope.
+    // Each completed record reached the webhook once, with the specified envelope.
     let hooks = env.sandbox.webhooks();
     assert_eq!(hooks.len(), 3);
     for r in &recs {

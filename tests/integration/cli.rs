@@ -338,11 +338,10 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 404);
     assert!(r["error"]["correlationId"].is_string());
+    let hint = r["error"]["hint"].as_str().unwrap();
     assert!(
-        r["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("guest or conversation")
+        hint.contains("guest or conversation") && hint.contains("original specification"),
+        "{hint}"
     );
 
     env.sandbox.faults().max_upload_bytes = 50;

@@ -204,7 +204,7 @@ pub struct Settings {
     pub route: Option<RouteName>,
 
     /// Route `external-contact`: a contract from the original specification, not a published
-    /// Genesys API (a real tenant answers 404; the sandbox or a gateway of your own serves it).
+    /// Genesys API (a real tenant answers 404; a gateway of your own may serve it).
     #[arg(
         long,
         env = "EXTERNAL_CONTACT_ID",

@@ -21,6 +21,9 @@
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
 //! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
+// A benchmark reports on stdout.
+#![allow(clippy::disallowed_macros)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

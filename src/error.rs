@@ -137,6 +137,11 @@ pub enum Error {
     #[error("configuration: {message}")]
     Config { message: String },
 
+    /// The `.env` file was refused (not ours, writable by others, a bad line): nothing of it
+    /// was used.
+    #[error("configuration: {message}")]
+    EnvFile { message: String },
+
     /// An input that looks like a glob pattern (and names no file) but cannot be parsed.
     #[error("`{pattern}` is neither a file nor a valid glob pattern ({message})")]
     Pattern { pattern: String, message: String },
@@ -204,7 +209,7 @@ pub enum Error {
 impl Error {
     pub fn stage(&self) -> Stage {
         match self {
-            Error::Config { .. } | Error::Pattern { .. } => Stage::Config,
+            Error::Config { .. } | Error::EnvFile { .. } | Error::Pattern { .. } => Stage::Config,
             Error::StillWriting { .. } => Stage::Validate,
             Error::Validation { .. } => Stage::Validate,
             Error::Auth { stage, .. }
@@ -217,6 +222,21 @@ impl Error {
             Error::FileChanged { .. } | Error::Interrupted => Stage::Transfer,
             Error::State { .. } => Stage::State,
             Error::WebhookLost { .. } => Stage::Webhook,
+        }
+    }
+
+    /// A refusal that no retry and no later run changes: the file's name or content breaks a
+    /// rule (gcupload's or the deployment's), or the virus scan flagged it. `--failed-to` moves
+    /// such files out of the drop folder. A file that is missing, unreadable or not a regular
+    /// file is not one: that can be fixed where it is, or there is nothing to move.
+    pub fn never_sendable(&self) -> bool {
+        match self {
+            Error::Validation { rule, .. } => !matches!(
+                rule,
+                Rule::NotFound | Rule::Unreadable | Rule::Directory | Rule::NotRegularFile
+            ),
+            Error::Infected { .. } => true,
+            _ => false,
         }
     }
 

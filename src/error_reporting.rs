@@ -70,7 +70,7 @@ impl From<ExitStatus> for std::process::ExitCode {
 
 pub fn exit_status(err: &Error) -> ExitStatus {
     match err {
-        Error::Config { .. } | Error::Pattern { .. } => ExitStatus::Usage,
+        Error::Config { .. } | Error::EnvFile { .. } | Error::Pattern { .. } => ExitStatus::Usage,
         Error::Auth { .. } => ExitStatus::Auth,
         Error::Validation { .. } => ExitStatus::Validation,
         Error::Remote { .. } | Error::Protocol { .. } => ExitStatus::Remote,
@@ -89,7 +89,7 @@ pub fn exit_status(err: &Error) -> ExitStatus {
 /// The `error.kind` of a failure record: stable names scripts can switch on.
 pub fn kind(err: &Error) -> &'static str {
     match err {
-        Error::Config { .. } | Error::Pattern { .. } => "config",
+        Error::Config { .. } | Error::EnvFile { .. } | Error::Pattern { .. } => "config",
         Error::Auth { .. } => "auth",
         Error::Validation { .. } => "validation",
         Error::Remote { .. } => "remote",
@@ -107,6 +107,9 @@ pub fn kind(err: &Error) -> &'static str {
 /// Every configuration message names the flag and variable at fault; this says where to look.
 const CONFIG_HINT: &str = "set it with the flag or variable named above; `gcupload doctor` lists every setting, set or not, and where each came from; `gcupload --help` lists every flag";
 
+/// A refused `.env` is refused whole, before anything else is read.
+const ENV_FILE_HINT: &str = "nothing of the .env file was used; fix it as said above, name another file with --env-file, or run without one with --no-env-file";
+
 /// A glob pattern is gcupload's to expand only when the shell leaves it alone.
 const PATTERN_HINT: &str = "quote the pattern so the shell passes it as it is ('in/*.pdf'); to match `*`, `?`, `[` or `{` literally, put it in brackets (`[*]`, `[?]`, `[[]`, `[{]`) or escape it with a backslash";
 
@@ -114,6 +117,7 @@ const PATTERN_HINT: &str = "quote the pattern so the shell passes it as it is ('
 pub fn hint(err: &Error) -> Option<String> {
     let h = match err {
         Error::Config { .. } => CONFIG_HINT,
+        Error::EnvFile { .. } => ENV_FILE_HINT,
         Error::Pattern { .. } => PATTERN_HINT,
         Error::StillWriting { .. } => {
             "wait until the writer has finished and closed the file, then run again; files found by a walk (-r) or a glob are deferred instead"

@@ -314,9 +314,16 @@ pub struct UploadArgs {
     pub no_state: bool,
 
     /// After a file's upload is confirmed and journaled, move it into this directory (drop
-    /// folders); a name already taken there gets a number: `name (1).pdf`.
+    /// folders), keeping the folders below the walked one (`in/a/x.pdf` → `DIR/a/x.pdf`); a name
+    /// already taken there gets a number: `name (1).pdf`.
     #[arg(long, value_name = "DIR", conflicts_with = "remove_source_files")]
     pub move_to: Option<PathBuf>,
+
+    /// Move a file that can never be sent (refused by validation or by the deployment, or
+    /// flagged by the virus scan) into this directory, with its record beside it as
+    /// `NAME.gcupload.json`: later runs stop failing on it.
+    #[arg(long, value_name = "DIR")]
+    pub failed_to: Option<PathBuf>,
 
     /// After a file's upload is confirmed and journaled, delete it.
     #[arg(long)]

@@ -135,15 +135,13 @@ impl Report {
         }
         let ok = self.checks.iter().all(|c| c.ok);
         let settings: Vec<_> = settings.iter().map(Setting::json).collect();
-        println!(
-            "{}",
-            serde_json::json!({"ok": ok, "settings": settings, "checks": self.checks})
-        );
+        let report = serde_json::json!({"ok": ok, "settings": settings, "checks": self.checks});
+        let printed = super::print_all(format!("{report}\n").as_bytes(), "the report");
         self.checks
             .iter()
             .find(|c| !c.ok)
             .map(|c| c.status)
-            .unwrap_or(ExitStatus::Success)
+            .unwrap_or(printed)
     }
 }
 

@@ -108,7 +108,7 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
 }
 
 /// Writes `bytes` to stdout. A reader that stops early (`| head`) took what it wanted.
-fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
+pub(super) fn print_all(bytes: &[u8], what: &str) -> ExitStatus {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => ExitStatus::Success,

@@ -120,7 +120,8 @@ pub async fn standalone(args: SandboxArgs) -> ExitStatus {
             return ExitStatus::Usage;
         }
     };
-    println!("{}", sandbox.info());
+    // A reader that closed stdout still has a sandbox to use; only a failed write is told.
+    let _ = super::print_all(format!("{}\n", sandbox.info()).as_bytes(), "the settings");
     crate::stderr_line!(
         "sandbox: serving {} (store {}); Ctrl-C to stop",
         sandbox.base_url,

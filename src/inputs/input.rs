@@ -1,6 +1,6 @@
 //! One input of a run: a path to upload, where it came from, or what is wrong with it.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Rule};
 
@@ -32,6 +32,9 @@ pub struct Input {
     pub path: PathBuf,
     pub problem: Option<Problem>,
     pub origin: Origin,
+    /// The folder a walk found it under (a `-r` root, a glob's literal head, a watched folder):
+    /// `--move-to` keeps the tree below it.
+    pub base: Option<PathBuf>,
 }
 
 impl Input {
@@ -40,14 +43,17 @@ impl Input {
             path,
             problem: None,
             origin: Origin::Named,
+            base: None,
         }
     }
 
-    pub fn found(path: PathBuf) -> Input {
+    /// Found by a walk below `base`.
+    pub fn found(path: PathBuf, base: &Path) -> Input {
         Input {
             path,
             problem: None,
             origin: Origin::Found,
+            base: Some(base.to_path_buf()),
         }
     }
 
@@ -56,6 +62,22 @@ impl Input {
             path,
             problem: Some(problem),
             origin: Origin::Named,
+            base: None,
+        }
+    }
+
+    /// The folders between its base and the file (`a/b` for `in/a/b/x.pdf` found below `in`);
+    /// empty for a file named on the command line. Only plain names: nothing can lead out.
+    pub fn subfolder(&self) -> PathBuf {
+        let Some(base) = &self.base else {
+            return PathBuf::new();
+        };
+        let parent = self.path.parent().unwrap_or(Path::new(""));
+        match parent.strip_prefix(base) {
+            Ok(rel) if rel.components().all(|c| matches!(c, Component::Normal(_))) => {
+                rel.to_path_buf()
+            }
+            _ => PathBuf::new(),
         }
     }
 

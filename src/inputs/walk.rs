@@ -21,6 +21,8 @@ pub fn walk(root: &Path, sel: &Selection) -> Walk {
 pub struct Walk {
     inner: ignore::Walk,
     glob: Option<Arc<Glob>>,
+    /// The root as the found paths show it: what `--move-to` keeps the tree below.
+    base: PathBuf,
 }
 
 impl Walk {
@@ -37,9 +39,14 @@ impl Walk {
         }
         let (keep_sel, keep_glob, keep_root) = (sel.clone(), glob.clone(), root.clone());
         b.filter_entry(move |e| keeps(&keep_sel, keep_glob.as_deref(), &keep_root, e));
+        let base = match &glob {
+            Some(g) => g.shown(&root).to_path_buf(),
+            None => root,
+        };
         Walk {
             inner: b.build(),
             glob,
+            base,
         }
     }
 
@@ -84,7 +91,7 @@ impl Iterator for Walk {
                 if kind.is_dir() && self.glob.as_ref().is_some_and(|g| g.recursive) {
                     continue;
                 }
-                return Some(Input::found(path));
+                return Some(Input::found(path, &self.base));
             }
         }
     }

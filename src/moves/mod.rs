@@ -26,8 +26,20 @@ pub enum After {
     #[default]
     Keep,
     /// Into this folder (created if missing), under the file's own name or a numbered one.
+    /// Per file, [`After::below`] adds the folders it was found in.
     MoveTo(PathBuf),
     Remove,
+}
+
+impl After {
+    /// The same, for a file `sub` folders below the folder a walk found it in: a move keeps that
+    /// tree (`in/a/x.pdf` found below `in` goes to `DIR/a/x.pdf`), as `rclone move` does.
+    pub fn below(&self, sub: &Path) -> After {
+        match self {
+            After::MoveTo(dir) => After::MoveTo(dir.join(sub)),
+            other => other.clone(),
+        }
+    }
 }
 
 /// What was done with the source file, for the record.

@@ -3,12 +3,11 @@
 //! could not keep leaves the file in place: the next run finds the upload confirmed, finishes it
 //! under the same event id, and moves it then.
 
-use std::path::Path;
-
 use super::job::{Job, earlier, state_error};
 use super::stages::Pipeline;
 use crate::audit::{self, Record};
 use crate::error::Error;
+use crate::inputs::Input;
 use crate::moves;
 use crate::routes::Confirmation;
 use crate::state::Entry;
@@ -21,11 +20,12 @@ impl Pipeline {
         &self,
         conf: Confirmation,
         resumed: bool,
-        shown: &str,
+        input: &Input,
         file: &ValidatedFile,
         job: Option<Job>,
         ms: u64,
     ) -> (Record, Option<Error>) {
+        let shown = &input.path.display().to_string();
         let mut record = audit::completed(self.route_name(), shown, file, conf, ms);
         if let Some(j) = &job {
             record.event_id = j.event_id;
@@ -44,7 +44,7 @@ impl Pipeline {
             }
             return (record, Some(e));
         }
-        self.after_upload(&mut record, shown, &file.path, &file.meta)
+        self.after_upload(&mut record, shown, input, &file.meta)
             .await;
         (record, None)
     }
@@ -56,13 +56,13 @@ impl Pipeline {
         &self,
         record: &mut Record,
         shown: &str,
-        path: &Path,
+        input: &Input,
         meta: &std::fs::Metadata,
     ) {
         if matches!(self.after, moves::After::Keep) {
             return;
         }
-        let (after, path) = (self.after.clone(), path.to_path_buf());
+        let (after, path) = (self.after.below(&input.subfolder()), input.path.clone());
         let identity = moves::Identity::of(meta);
         let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
             .await

@@ -21,6 +21,15 @@ use crate::{retry, transfer};
 /// Protocol reference: a URL is valid 15 minutes; don't start a PUT on one older than 10.
 const URL_FRESHNESS: Duration = Duration::from_secs(600);
 
+/// How far a file got: what its failure record and `--failed-to` need.
+#[derive(Default)]
+pub(super) struct Reached {
+    pub(super) validated: Option<ValidatedFile>,
+    pub(super) job: Option<Job>,
+    /// What validation looked at when it refused the file.
+    pub(super) judged: Option<std::fs::Metadata>,
+}
+
 /// How one file ended, before its record is written.
 enum Outcome {
     /// A dry run: what would happen (and whether the journal says it was sent already).
@@ -38,37 +47,27 @@ enum Outcome {
 impl Pipeline {
     /// The file's record, and its error if it failed.
     pub(super) async fn upload_one(&self, input: &Input) -> (Record, Option<Error>) {
-        let path = input.path.as_path();
         let started = Instant::now();
-        let shown = path.display().to_string();
-        let mut validated = None;
-        let mut job = None;
+        let shown = input.path.display().to_string();
+        let mut reached = Reached::default();
         let result = tokio::select! {
-            r = retry::with_budget(&self.retry, self.steps(input, &mut validated, &mut job)) => r,
+            r = retry::with_budget(&self.retry, self.steps(input, &mut reached)) => r,
             _ = self.abandon.cancelled() => Err(Error::Interrupted),
         };
         let ms = started.elapsed().as_millis() as u64;
-        let file = validated.as_ref();
         match result {
             Ok(outcome) => {
-                let (record, unjournaled) = self.record(outcome, &shown, path, file, job, ms).await;
+                let file = reached.validated.as_ref();
+                let (record, unjournaled) = self
+                    .record(outcome, &shown, input, file, reached.job, ms)
+                    .await;
                 let lost = unjournaled.or_else(|| lost_event(&record));
                 if let Some(e) = &lost {
                     self.progress.println(&error_reporting::human(&shown, e));
                 }
                 (record, lost)
             }
-            Err(e) => {
-                self.progress.println(&error_reporting::human(&shown, &e));
-                if let Some(job) = job {
-                    self.journal_failure(&job, &e).await;
-                }
-                let mut record = audit::failed(self.route_name(), &shown, file, &e, ms);
-                if let Some(f) = file {
-                    record.extra.extend(self.route.discard(f).await);
-                }
-                (record, Some(e))
-            }
+            Err(e) => self.failed(input, &shown, reached, e, ms).await,
         }
     }
 
@@ -78,7 +77,7 @@ impl Pipeline {
         &self,
         outcome: Outcome,
         shown: &str,
-        path: &Path,
+        input: &Input,
         file: Option<&ValidatedFile>,
         job: Option<Job>,
         ms: u64,
@@ -92,7 +91,7 @@ impl Pipeline {
             tracing::debug!(file = %shown, "unchanged since its journaled upload (same stamp): skipped without reading it");
             let skip = earlier(&r.entry);
             let mut record = audit::skipped(route, shown, &content(r), &skip, ms);
-            self.after_upload(&mut record, shown, path, meta).await;
+            self.after_upload(&mut record, shown, input, meta).await;
             return (record, None);
         }
         let file = file.expect("validated");
@@ -109,40 +108,25 @@ impl Pipeline {
             Outcome::Skipped(skip) => {
                 let mut record = audit::skipped(route, shown, &file.into(), &skip, ms);
                 if matches!(skip, Skip::Uploaded { .. }) {
-                    self.after_upload(&mut record, shown, &file.path, &file.meta)
+                    self.after_upload(&mut record, shown, input, &file.meta)
                         .await;
                 }
                 record
             }
             Outcome::Settle(entry) => {
                 let mut record = self.settle(shown, file, entry, job, ms).await;
-                self.after_upload(&mut record, shown, &file.path, &file.meta)
+                self.after_upload(&mut record, shown, input, &file.meta)
                     .await;
                 record
             }
             Outcome::Completed(conf, resumed) => {
-                return self.completed(conf, resumed, shown, file, job, ms).await;
+                return self.completed(conf, resumed, input, file, job, ms).await;
             }
         };
         (record, None)
     }
 
-    async fn journal_failure(&self, job: &Job, e: &Error) {
-        let Some(store) = &job.store else { return };
-        // Nothing irreversible happened, or the platform refused the content: start anew next
-        // time. Otherwise the next run resumes from the step reached.
-        let fin = job.step == Step::Claimed || matches!(e, Error::Infected { .. });
-        if let Err(err) = store.failed(job.id, e.to_string(), fin).await {
-            tracing::error!("the failure could not be journaled: {err}");
-        }
-    }
-
-    async fn steps(
-        &self,
-        input: &Input,
-        validated: &mut Option<ValidatedFile>,
-        job: &mut Option<Job>,
-    ) -> Result<Outcome> {
+    async fn steps(&self, input: &Input, reached: &mut Reached) -> Result<Outcome> {
         let path = input.path.as_path();
         if let Some(why) = self.arriving_before(input).await? {
             return Ok(Outcome::Deferred(why));
@@ -152,10 +136,17 @@ impl Pipeline {
         }
         let file = match validate::validate(path, &self.policy).await {
             // It grew or shrank under the read: still being written.
-            Err(Error::FileChanged { .. }) if input.origin == Origin::Found => {
+            Err(r)
+                if matches!(r.error, Error::FileChanged { .. })
+                    && input.origin == Origin::Found =>
+            {
                 return Ok(Outcome::Deferred(Why::ChangedWhileRead));
             }
-            v => validated.insert(v?),
+            Err(r) => {
+                reached.judged = r.judged;
+                return Err(r.error);
+            }
+            Ok(v) => reached.validated.insert(v),
         };
         if let Some(why) = self.arriving_after(input, file).await? {
             return Ok(Outcome::Deferred(why));
@@ -176,7 +167,7 @@ impl Pipeline {
             }
             Claim::Fresh(e) | Claim::Resume(e) => e,
         };
-        let job = job.insert(Job::new(self.journal.as_ref(), &entry));
+        let job = reached.job.insert(Job::new(self.journal.as_ref(), &entry));
         if entry.step == Step::Completed {
             return Ok(Outcome::Settle(entry));
         }

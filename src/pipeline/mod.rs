@@ -6,6 +6,7 @@ mod arrive;
 mod batch;
 mod breaker;
 mod complete;
+mod failed;
 mod file;
 mod job;
 mod limits;

@@ -32,6 +32,8 @@ pub struct Config {
     pub min_age: Duration,
     /// What happens to a source file once its upload is confirmed and journaled.
     pub after: moves::After,
+    /// `--failed-to`: where a file that can never be sent goes, with its record.
+    pub failed_to: Option<PathBuf>,
     /// Platform API calls per minute at most.
     pub rate: Option<std::num::NonZeroU32>,
     pub output: Output,
@@ -69,6 +71,7 @@ pub struct Pipeline {
     pub(super) force: bool,
     pub(super) min_age: Duration,
     pub(super) after: moves::After,
+    pub(super) failed_to: Option<PathBuf>,
     /// Stops trying files while the platform cannot be reached.
     pub(super) breaker: super::breaker::Breaker,
     /// The run's pace of Platform API calls (and its rate-limit pause).
@@ -133,6 +136,7 @@ impl Pipeline {
             force: config.force,
             min_age: config.min_age,
             after: config.after,
+            failed_to: config.failed_to,
             breaker: Default::default(),
             limiter,
         })

@@ -179,7 +179,8 @@ impl Feeder {
                     if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                         let permit = slot.take().expect("a slot is held");
                         self.pending.sent(path.clone());
-                        permit.send(Input::found(path));
+                        let base = self.root_of(&path);
+                        permit.send(Input::found(path, &base));
                     }
                 }
             }
@@ -235,6 +236,17 @@ impl Feeder {
 
     /// The root (as given) a watcher's path lies in, the deepest when roots nest, and the
     /// path below that root as a walk of it would name it.
+    /// The watched folder `path` (as [`Self::local`] gives it) is below: the closest one.
+    fn root_of(&self, path: &Path) -> PathBuf {
+        self.config
+            .roots
+            .iter()
+            .filter(|r| path.starts_with(r))
+            .max_by_key(|r| r.components().count())
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn local(&self, path: &Path) -> Option<(PathBuf, PathBuf)> {
         let (given, rel) = self
             .config

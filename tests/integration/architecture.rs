@@ -327,7 +327,7 @@ fn the_guard_catches_upward_imports_cycles_clap_and_the_sandbox_wall() {
     copy_tree(&src_dir(), tmp.path());
     assert!(violations(tmp.path()).is_empty());
 
-    let validate = tmp.path().join("validate.rs");
+    let validate = tmp.path().join("validate/mod.rs");
     let text = std::fs::read_to_string(&validate).unwrap();
     std::fs::write(
         &validate,

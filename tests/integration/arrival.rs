@@ -128,16 +128,14 @@ fn another_process_writing_is_deferred_in_a_glob_and_named_when_given_explicitly
     let mut child = slow_writer(&path, &pdf(5000)[..2000]);
 
     let glob = format!("{}/*.pdf", inbox.display());
-    let out = env.cmd().arg(&glob).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.cmd().arg(&glob).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_DEFERRED");
     assert_eq!(r["writerPid"], child.id());
     assert_eq!(r["writerProgram"], "sleep");
 
     // Named on the command line: a clear error naming the writer, exit 8.
-    let out = env.cmd().arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::FileChanged.code()));
+    let out = env.cmd().arg(&path).finish(ExitStatus::FileChanged);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_FAILED");
     let message = r["error"]["message"].as_str().unwrap();

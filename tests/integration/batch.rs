@@ -36,13 +36,10 @@ fn tree(env: &Env) -> Vec<std::path::PathBuf> {
 fn directories_globs_and_lists_expand_to_one_record_per_file() {
     let env = Env::new();
     let files = tree(&env);
-    let out = env.cmd().args(["--recursive", "in"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env
+        .cmd()
+        .args(["--recursive", "in"])
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 5);
     assert_eq!(env.sandbox.objects().len(), 5);
@@ -62,8 +59,7 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
     );
 
     // A directory without --recursive gets one record that says to pass --recursive.
-    let out = env.cmd().arg("in").output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env.cmd().arg("in").finish(ExitStatus::Validation);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["rule"], "directory");
     assert!(r["error"]["hint"].as_str().unwrap().contains("--recursive"));
@@ -88,14 +84,7 @@ fn directories_globs_and_lists_expand_to_one_record_per_file() {
         .cmd()
         .args(["--from", "-"])
         .write_stdin(list)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout).len(), 2);
 }
 
@@ -109,14 +98,7 @@ fn many_files_with_many_jobs_are_each_stored_once() {
         .cmd()
         .args(["--jobs", "8"])
         .args(&files)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 40);
     let objects = env.sandbox.objects();
@@ -153,14 +135,7 @@ fn shards_split_the_inputs_without_overlap() {
             .cmd()
             .args(["--shard", &format!("{k}/3")])
             .args(&files)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(ExitStatus::Success.code()),
-            "{}",
-            stderr(&out)
-        );
+            .finish(ExitStatus::Success);
         let recs = records(&out.stdout);
         assert!(
             !recs.is_empty() && recs.len() < 30,
@@ -177,13 +152,10 @@ fn shards_split_the_inputs_without_overlap() {
     }
     assert_eq!(total, 30);
     assert_eq!(env.sandbox.objects().len(), 30);
-    let out = env
-        .cmd()
+    env.cmd()
         .args(["--shard", "4/3"])
         .args(&files)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
 }
 
 #[test]

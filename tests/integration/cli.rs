@@ -118,8 +118,7 @@ fn every_validation_rule_rejects_before_any_request() {
         }
         cmd.arg(name);
     }
-    let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = cmd.finish(ExitStatus::Validation);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), cases.len(), "one record per file");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -153,9 +152,7 @@ fn wrong_credentials_give_the_auth_exit_code_and_hint() {
         .env("GENESYS_CLIENT_SECRET", "not-the-secret")
         .arg(&a)
         .arg(&b)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
+        .finish(ExitStatus::Auth);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     for r in &recs {
@@ -197,8 +194,7 @@ fn a_revoked_token_is_refreshed_once_then_reported() {
     assert_eq!(env.sandbox.objects().len(), 1);
 
     env.sandbox.faults().reject_tokens = 10;
-    let out = env.cmd().arg("--force").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
+    let out = env.cmd().arg("--force").arg(&f).finish(ExitStatus::Auth);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "request-url");
     assert_eq!(r["error"]["httpStatus"], 401);
@@ -230,8 +226,7 @@ fn an_expired_url_is_replaced_then_reported_when_attempts_run_out() {
     assert_eq!(stores, vec![403, 200]);
 
     env.sandbox.faults().expired_urls = 100;
-    let out = env.cmd().arg("--force").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+    let out = env.cmd().arg("--force").arg(&f).finish(ExitStatus::Remote);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "transfer");
     assert_eq!(r["error"]["httpStatus"], 403);
@@ -254,8 +249,11 @@ fn an_infected_file_fails_after_the_platform_scan() {
     let mut bytes = b"quarterly numbers\n".to_vec();
     bytes.extend_from_slice(gcupload::validate::EICAR);
     let f = env.file("eicar.txt", &bytes);
-    let out = env.cmd().arg("--no-local-scan").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Infected.code()));
+    let out = env
+        .cmd()
+        .arg("--no-local-scan")
+        .arg(&f)
+        .finish(ExitStatus::Infected);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_FAILED");
     assert_eq!(r["virusScanStatus"], "infected");
@@ -279,9 +277,7 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
         .cmd()
         .args(["--webhook-url", &url])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED");
     assert_eq!(r["webhook"]["delivered"], false);
@@ -302,8 +298,7 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
     // The next run delivers the queued event to the webhook configured now (the sandbox's),
     // then its own.
     let g = env.file("b.pdf", &pdf(101));
-    let out = env.cmd().arg(&g).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let out = env.cmd().arg(&g).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["webhook"]["delivered"], true);
     let hooks = env.sandbox.webhooks();
@@ -315,8 +310,7 @@ fn a_webhook_receiver_that_is_down_does_not_fail_the_upload() {
     // A receiver that fails once gets the event on the next attempt, once.
     env.sandbox.faults().webhook_fail = 1;
     let h = env.file("c.pdf", &pdf(102));
-    let out = env.cmd().arg(&h).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let out = env.cmd().arg(&h).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["webhook"]["delivered"], true);
     assert_eq!(r["webhook"]["attempts"], 2);
@@ -332,9 +326,7 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
         .cmd()
         .args(["--external-contact", "no-such-contact"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 404);
     assert!(r["error"]["correlationId"].is_string());
@@ -345,8 +337,7 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
     );
 
     env.sandbox.faults().max_upload_bytes = 50;
-    let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+    let out = env.cmd().arg(&f).finish(ExitStatus::Remote);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 413);
     assert!(r["error"]["hint"].as_str().unwrap().contains("limit"));
@@ -362,9 +353,7 @@ fn configuration_errors_still_give_one_record_per_file() {
         .env_remove("EXTERNAL_CONTACT_ID")
         .arg(&f)
         .arg("b.pdf")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     assert!(recs.iter().all(|r| r["error"]["kind"] == "config"));
@@ -374,9 +363,7 @@ fn configuration_errors_still_give_one_record_per_file() {
         .cmd()
         .args(["--base-url", "http://example.com"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(String::from_utf8_lossy(&out.stderr).contains("https"));
 
     let out = env
@@ -384,14 +371,11 @@ fn configuration_errors_still_give_one_record_per_file() {
         .env_remove("GENESYS_BASE_URL")
         .args(["--region", "mars-1"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(String::from_utf8_lossy(&out.stderr).contains("eu_west_1"));
 
     // A usage error from the parser itself.
-    let out = env.cmd().output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    let out = env.cmd().finish(ExitStatus::Usage);
     assert!(out.stdout.is_empty());
     assert!(env.sandbox.requests().is_empty());
 }
@@ -419,24 +403,18 @@ fn settings_come_from_flags_then_env_then_dotenv() {
     );
 
     // The environment beats .env ...
-    let out = env
-        .bare_cmd()
+    env.bare_cmd()
         .arg("--force")
         .env("GENESYS_CLIENT_SECRET", "wrong")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
+        .finish(ExitStatus::Auth);
     // ... and a flag beats the environment.
-    let out = env
-        .bare_cmd()
+    env.bare_cmd()
         .arg("--force")
         .env("GENESYS_CLIENT_SECRET", "wrong")
         .args(["--client-secret", env.sandbox.client_secret()])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+        .finish(ExitStatus::Success);
 }
 
 #[test]
@@ -452,9 +430,7 @@ fn no_output_contains_the_secret_token_or_signature_even_at_trace() {
         .args(["-vvv", "--no-local-scan", "--pretty"])
         .arg(&ok)
         .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Infected.code()));
+        .finish(ExitStatus::Infected);
     let wrong = env
         .cmd()
         .env("RUST_LOG", "trace")
@@ -483,8 +459,11 @@ fn no_output_contains_the_secret_token_or_signature_even_at_trace() {
 fn pretty_prints_indented_records() {
     let env = Env::new();
     let f = env.file("a.pdf", &pdf(100));
-    let out = env.cmd().arg("--pretty").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+    let out = env
+        .cmd()
+        .arg("--pretty")
+        .arg(&f)
+        .finish(ExitStatus::Success);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("{\n  \""));
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -510,20 +489,7 @@ fn sandbox_flag_runs_the_whole_flow_with_no_account() {
 
 #[test]
 fn sandbox_command_prints_its_settings_as_one_json_line() {
-    use std::io::BufRead;
-    let bin = assert_cmd::cargo::cargo_bin("gcupload");
-    let mut child = std::process::Command::new(bin)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, info) = sandbox_process();
     let env = Env::new();
     let f = env.file("a.pdf", &pdf(100));
     let out = env

@@ -213,6 +213,46 @@ pub fn check_schema(v: &Value) {
     );
 }
 
+/// `gcupload sandbox` on a free loopback port, as a user starts it (nothing inherited), and the
+/// settings it printed as its first line.
+pub fn sandbox_process() -> (std::process::Child, Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gcupload"))
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+/// Runs a command to its end and asserts its exit status (showing its stderr if it differs):
+/// the shape of most tests' runs.
+pub trait Finish {
+    fn finish(&mut self, status: gcupload::ExitStatus) -> std::process::Output;
+}
+
+impl Finish for Command {
+    fn finish(&mut self, status: gcupload::ExitStatus) -> std::process::Output {
+        let out = self.output().unwrap();
+        expect_status(&out, status);
+        out
+    }
+}
+
+impl Finish for std::process::Command {
+    fn finish(&mut self, status: gcupload::ExitStatus) -> std::process::Output {
+        let out = self.output().unwrap();
+        expect_status(&out, status);
+        out
+    }
+}
+
 /// Asserts a run's exit status (showing its stderr if it differs); its stderr, for more checks.
 pub fn expect_status(out: &std::process::Output, status: gcupload::ExitStatus) -> String {
     let err = stderr(out);

@@ -71,9 +71,7 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         .env_remove("WEBHOOK_SYNC_URL")
         .current_dir(&job)
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs[0]["action"], "FILE_UPLOAD_COMPLETED", "{recs:?}");
     assert!(
@@ -102,9 +100,7 @@ fn a_dotenv_in_a_parent_directory_is_not_read() {
         .current_dir(&job)
         .args(["--dry-run", "--offline"])
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     let plan = &records(&out.stdout)[0];
     for host in ["loginHost", "apiHost"] {
         let shown = plan[host].as_str().unwrap_or_else(|| panic!("{plan}"));
@@ -125,16 +121,25 @@ fn a_dotenv_that_others_can_write_or_another_user_owns_is_refused() {
     let out = env.bare_cmd().arg(&f).output().unwrap();
     let err = expect_status(&out, ExitStatus::Usage);
     assert!(err.contains(".env") && err.contains("chmod go-w"), "{err}");
+    // Its own next step, not the generic one for a missing setting.
+    assert!(err.contains("--no-env-file"), "{err}");
+    assert!(!err.contains("set it with the flag or variable"), "{err}");
     // Every file still gets its record, and nothing was sent.
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["action"], "FILE_UPLOAD_FAILED");
+    assert!(
+        recs[0]["error"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("nothing of the .env file was used")),
+        "{}",
+        recs[0]
+    );
     assert!(env.sandbox.requests().is_empty());
 
     // Made private, the same file is read.
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = env.bare_cmd().arg(&f).output().unwrap();
-    expect_status(&out, ExitStatus::Success);
+    env.bare_cmd().arg(&f).finish(ExitStatus::Success);
 
     // As root the owner check can be seen: a file owned by someone else is refused.
     // SAFETY: geteuid has no preconditions.
@@ -237,14 +242,11 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         &sandbox_settings(&env),
         0o600,
     );
-    let out = env
-        .bare_cmd()
+    env.bare_cmd()
         .arg("--env-file")
         .arg(&named)
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     assert_eq!(env.sandbox.objects().len(), 1);
 
     // The same checks apply to a named file.
@@ -254,9 +256,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg("--env-file")
         .arg(&named)
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Usage);
+        .finish(ExitStatus::Usage);
     assert!(stderr(&out).contains("chmod go-w"));
 
     // A named file that is missing is an error, not an empty configuration.
@@ -266,9 +266,7 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         .arg("--env-file")
         .arg(&missing)
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Usage);
+        .finish(ExitStatus::Usage);
     assert!(
         stderr(&out).contains("nope.env: no such file"),
         "{}",
@@ -282,8 +280,11 @@ fn env_file_names_the_file_and_no_env_file_skips_it() {
         if skip.is_empty() {
             cmd.env("GCUPLOAD_NO_DOTENV", "1");
         }
-        let out = cmd.args(skip).arg("--force").arg(&f).output().unwrap();
-        expect_status(&out, ExitStatus::Usage);
+        let out = cmd
+            .args(skip)
+            .arg("--force")
+            .arg(&f)
+            .finish(ExitStatus::Usage);
         assert!(
             stderr(&out).contains("no route selected"),
             "{}",

@@ -20,20 +20,15 @@ fn an_empty_variable_counts_as_unset() {
         .env("WEBHOOK_SECRET", "")
         .env("GCUPLOAD_OUTBOX", "")
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     // The issue's own example: an empty base URL is no base URL (the default region), not
     // "`` is not a URL"; a dry run that makes no call shows the run is configured.
-    let out = env
-        .cmd()
+    env.cmd()
         .env("GENESYS_BASE_URL", "")
         .args(["--dry-run", "--offline"])
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
 }
 
 #[test]
@@ -78,9 +73,7 @@ fn reading_commands_never_create_a_store_and_say_there_is_none() {
     let out = env
         .bare_cmd()
         .args(["webhook", "flush", "--state-dir", typo.to_str().unwrap()])
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     assert!(stderr(&out).contains("no journal in"), "{}", stderr(&out));
     assert!(!typo.exists(), "webhook flush created {}", typo.display());
 }
@@ -99,24 +92,18 @@ fn history_failed_shows_only_files_whose_last_attempt_failed_and_finds_moved_fil
         times: 2,
         ..gcupload::sandbox::Inject::new("request-url", 500, None)
     }];
-    let out = env
-        .cmd()
+    env.cmd()
         .args(["--max-attempts", "1"])
         .arg(&fixed)
         .arg(&broken)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Remote);
+        .finish(ExitStatus::Remote);
     // ... then one is corrected (new content) and sent, and moved away.
     std::fs::write(&fixed, pdf(300)).unwrap();
-    let out = env
-        .cmd()
+    env.cmd()
         .arg("--move-to")
         .arg(env.dir.path().join("sent"))
         .arg(&fixed)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
     assert!(!fixed.exists());
 
     let (code, rows, err) = history(&env, &["--failed"]);
@@ -169,13 +156,10 @@ fn a_flag_the_route_does_not_use_is_refused_not_ignored() {
     }
     assert!(env.sandbox.objects().is_empty(), "nothing was uploaded");
     // The same settings in the environment are fine: it may hold every route's settings.
-    let out = env
-        .cmd()
+    env.cmd()
         .env("GENESYS_ORIGIN", "https://www.example.com")
         .arg(&f)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Success);
+        .finish(ExitStatus::Success);
 }
 
 #[test]
@@ -186,9 +170,7 @@ fn usage_errors_name_no_option_as_required_and_contradictions_are_refused() {
         .cmd()
         .args(["--output", "text", "--pretty"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     let err = stderr(&out);
     assert!(err.contains("--pretty"), "{err}");
     // The environment sets --external-contact and --client-id: the usage line does not list
@@ -275,9 +257,7 @@ fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
             .env("GENESYS_BASE_URL", &base)
             .arg("-q")
             .arg(&f)
-            .output()
-            .unwrap();
-        expect_status(&out, ExitStatus::Network);
+            .finish(ExitStatus::Network);
         let r = &records(&out.stdout)[0];
         assert_eq!(r["error"]["kind"], "tls", "{r}");
         assert!(
@@ -300,9 +280,7 @@ fn an_untrusted_certificate_is_not_retried_and_says_what_to_do() {
             .env("GENESYS_BASE_URL", &base)
             .arg("-v")
             .arg(&f)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(ExitStatus::Network.code()));
+            .finish(ExitStatus::Network);
         assert!(!stderr(&out).contains("retrying"), "{}", stderr(&out));
     }
 }
@@ -324,9 +302,7 @@ fn an_unreachable_platform_stops_the_batch_early_with_a_record_for_every_file() 
         .env("GENESYS_BASE_URL", format!("http://127.0.0.1:{port}"))
         .args(["--jobs", "1", "--max-attempts", "2"])
         .args(&files)
-        .output()
-        .unwrap();
-    expect_status(&out, ExitStatus::Network);
+        .finish(ExitStatus::Network);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 10, "every file has its record");
     assert!(

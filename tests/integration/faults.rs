@@ -24,7 +24,13 @@ fn upload(env: &Env, route: &str, args: &[&str], bytes: &[u8]) -> (Output, Vec<V
     let f = env.file(&format!("{}.pdf", uuid::Uuid::new_v4().simple()), bytes);
     let out = cmd(env, route).args(args).arg(&f).output().unwrap();
     let recs = records(&out.stdout);
-    assert_eq!(recs.len(), 1, "one record: {}", stderr(&out));
+    assert_eq!(
+        recs.len(),
+        1,
+        "one record ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
     (out, recs)
 }
 

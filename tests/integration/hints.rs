@@ -1,8 +1,6 @@
 //! Every hint names a next step that works: each test follows the hint it gets, with the real
 //! binary against the sandbox, and checks that it leads somewhere.
 
-use std::io::BufRead;
-
 use crate::common::*;
 use gcupload::ExitStatus;
 use serde_json::Value;
@@ -19,21 +17,16 @@ fn a_type_hint_suggests_only_what_works() {
     let env = Env::new();
     // An extension gcupload cannot verify: --allow-type cannot take it, so it is not suggested.
     let md = env.file("notes.md", b"# notes\n");
-    let out = env.cmd().arg(&md).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env.cmd().arg(&md).finish(ExitStatus::Validation);
     let hint = hint_of(&out);
     assert!(!hint.contains("--allow-type"), "{hint}");
-    let refused = env
-        .cmd()
+    env.cmd()
         .args(["--allow-type", "text/markdown"])
         .arg(&md)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     // The hint's way out: rename to the real extension (it is plain text).
     let txt = env.file("notes.txt", b"# notes\n");
-    let out = env.cmd().arg(&txt).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.cmd().arg(&txt).finish(ExitStatus::Success);
 
     // A known type outside --allow-type: the hint says to add it, and adding it works.
     let png = env.file("a.png", &png(200));
@@ -41,22 +34,16 @@ fn a_type_hint_suggests_only_what_works() {
         .cmd()
         .args(["--allow-type", "application/pdf"])
         .arg(&png)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+        .finish(ExitStatus::Validation);
     assert!(hint_of(&out).contains("--allow-type"), "{}", hint_of(&out));
-    let out = env
-        .cmd()
+    env.cmd()
         .args(["--allow-type", "application/pdf,image/png"])
         .arg(&png)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
 
     // The guest deployment's own type list: no local flag changes it, so none is suggested.
     let zip = env.file("a.zip", &zip(300));
-    let out = env.guest_cmd().arg(&zip).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env.guest_cmd().arg(&zip).finish(ExitStatus::Validation);
     let hint = hint_of(&out);
     assert!(
         hint.contains("deployment") && !hint.contains("--allow-type"),
@@ -72,9 +59,7 @@ fn a_configuration_hint_names_the_flag_the_variable_and_doctor() {
         .cmd()
         .env_remove("GENESYS_CLIENT_SECRET")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     let r = &records(&out.stdout)[0];
     let message = r["error"]["message"].as_str().unwrap();
     assert!(
@@ -114,9 +99,7 @@ fn doctor_lists_every_setting_suggests_the_sandbox_and_ticks_only_what_passed() 
         .bare_cmd()
         .env("GENESYS_BASE_URL", env.sandbox.base_url.as_str())
         .arg("doctor")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     let err = stderr(&out);
     for id in [
         "route",
@@ -159,8 +142,10 @@ fn doctor_lists_every_setting_suggests_the_sandbox_and_ticks_only_what_passed() 
     }
     // The suggestion works as written.
     let f = env.file("a.pdf", &pdf(100));
-    let out = env.bare_cmd().arg("--sandbox").arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    env.bare_cmd()
+        .arg("--sandbox")
+        .arg(&f)
+        .finish(ExitStatus::Success);
 }
 
 #[test]
@@ -171,9 +156,7 @@ fn a_wrong_deployment_says_to_check_the_deployment_id() {
         .guest_cmd()
         .env("GENESYS_DEPLOYMENT_ID", "not-a-deployment")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     let message = e["message"].as_str().unwrap();
     assert!(
@@ -197,12 +180,9 @@ fn a_wrong_deployment_says_to_check_the_deployment_id() {
         "{}",
         stderr(&wrong)
     );
-    let right = env
-        .guest_cmd()
+    env.guest_cmd()
         .args(["doctor", "--deployment", env.sandbox.deployment_id()])
-        .output()
-        .unwrap();
-    assert_eq!(right.status.code(), Some(0), "{}", stderr(&right));
+        .finish(ExitStatus::Success);
 }
 
 /// The README's standalone-sandbox block, run as written: each `VAR=$(jq -r .key sandbox.json)`
@@ -226,19 +206,7 @@ fn the_readme_standalone_sandbox_block_reaches_every_route() {
         .collect();
     assert!(exports.len() >= 8, "{exports:?}");
 
-    let bin = assert_cmd::cargo::cargo_bin("gcupload");
-    let mut child = std::process::Command::new(bin)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
+    let (mut child, info) = sandbox_process();
     let env = Env::new();
     std::fs::create_dir_all(env.dir.path().join("tests/fixtures")).unwrap();
     env.file("tests/fixtures/sample.pdf", &pdf(300));
@@ -319,9 +287,7 @@ fn the_smaller_wording_fixes() {
         .cmd()
         .args(["--output", "text"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("2.0 MB") && !text.contains("kB"), "{text}");
     assert!(
@@ -352,9 +318,7 @@ fn the_smaller_wording_fixes() {
         .bare_cmd()
         .args(["--sandbox", "--jobs", "0"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(
         !stderr(&out).contains("sandbox: serving"),
         "{}",

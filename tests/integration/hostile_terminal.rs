@@ -148,8 +148,7 @@ fn a_bidi_control_in_a_file_name_is_refused() {
         "arabic\u{061c}mark.pdf",
     ];
     let files: Vec<_> = names.iter().map(|n| env.file(n, &pdf(100))).collect();
-    let out = env.cmd().args(&files).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env.cmd().args(&files).finish(ExitStatus::Validation);
     let err = stderr(&out);
     assert_no_raw_control(&err, "stderr");
     let recs = records(&out.stdout);
@@ -174,8 +173,7 @@ fn zero_width_characters_are_escaped_on_stderr() {
     let env = Env::new();
     let name = "inv\u{200b}oi\u{200c}c\u{200d}e\u{2060}\u{feff}.exe";
     let f = env.file(name, b"MZ not allowed");
-    let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env.cmd().arg(&f).finish(ExitStatus::Validation);
     let err = stderr(&out);
     for zw in ['\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}'] {
         assert!(!err.contains(zw), "raw {zw:?} on stderr: {err:?}");

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use gcupload::sandbox::Pause;
 
-use crate::common::{Env, pdf, records, sha256, stderr};
+use crate::common::{Env, Finish, pdf, records, sha256, stderr};
 use crate::state::{HOLD_MS, Route, kill_when_paused, now_ms};
+use gcupload::ExitStatus;
 
 fn read(p: &str) -> String {
     std::fs::read_to_string(p).unwrap().trim().to_string()
@@ -72,8 +73,7 @@ fn a_lease_from_another_pid_namespace_is_respected_until_it_expires() {
     let pid = dead_pid();
     for holder in [host.as_str(), elsewhere.as_str()] {
         set_lease(&env, pid, holder, now_ms() + 60_000);
-        let out = env.cmd().arg(&path).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = env.cmd().arg(&path).finish(ExitStatus::Success);
         let r = &records(&out.stdout)[0];
         assert_eq!(r["skipReason"], "claimed-by-another-run", "{holder}: {r}");
         assert_eq!(r["claimedBy"], format!("pid {pid} on {host}"), "{r}");
@@ -105,8 +105,7 @@ fn a_dead_or_reused_holder_in_our_namespace_is_taken_over() {
             &format!("{ours} start={start}"),
             now_ms() + 60_000,
         );
-        let out = env.cmd().arg(&path).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = env.cmd().arg(&path).finish(ExitStatus::Success);
         let r = &records(&out.stdout)[0];
         assert!(
             r["action"] == "FILE_UPLOAD_COMPLETED" || r["skipReason"] == "already-uploaded",

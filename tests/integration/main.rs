@@ -28,6 +28,7 @@ mod props;
 mod rate_limits;
 mod sandbox;
 mod sandbox_local;
+mod set_aside;
 mod soak;
 mod state;
 mod url_credentials;

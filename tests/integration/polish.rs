@@ -20,8 +20,7 @@ fn completions_and_man_page_generate() {
             "{shell}"
         );
     }
-    let out = env.bare_cmd().arg("man").output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let out = env.bare_cmd().arg("man").finish(ExitStatus::Success);
     let man = String::from_utf8(out.stdout).unwrap();
     assert!(
         man.contains(".TH gcupload 1") && man.contains("external\\-contact"),
@@ -85,9 +84,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .arg("--dry-run")
         .arg(&a)
         .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+        .finish(ExitStatus::Validation);
     let recs = records(&out.stdout);
     let r = by_name(&recs, "a.pdf");
     assert_eq!(r["action"], "FILE_UPLOAD_PLANNED");
@@ -111,9 +108,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .env("GENESYS_CLIENT_SECRET", "nope")
         .args(["--dry-run"])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
+        .finish(ExitStatus::Auth);
     assert_eq!(records(&out.stdout)[0]["error"]["kind"], "auth");
 
     // --offline makes no call at all.
@@ -122,9 +117,7 @@ fn a_dry_run_checks_everything_and_uploads_nothing() {
         .cmd()
         .args(["--dry-run", "--offline"])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_PLANNED");
     assert_eq!(env.sandbox.requests().len(), before);
 
@@ -226,9 +219,7 @@ fn progress_bars_appear_on_a_terminal_and_never_on_a_pipe() {
     let out = env
         .cmd()
         .args(["--force", "a.pdf", "b.pdf"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+        .finish(ExitStatus::Success);
     assert!(!stderr(&out).contains("ETA"));
     assert!(
         !stderr(&out).contains("ok      a.pdf"),
@@ -267,8 +258,7 @@ fn colours_only_on_terminals_and_never_with_no_color() {
 #[test]
 fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
     let env = Env::new();
-    let out = env.cmd().arg("doctor").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.cmd().arg("doctor").finish(ExitStatus::Success);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
     let err = stderr(&out);
@@ -282,9 +272,7 @@ fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
         .cmd()
         .env("GENESYS_CLIENT_SECRET", "Zq9-not-the-secret")
         .arg("doctor")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Auth.code()));
+        .finish(ExitStatus::Auth);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let cred = report["checks"]
         .as_array()
@@ -308,14 +296,11 @@ fn doctor_reports_a_healthy_setup_a_wrong_secret_and_a_wrong_region() {
         .cmd()
         .env_remove("GENESYS_BASE_URL")
         .args(["doctor", "--region", "atlantis-1"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(stderr(&out).contains("unknown region") && stderr(&out).contains("from flag"));
 
     // The guest route: what the deployment accepts.
-    let out = env.guest_cmd().arg("doctor").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.guest_cmd().arg("doctor").finish(ExitStatus::Success);
     assert!(stderr(&out).contains("image/*") && stderr(&out).contains("10240 KB"));
 
     // .env is told apart from the environment.
@@ -403,4 +388,38 @@ fn text_results_stay_on_screen_above_the_progress_bars() {
         );
     }
     assert!(!shown.contains("ETA"), "no stale bar left behind:\n{shown}");
+}
+
+/// A reader that closed stdout before the JSON was written (`gcupload doctor | true`) makes no
+/// panic: the report is dropped, the checks' status is the exit code.
+#[test]
+fn doctor_and_the_sandbox_survive_a_closed_stdout() {
+    let env = Env::new();
+    for args in [&["doctor"][..], &["sandbox", "--listen", "127.0.0.1:0"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = env
+            .std_cmd()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap())) {
+            let line = line.unwrap();
+            err.push_str(&line);
+            err.push('\n');
+            if line.starts_with("sandbox: serving") {
+                // It keeps serving: stop it as a user would.
+                signal(&child, libc::SIGTERM);
+            }
+        }
+        let status = child.wait().unwrap();
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            status.code().is_some(),
+            "{args:?} ended by a signal: {status:?}"
+        );
+    }
 }

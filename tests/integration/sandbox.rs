@@ -1,6 +1,7 @@
 //! The sandbox's store refuses what real S3 refuses, so the client tests against it mean something.
 
 use crate::common::*;
+use gcupload::ExitStatus;
 use serde_json::{Value, json};
 
 /// An access token from the sandbox's OAuth endpoint.
@@ -502,9 +503,7 @@ fn the_conversation_shows_its_messages_in_the_platform_shape() {
         .conversation_cmd()
         .args(["--message", "See attached"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     env.block_on(async {
         let token = token(&env).await;

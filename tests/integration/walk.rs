@@ -59,8 +59,7 @@ fn taken(out: &std::process::Output, root: &Path) -> Vec<String> {
 fn hidden_files_git_and_in_progress_names_are_left_alone_silently() {
     let env = Env::new();
     let root = drop_folder(&env);
-    let out = env.cmd().arg("-r").arg(&root).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.cmd().arg("-r").arg(&root).finish(ExitStatus::Success);
     assert_eq!(
         taken(&out, &root),
         [
@@ -78,9 +77,7 @@ fn hidden_files_git_and_in_progress_names_are_left_alone_silently() {
         .cmd()
         .args(["-r", "--hidden", "--dry-run"])
         .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let got = taken(&out, &root);
     assert!(got.contains(&".hidden.pdf".to_string()) && got.contains(&".git/c.pdf".to_string()));
     assert!(
@@ -89,8 +86,10 @@ fn hidden_files_git_and_in_progress_names_are_left_alone_silently() {
     );
 
     // A file named explicitly is never filtered.
-    let out = env.cmd().arg(root.join(".hidden.pdf")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let out = env
+        .cmd()
+        .arg(root.join(".hidden.pdf"))
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
 }
 
@@ -119,9 +118,7 @@ fn include_exclude_and_gcuploadignore_choose_the_files() {
             "a.pdf",
         ])
         .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     assert_eq!(taken(&out, &root), ["sub/b.pdf"]);
 
     // .gcuploadignore, at any level, in gitignore syntax (a `!` takes a file back).
@@ -137,9 +134,7 @@ fn include_exclude_and_gcuploadignore_choose_the_files() {
         .cmd()
         .args(["-r", "--dry-run"])
         .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     assert_eq!(
         taken(&out, &root),
         ["a.pdf", "draft-e.pdf", "sub/b.pdf", "sub/secret-ok.pdf"]
@@ -149,9 +144,7 @@ fn include_exclude_and_gcuploadignore_choose_the_files() {
         .cmd()
         .args(["-r", "--include", "a[b"])
         .arg(&root)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(stderr(&out).contains("quote"), "{}", stderr(&out));
 }
 
@@ -196,13 +189,11 @@ fn a_walk_error_is_a_record_naming_the_path() {
     // permissions would not stop a read.
     let part = "d".repeat(200);
     deep_file(&root, &part, 25, b"%PDF-1.7 lost");
-    let out = env.cmd().arg("-r").arg(&root).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Validation.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env
+        .cmd()
+        .arg("-r")
+        .arg(&root)
+        .finish(ExitStatus::Validation);
     let recs = records(&out.stdout);
     assert_eq!(by_name(&recs, "ok.pdf")["action"], "FILE_UPLOAD_COMPLETED");
     let failed: Vec<_> = recs
@@ -233,25 +224,21 @@ fn a_glob_over_a_symlink_loop_ends_and_links_are_reported_not_followed() {
         .cmd()
         .timeout(Duration::from_secs(20))
         .arg(format!("{}/**/*.pdf", root.display()))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     assert_eq!(taken(&out, &root), ["real.pdf"]);
     assert!(
         stderr(&out).contains("link.pdf: a symbolic link found in a walk is not followed"),
         "{}",
         stderr(&out)
     );
-    let out = env.cmd().arg("-r").arg(&root).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.cmd().arg("-r").arg(&root).finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout).len(), 1);
 }
 
 #[test]
 fn a_bad_glob_hint_says_how_to_quote_or_escape() {
     let env = Env::new();
-    let out = env.cmd().arg("in/[x").output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    let out = env.cmd().arg("in/[x").finish(ExitStatus::Usage);
     let r = &records(&out.stdout)[0];
     let hint = r["error"]["hint"].as_str().unwrap();
     assert!(hint.contains("quote") && hint.contains("[[]"), "{hint}");
@@ -269,8 +256,10 @@ fn from_lists_are_bytes_and_from0_takes_nul_separated_names() {
     let mut list = odd.join("menu.pdf").as_os_str().as_bytes().to_vec();
     list.extend_from_slice(b"\nwith space.pdf\n");
     std::fs::write(env.dir.path().join("list.txt"), &list).unwrap();
-    let out = env.cmd().args(["--from", "list.txt"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd()
+        .args(["--from", "list.txt"])
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout).len(), 2);
     assert_eq!(env.sandbox.objects().len(), 2);
 
@@ -282,9 +271,7 @@ fn from_lists_are_bytes_and_from0_takes_nul_separated_names() {
         .cmd()
         .args(["--from", "-", "--from0", "--dry-run"])
         .write_stdin(list)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     assert_eq!(by_name(&recs, "more.pdf")["action"], "FILE_UPLOAD_PLANNED");

@@ -473,3 +473,33 @@ fn watch_with_poll_finds_files_without_events() {
     );
     assert_stored_once(&env, &[("polled.pdf".into(), bytes)]);
 }
+
+/// A watched drop folder with `--move-to` and `--failed-to`: what was sent lands in `sent`, a
+/// file that can never be sent in `failed`, each below the folder it arrived in; the drop folder
+/// is left empty, and a file dropped again under a moved file's name is a new file.
+#[test]
+fn watch_moves_what_it_sent_and_sets_aside_what_it_never_can() {
+    let env = Env::new();
+    let dir = inbox(&env);
+    let (sent, failed) = (env.dir.path().join("sent"), env.dir.path().join("failed"));
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    let mut args = vec!["-r", "--settle", "200ms", "--move-to"];
+    args.push(sent.to_str().unwrap());
+    args.extend(["--failed-to", failed.to_str().unwrap()]);
+    let mut w = Watching::start(&env, &args, &[&dir], &[]);
+    let (good, bad) = (doc(1, 2000), png(200));
+    drop_in(&env, &dir.join("a"), "good.pdf", &good);
+    drop_in(&env, &dir.join("a"), "bad.pdf", &bad);
+    w.until("both files", |r| r.len() >= 2);
+    let again = doc(2, 2000);
+    drop_in(&env, &dir.join("a"), "good.pdf", &again);
+    w.until("the file dropped again", |r| r.len() >= 3);
+    let (status, records, stderr) = w.term();
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    assert_eq!(std::fs::read(sent.join("a/good.pdf")).unwrap(), good);
+    assert_eq!(std::fs::read(sent.join("a/good (1).pdf")).unwrap(), again);
+    assert_eq!(std::fs::read(failed.join("a/bad.pdf")).unwrap(), bad);
+    assert!(failed.join("a/bad.pdf.gcupload.json").exists());
+    assert_eq!(std::fs::read_dir(dir.join("a")).unwrap().count(), 0);
+}

@@ -232,8 +232,18 @@ async fn get_media(
     let Some(m) = route.media(&id) else {
         return not_found("The media was not found.");
     };
+    let unlanded = route.store.infected(&m.key).is_none();
+    let mut status = m.status;
+    if unlanded {
+        match route.state.faults().unlanded_media.as_str() {
+            "404" => return not_found("The media upload was not found."),
+            "410" => return platform_error(StatusCode::GONE, "gone", "The media upload expired."),
+            "invalid" => status = "invalid",
+            _ => {}
+        }
+    }
     let mut v = json!({
-        "id": id, "name": m.name, "contentLengthBytes": m.size, "status": m.status,
+        "id": id, "name": m.name, "contentLengthBytes": m.size, "status": status,
         "mediaType": media_type(&m.name),
         "selfUri": self_uri(&conv, &comm, &id),
     });

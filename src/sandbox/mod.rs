@@ -76,6 +76,7 @@ pub struct Sandbox {
     state: Arc<State>,
     store: Arc<Store>,
     conversation: Arc<Conversation>,
+    guest: Arc<Guest>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -109,7 +110,7 @@ impl Sandbox {
         let guest = Guest::new(state.clone(), store.clone());
         let conversation = Conversation::new(state.clone(), store.clone());
         let landed = landed(guest.clone(), conversation.clone());
-        let api = api_router(&state, &store, guest, conversation.clone());
+        let api = api_router(&state, &store, guest.clone(), conversation.clone());
         let objects = store_front::router(state.clone(), store.clone(), landed);
         let tasks = vec![
             tokio::spawn(serve(api_listener, api)),
@@ -121,6 +122,7 @@ impl Sandbox {
             state,
             store,
             conversation,
+            guest,
             tasks,
             _tmp: tmp,
         })
@@ -208,6 +210,14 @@ impl Sandbox {
     /// Requests refused by a rate limit so far: `guest` (4029) or `api` (429).
     pub fn refused(&self, surface: &str) -> u32 {
         self.state.refused().get(surface).copied().unwrap_or(0)
+    }
+
+    /// Guest onAttachment requests that came while another attachment of the same session had
+    /// landed and awaited its verdict (the scan, `guestScanDelayMs`): uploads kept in flight side
+    /// by side on one session.
+    pub fn guest_uploads_during_scans(&self) -> u32 {
+        let n = &self.guest.requested_during_scans;
+        n.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn requests(&self) -> Vec<SeenRequest> {

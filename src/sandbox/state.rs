@@ -53,6 +53,10 @@ pub struct Faults {
     /// announced size) landed: 400, 404 or 409 (the contract leaves it open), code
     /// `upload.not.found` / `upload.size.mismatch`.
     pub absent_confirm_status: u16,
+    /// How a conversation media poll answers media whose bytes never landed (undocumented):
+    /// `uploading` (the default, still waiting for them), `404` (`not.found`: the upload is
+    /// gone), `410` (gone) or `invalid`.
+    pub unlanded_media: String,
     /// Fill the fields the Platform API marks deprecated (`MessageDetails.media`,
     /// `MessageData.textBody`/`media`); off, they are left empty, as the API allows.
     pub fill_deprecated_fields: bool,
@@ -220,6 +224,7 @@ impl Default for Faults {
             guest_rate_limit: 0,
             guest_messages_per_sec: 2,
             absent_confirm_status: 400,
+            unlanded_media: "uploading".into(),
             fill_deprecated_fields: false,
             fail_sends: 0,
             media_delay_ms: 300,

@@ -17,6 +17,7 @@ mod environment;
 mod everyday;
 mod faults;
 mod guest;
+mod guest_in_flight;
 mod hints;
 mod hostile;
 mod hostile_files;

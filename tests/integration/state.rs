@@ -578,6 +578,39 @@ fn external_contact_killed_mid_put_confirm_409_upload_not_found_uploads_again() 
     killed_mid_put_then_absent_confirm(409);
 }
 
+/// Issue 19: a resumed conversation upload whose media poll says the media is gone (or marks
+/// it `invalid` although its PUT was never answered) did not land: it is uploaded again on a
+/// fresh URL and sent once (before: the resume gave up, exit 5).
+fn conversation_killed_mid_put_then_unlanded_media(variant: &str, status: u16) {
+    let env = Env::new();
+    env.sandbox.faults().unlanded_media = variant.into();
+    killed_then_rerun_in(&env, Route::Conversation, "put-mid");
+    let polls: Vec<u16> = env
+        .sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/messages/media/"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(polls.first(), Some(&status), "the resume's poll: {polls:?}");
+    assert_eq!(env.sandbox.messages().len(), 1, "sent once");
+}
+
+#[test]
+fn conversation_killed_mid_put_media_poll_404_uploads_again() {
+    conversation_killed_mid_put_then_unlanded_media("404", 404);
+}
+
+#[test]
+fn conversation_killed_mid_put_media_poll_410_uploads_again() {
+    conversation_killed_mid_put_then_unlanded_media("410", 410);
+}
+
+#[test]
+fn conversation_killed_mid_put_media_poll_invalid_uploads_again() {
+    conversation_killed_mid_put_then_unlanded_media("invalid", 200);
+}
+
 #[test]
 fn external_contact_killed_at_put_stored_then_rerun() {
     killed_then_rerun(Route::External, "put-stored");

@@ -24,6 +24,20 @@ use sent::{Found, Part};
 /// How long a resumed run waits for media of an earlier run to turn `valid`.
 const RESUME_WAIT: Duration = Duration::from_secs(10);
 
+/// The code of a media the platform marked `invalid`.
+const MEDIA_INVALID: &str = "media.invalid";
+
+/// Whether a media poll's refusal says the media is not there: 404 or 410 for this one media
+/// resource, or any answer that says the object is absent.
+fn gone(remote: &Remote) -> bool {
+    matches!(remote.status, Some(404 | 410)) || remote.says_absent()
+}
+
+/// Whether the media poll found the media `invalid`.
+fn invalid(remote: &Remote) -> bool {
+    remote.code.as_deref() == Some(MEDIA_INVALID)
+}
+
 /// A message the conversation does not show is looked for once more after this long (the
 /// platform may record it a moment after it answered) before it is sent again.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -216,7 +230,7 @@ impl Conversation {
                         stage: Stage::Confirm,
                         remote: Remote {
                             status: None,
-                            code: Some("media.invalid".into()),
+                            code: Some(MEDIA_INVALID.into()),
                             message: "the platform marked the media invalid (it failed its content checks)".into(),
                             correlation_id: None,
                         },
@@ -444,7 +458,9 @@ impl Route for Conversation {
 
     /// Media whose bytes landed turns `valid` within moments; one still `uploading` after
     /// [`RESUME_WAIT`] never got its bytes, and is uploaded again. Media whose PUT was answered
-    /// gets the whole `--confirm-timeout`.
+    /// gets the whole `--confirm-timeout`. Media the platform no longer knows (404, 410, or an
+    /// answer that says so), or marks `invalid` although its PUT was never answered, did not
+    /// land either: it is uploaded again on a fresh URL (a real content refusal comes back then).
     async fn resume(
         &self,
         _file: &ValidatedFile,
@@ -456,8 +472,14 @@ impl Route for Conversation {
         } else {
             RESUME_WAIT
         };
-        let media = self.wait_until_valid(&up.file_id, limit).await?;
-        Ok(media.ok().map(|m| self.confirmation(up, m)))
+        match self.wait_until_valid(&up.file_id, limit).await {
+            Ok(media) => Ok(media.ok().map(|m| self.confirmation(up, m))),
+            Err(Error::Remote { remote, .. }) if gone(&remote) || (!landed && invalid(&remote)) => {
+                tracing::info!(file_id = %up.file_id, "the earlier upload did not land ({remote}); uploading again");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn sends(&self) -> bool {

@@ -23,6 +23,10 @@ pub(super) struct Sent {
 /// deleteAttachment of one never uploaded) is waited for: it may never come.
 pub(super) const UNDOCUMENTED_WAIT: Duration = Duration::from_secs(10);
 
+/// How many socket drops one wait for an upload event rides out (several files in flight see
+/// the same drop; each may see another's reconnect as one).
+const SOCKET_DROPS: u32 = 3;
+
 /// What getAttachment says of an attachment.
 enum Known {
     /// Uploaded: its success event, rebuilt from the refreshed link.
@@ -34,39 +38,29 @@ enum Known {
 }
 
 impl Link {
-    /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`.
-    pub(super) async fn upload_event(
-        &self,
-        slot: &mut Option<Session>,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<Frame> {
-        let waited = live(slot)
-            .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-            .await;
-        match waited {
-            // The event may have gone to the dropped socket: ask for the attachment instead
-            // of uploading it again.
-            Err(SocketError::Closed(_)) => self.recover_upload_event(slot, id, timeout).await,
-            other => Ok(other?),
+    /// The `UploadSuccessEvent` or `UploadFailureEvent` for attachment `id`. The event may have
+    /// gone to a socket that dropped: getAttachment on the reopened one says whether it was
+    /// stored instead of uploading it again; otherwise the event may still come there. A socket
+    /// that keeps dropping is given up on after [`SOCKET_DROPS`].
+    pub(super) async fn upload_event(&self, id: &str, timeout: Duration) -> Result<Frame> {
+        let mut drops = 0;
+        loop {
+            match self.await_upload_event(id, timeout).await {
+                Err(SocketError::Closed(_)) if drops < SOCKET_DROPS => {
+                    drops += 1;
+                    if let Known::Uploaded(event) = self.known(id).await? {
+                        return Ok(event);
+                    }
+                }
+                other => return Ok(other?),
+            }
         }
     }
 
-    /// On a new socket: getAttachment's refreshed link means it was stored; otherwise the
-    /// event may still come.
-    async fn recover_upload_event(
-        &self,
-        slot: &mut Option<Session>,
-        id: &str,
-        timeout: Duration,
-    ) -> Result<Frame> {
-        self.reconnect(slot).await?;
-        match self.ask_attachment(slot, id).await? {
-            Known::Uploaded(event) => Ok(event),
-            Known::Pending | Known::Unknown => Ok(live(slot)
-                .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-                .await?),
-        }
+    /// [`Link::ask_attachment`] on the session, reopened if its socket dropped.
+    async fn known(&self, id: &str) -> Result<Known> {
+        let mut slot = self.session().await?;
+        self.ask_attachment(&mut slot, id).await
     }
 
     /// What getAttachment says of attachment `id`. The SDK uses it only to refresh the link of
@@ -156,18 +150,13 @@ impl Link {
     /// its verdict (the scan is under way). `None`: upload it again.
     pub(super) async fn uploaded(
         &self,
-        slot: &mut Option<Session>,
         id: &str,
         landed: bool,
         timeout: Duration,
     ) -> Result<Option<Frame>> {
-        match self.ask_attachment(slot, id).await? {
+        match self.known(id).await? {
             Known::Uploaded(event) => Ok(Some(event)),
-            Known::Pending if landed => Ok(Some(
-                live(slot)
-                    .wait(Stage::Confirm, timeout, |f| f.is_upload_event(id))
-                    .await?,
-            )),
+            Known::Pending if landed => Ok(Some(self.await_upload_event(id, timeout).await?)),
             Known::Pending | Known::Unknown => Ok(None),
         }
     }

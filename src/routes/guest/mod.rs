@@ -6,6 +6,7 @@
 mod config;
 mod confirm;
 mod deployment;
+mod events;
 mod frames;
 mod history;
 mod orphans;
@@ -133,13 +134,9 @@ impl Route for Guest {
     }
 
     async fn confirm(&self, file: &ValidatedFile, up: &Uploaded) -> Result<Confirmation> {
-        let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
         // A 2xx from the store only means the bytes arrived; the platform's verdict follows.
-        let event = self
-            .link
-            .upload_event(&mut guard, id, self.confirm_timeout)
-            .await?;
+        let event = self.link.upload_event(id, self.confirm_timeout).await?;
         self.verdict(file, id, &event)
     }
 
@@ -151,12 +148,8 @@ impl Route for Guest {
         up: &Uploaded,
         landed: bool,
     ) -> Result<Option<Confirmation>> {
-        let mut guard = self.link.session().await?;
         let id = up.file_id.as_str();
-        let event = self
-            .link
-            .uploaded(&mut guard, id, landed, self.confirm_timeout)
-            .await?;
+        let event = self.link.uploaded(id, landed, self.confirm_timeout).await?;
         let Some(event) = event else { return Ok(None) };
         self.orphans.track(&file.path, id);
         self.verdict(file, id, &event).map(Some)

@@ -1,10 +1,11 @@
 //! The guest session on its socket: opened and configured on first use, and again, with the same
 //! token, whenever the socket has dropped.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, Notify};
 use url::Url;
 
 use super::config::Config;
@@ -18,6 +19,8 @@ use crate::error::{Error, Result, Stage};
 pub(super) struct Session {
     pub(super) conn: Connection,
     pub(super) rules: SessionRules,
+    /// Which of the run's connections this is (0 for the first), so a waiter sees a reconnect.
+    pub(super) generation: u64,
 }
 
 /// The connection of a slot that `Guest::session` or `Guest::reconnect` has filled.
@@ -32,8 +35,13 @@ pub(super) struct Link {
     pub(super) http: reqwest::Client,
     pub(super) endpoints: crate::config::Endpoints,
     pub(super) retry: crate::retry::Policy,
-    pub(super) limiter: std::sync::Arc<crate::limiter::Limiter>,
-    slot: Mutex<Option<Session>>,
+    pub(super) limiter: Arc<crate::limiter::Limiter>,
+    /// Held for one frame exchange at a time, never across a wait for an upload event.
+    pub(super) slot: Mutex<Option<Session>>,
+    /// Rung by the socket's reader on each frame: upload events are waited for on it.
+    pub(super) arrivals: Arc<Notify>,
+    /// Connections opened so far.
+    connections: AtomicU64,
     /// Whether this run's first connection created the session (reconnects find it existing).
     created: OnceLock<bool>,
     /// The deployment's `fileUpload` (config.json), read once; `None` if it could not be.
@@ -52,6 +60,8 @@ impl Link {
             retry: ctx.retry,
             limiter: ctx.limiter.clone(),
             slot: Mutex::new(None),
+            arrivals: Arc::new(Notify::new()),
+            connections: AtomicU64::new(0),
             created: OnceLock::new(),
             upload: tokio::sync::OnceCell::new(),
             pacer: super::pacing::Pacer::default(),
@@ -190,14 +200,20 @@ impl Link {
     }
 
     async fn connect(&self) -> Result<Session> {
-        let mut conn = Connection::open(&self.url(), self.config.origin.as_deref()).await?;
+        let origin = self.config.origin.as_deref();
+        let mut conn = Connection::open(&self.url(), origin, self.arrivals.clone()).await?;
         let answer = self.configure(&mut conn).await?;
         let rules = SessionRules::resolve(&answer.body, self.deployment_upload().await);
         // Absent means false, as in the transport SDK's model (`shyrka/receive/SessionResponse.kt`).
         let new_session = answer.body_flag("newSession").unwrap_or(false);
         tracing::info!(new_session, "guest session configured");
         let _ = self.created.set(new_session);
-        Ok(Session { conn, rules })
+        let generation = self.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(Session {
+            conn,
+            rules,
+            generation,
+        })
     }
 
     /// configureSession; its `SessionResponse`, on a new conversation if the old one ended.

@@ -1,12 +1,14 @@
-//! The guest socket as a mailbox: a writer task (which also pings), a reader task, and the
-//! frames that arrived while we waited for something else.
+//! The guest socket as a mailbox: a writer task (which also pings), a reader task that rings
+//! a bell on each arrival, and the frames that arrived while we waited for something else.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -171,8 +173,9 @@ where
     })
 }
 
-/// Passes on every text frame that parses; ends with the socket (which closes the inbox).
-fn spawn_reader<S, E>(mut stream: S, inbox: mpsc::UnboundedSender<Frame>)
+/// Passes on every text frame that parses and rings `arrivals` for it; ends with the socket
+/// (which closes the inbox, and rings once more so that waiters see it closed).
+fn spawn_reader<S, E>(mut stream: S, inbox: mpsc::UnboundedSender<Frame>, arrivals: Arc<Notify>)
 where
     S: Stream<Item = std::result::Result<Message, E>> + Unpin + Send + 'static,
 {
@@ -185,11 +188,22 @@ where
                     if inbox.send(f).is_err() {
                         break;
                     }
+                    arrivals.notify_waiters();
                 }
                 Err(e) => tracing::warn!("ignoring a malformed guest frame: {e}"),
             }
         }
+        drop(inbox);
+        arrivals.notify_waiters();
     });
+}
+
+/// No awaited frame came within `limit`.
+pub(super) fn no_answer(stage: Stage, limit: Duration) -> Error {
+    Error::protocol(
+        stage,
+        format!("no answer on the guest socket within {} s", limit.as_secs()),
+    )
 }
 
 /// Whether `f` answers the request sent with `tracing_id`.
@@ -220,7 +234,12 @@ async fn wait_out(limited: &Frame, deadline: Instant, stage: Stage) -> Result<()
 }
 
 impl Connection {
-    pub(super) async fn open(url: &Url, origin: Option<&str>) -> Result<Connection> {
+    /// Opens the socket; its reader rings `arrivals` on each frame and when it ends.
+    pub(super) async fn open(
+        url: &Url,
+        origin: Option<&str>,
+        arrivals: Arc<Notify>,
+    ) -> Result<Connection> {
         let shown = redact::url(url);
         let net = |message: String| Error::Network {
             stage: Stage::RequestUrl,
@@ -243,7 +262,7 @@ impl Connection {
         let (out, out_rx) = mpsc::unbounded_channel();
         let (in_tx, inbox) = mpsc::unbounded_channel();
         let writer = spawn_writer(sink, out_rx);
-        spawn_reader(stream, in_tx);
+        spawn_reader(stream, in_tx, arrivals);
         Ok(Connection {
             out,
             inbox,
@@ -342,26 +361,52 @@ impl Connection {
         loop {
             let frame = tokio::time::timeout_at(deadline, self.inbox.recv())
                 .await
-                .map_err(|_| {
-                    Error::protocol(
-                        stage,
-                        format!("no answer on the guest socket within {} s", limit.as_secs()),
-                    )
-                })?
+                .map_err(|_| no_answer(stage, limit))?
                 .ok_or(SocketError::Closed(stage))?;
             if want(&frame) {
                 return Ok(frame);
             }
-            match frame.class.as_str() {
-                "SessionExpiredEvent" => return Err(frame.to_error(stage).into()),
-                "ConnectionClosedEvent" => {
-                    return Err(Error::protocol(
-                        stage,
-                        "the platform closed this connection (a newer connection opened on the same session)",
-                    )
-                    .into());
+            self.keep(frame, stage)?;
+        }
+    }
+
+    /// What has arrived, without waiting: the first frame matching `want` (the others kept for
+    /// later), a session-wide failure, `Closed` once the socket is gone and nothing matches, or
+    /// `None`: not yet.
+    pub(super) fn poll(
+        &mut self,
+        stage: Stage,
+        want: impl Fn(&Frame) -> bool,
+    ) -> Option<std::result::Result<Frame, SocketError>> {
+        let closed = loop {
+            match self.inbox.try_recv() {
+                Ok(frame) => {
+                    if let Err(e) = self.keep(frame, stage) {
+                        return Some(Err(e));
+                    }
                 }
-                _ => self.backlog.push_back(frame),
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
+            }
+        };
+        if let Some(i) = self.backlog.iter().position(want) {
+            return Some(Ok(self.backlog.remove(i).expect("index from position")));
+        }
+        closed.then_some(Err(SocketError::Closed(stage)))
+    }
+
+    /// Keeps a frame nobody is waiting for yet; session-wide failures are the error instead.
+    fn keep(&mut self, frame: Frame, stage: Stage) -> std::result::Result<(), SocketError> {
+        match frame.class.as_str() {
+            "SessionExpiredEvent" => Err(frame.to_error(stage).into()),
+            "ConnectionClosedEvent" => Err(Error::protocol(
+                stage,
+                "the platform closed this connection (a newer connection opened on the same session)",
+            )
+            .into()),
+            _ => {
+                self.backlog.push_back(frame);
+                Ok(())
             }
         }
     }
@@ -389,5 +434,53 @@ mod tests {
             assert!(wait_out(&frame, far, Stage::Send).await.is_err(), "{secs}");
             assert!(t.elapsed() < Duration::from_secs(1));
         }
+    }
+
+    fn event(class: &str, id: &str) -> Frame {
+        let text = format!(
+            r#"{{"type":"message","class":"{class}","code":200,"body":{{"attachmentId":"{id}"}}}}"#
+        );
+        Frame::parse(&text).unwrap()
+    }
+
+    /// A connection fed by hand: what the reader would have passed on.
+    fn fed() -> (Connection, mpsc::UnboundedSender<Frame>) {
+        let (out, _) = mpsc::unbounded_channel();
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let conn = Connection {
+            out,
+            inbox,
+            backlog: VecDeque::new(),
+            writer: tokio::spawn(async {}),
+        };
+        (conn, tx)
+    }
+
+    #[tokio::test]
+    async fn polling_takes_its_own_event_and_keeps_the_others_for_their_waiters() {
+        let (mut conn, tx) = fed();
+        let mine = |f: &Frame| f.is_upload_event("b");
+        assert!(conn.poll(Stage::Confirm, mine).is_none(), "nothing yet");
+        tx.send(event("UploadSuccessEvent", "a")).unwrap();
+        tx.send(event("UploadSuccessEvent", "b")).unwrap();
+        let got = conn.poll(Stage::Confirm, mine).unwrap().unwrap();
+        assert_eq!(got.body_str("attachmentId"), Some("b"));
+        assert!(conn.poll(Stage::Confirm, mine).is_none(), "taken once");
+        // The socket ends: a waiter still finds what arrived before, then hears it closed.
+        drop(tx);
+        let other = conn.poll(Stage::Confirm, |f| f.is_upload_event("a"));
+        assert!(other.unwrap().is_ok());
+        assert!(matches!(
+            conn.poll(Stage::Confirm, mine),
+            Some(Err(SocketError::Closed(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_ends_a_poll() {
+        let (mut conn, tx) = fed();
+        tx.send(event("SessionExpiredEvent", "")).unwrap();
+        let got = conn.poll(Stage::Confirm, |f| f.is_upload_event("b"));
+        assert!(matches!(got, Some(Err(SocketError::Other(_)))));
     }
 }

@@ -52,9 +52,14 @@ fn issue(call: Call, session: &mut Session, a: &Announced) -> String {
         file_name: a.name.into(),
         file_type: a.file_type.into(),
         size: a.size,
+        landed: false,
         uploaded: None,
         sent: false,
     };
+    if session.scanning() {
+        let overlaps = &call.guest.requested_during_scans;
+        overlaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let answer = upload_answer(call.guest, a.id, &attachment, call.tid);
     session.attachments.insert(a.id.to_string(), attachment);
     answer
@@ -142,6 +147,7 @@ impl Guest {
     /// sockets) after the scan delay. Faults close the sockets soon after the landing, or lose
     /// the event with them.
     pub(crate) fn object_landed(self: &Arc<Self>, key: &str, infected: bool) {
+        self.mark_landed(key);
         if self.state.take(|f| &mut f.close_guest_on_upload) {
             let (guest, key) = (self.clone(), key.to_string());
             tokio::spawn(async move {
@@ -165,6 +171,16 @@ impl Guest {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             verdict();
         });
+    }
+
+    fn mark_landed(&self, key: &str) {
+        let mut sessions = self.sessions.lock().expect("sessions");
+        let attachments = sessions
+            .values_mut()
+            .flat_map(|s| s.attachments.values_mut());
+        for a in attachments.filter(|a| a.key == key) {
+            a.landed = true;
+        }
     }
 
     /// Closes every socket of the session that owns the object `key`.

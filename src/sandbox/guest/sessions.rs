@@ -2,6 +2,7 @@
 //! bound to each session; and the request being answered.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -16,6 +17,9 @@ pub(crate) struct Guest {
     pub(crate) sessions: Mutex<HashMap<String, Session>>,
     /// Session JWTs issued by getJwt, with the session token each is for.
     pub(crate) jwts: Mutex<HashMap<String, String>>,
+    /// onAttachment requests that came while another attachment of their session had landed
+    /// and awaited its verdict: uploads a client kept in flight side by side.
+    pub(crate) requested_during_scans: AtomicU32,
 }
 
 impl Guest {
@@ -25,6 +29,7 @@ impl Guest {
             store,
             sessions: Mutex::default(),
             jwts: Mutex::default(),
+            requested_during_scans: AtomicU32::new(0),
         })
     }
 }
@@ -47,6 +52,8 @@ pub(crate) struct Attachment {
     pub(crate) file_name: String,
     pub(crate) file_type: String,
     pub(crate) size: u64,
+    /// Its object landed (the scan may still be under way).
+    pub(crate) landed: bool,
     /// `Some(true)` uploaded and clean, `Some(false)` refused by the scan.
     pub(crate) uploaded: Option<bool>,
     pub(crate) sent: bool,
@@ -78,4 +85,13 @@ pub(crate) struct Call<'a> {
     pub(crate) token: &'a str,
     pub(crate) req: &'a Value,
     pub(crate) tid: Option<&'a str>,
+}
+
+impl Session {
+    /// Whether one of its attachments has landed and awaits its verdict.
+    pub(crate) fn scanning(&self) -> bool {
+        self.attachments
+            .values()
+            .any(|a| a.landed && a.uploaded.is_none())
+    }
 }

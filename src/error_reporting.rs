@@ -200,7 +200,7 @@ pub fn hint(err: &Error) -> Option<String> {
                 "the client lacks permission for this target, or the id is not in this organisation"
             }
             (Some(404), _) => {
-                "check the target id; on a real tenant the external-contact route does not exist (use guest or conversation)"
+                "check the target id; on the external-contact route, a contract from the original specification and not a published Genesys API, a real tenant always answers 404: use the guest or conversation route"
             }
             (Some(413), _) | (_, Some("EntityTooLarge")) => {
                 "the file is over the tenant's limit: check the limit and --max-size"

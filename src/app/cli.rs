@@ -203,7 +203,8 @@ pub struct Settings {
     #[arg(long, value_enum)]
     pub route: Option<RouteName>,
 
-    /// Route `external-contact`: the brief's contract (not in the published Genesys Cloud API).
+    /// Route `external-contact`: a contract from the original specification, not a published
+    /// Genesys API (a real tenant answers 404; a gateway of your own may serve it).
     #[arg(
         long,
         env = "EXTERNAL_CONTACT_ID",
@@ -427,7 +428,8 @@ pub struct UploadArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Start the embedded sandbox on a free loopback port and upload to it with its credentials.
+    /// Start the embedded sandbox on a free loopback port and upload to it with its credentials
+    /// (route external-contact unless --route picks guest or conversation).
     #[cfg(feature = "sandbox")]
     #[arg(long)]
     pub sandbox: bool,

@@ -1,6 +1,6 @@
-//! Route `external-contact`: the two-phase contract of the project brief. It is not part of the
-//! published Genesys Cloud Platform API (a real tenant answers 404); the sandbox and an
-//! organisation's own gateway serve it.
+//! Route `external-contact`: a two-phase contract from the original specification, not a
+//! published Genesys API (a real tenant answers 404); the sandbox and an organisation's own
+//! gateway serve it.
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -41,7 +41,7 @@ impl RouteName {
     pub fn about(self) -> &'static str {
         match self {
             RouteName::ExternalContact => {
-                "the brief's two-phase contract (not in the published Genesys Cloud API)"
+                "a contract from the original specification, not a published Genesys API (a real tenant answers 404)"
             }
             RouteName::Guest => "Web Messaging Guest API: upload as the customer (WebSocket)",
             RouteName::Conversation => {

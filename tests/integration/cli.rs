@@ -48,7 +48,7 @@ fn pdf_png_zip_are_stored_byte_exact_with_records_and_webhooks() {
         assert_eq!(obj.sha256, hash);
     }
 
-    // Each completed record reached the webhook once, with the brief's envelope.
+    // Each completed record reached the webhook once, with the specified envelope.
     let hooks = env.sandbox.webhooks();
     assert_eq!(hooks.len(), 3);
     for r in &recs {
@@ -330,11 +330,10 @@ fn platform_refusals_carry_status_correlation_id_and_hint() {
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["httpStatus"], 404);
     assert!(r["error"]["correlationId"].is_string());
+    let hint = r["error"]["hint"].as_str().unwrap();
     assert!(
-        r["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("guest or conversation")
+        hint.contains("guest or conversation") && hint.contains("original specification"),
+        "{hint}"
     );
 
     env.sandbox.faults().max_upload_bytes = 50;

@@ -39,6 +39,41 @@ fn version_names_the_commit_and_help_has_examples() {
     }
 }
 
+/// external-contact is named for what it is wherever a user reads about it: a contract from the
+/// original specification, not a published Genesys API; never "the brief", which means nothing
+/// to a user.
+#[test]
+fn external_contact_is_named_for_what_it_is_wherever_a_user_reads() {
+    let env = Env::new();
+    let out = |args: &[&str]| {
+        String::from_utf8(env.bare_cmd().args(args).output().unwrap().stdout).unwrap()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let mut texts = vec![
+        ("--help".to_string(), out(&["--help"])),
+        ("man".to_string(), out(&["man"])),
+        (".env.example".to_string(), read(&root.join(".env.example"))),
+        ("README.md".to_string(), read(&root.join("README.md"))),
+    ];
+    for (what, text) in &texts {
+        assert!(text.contains("original specification"), "{what}");
+    }
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            texts.push((path.display().to_string(), read(&path)));
+        }
+    }
+    assert!(texts.len() > 4, "the docs/ pages are read too");
+    for (what, text) in &texts {
+        assert!(
+            !text.to_lowercase().contains("brief"),
+            "{what} says \"brief\""
+        );
+    }
+}
+
 #[test]
 fn a_dry_run_checks_everything_and_uploads_nothing() {
     let env = Env::new();

@@ -108,7 +108,6 @@ pub async fn run(cli: Cli, sources: Sources) -> ExitStatus {
     }
 }
 
-
 fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
     let route = settings::resolve_route(s, &[], settings::RouteExtras::default());
     let credentials = route

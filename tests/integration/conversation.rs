@@ -13,14 +13,7 @@ fn conversation_uploads_byte_exact_polls_until_valid_and_sends() {
         .args(["--message", "Signed copy attached"])
         .arg(&pdf)
         .arg(&png)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     let objects = env.sandbox.objects();
     let messages = env.sandbox.messages();
@@ -73,14 +66,7 @@ fn no_send_uploads_without_a_message() {
         .conversation_cmd()
         .arg("--no-send")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert!(r.get("messageId").is_none());
     assert!(env.sandbox.messages().is_empty());
@@ -91,8 +77,10 @@ fn no_send_uploads_without_a_message() {
 fn forbidden_file_names_are_refused_or_renamed() {
     let env = Env::new();
     let f = env.file("my report#1.pdf", &pdf(100));
-    let out = env.conversation_cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env
+        .conversation_cmd()
+        .arg(&f)
+        .finish(ExitStatus::Validation);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["rule"], "file-name");
     assert!(e["hint"].as_str().unwrap().contains("--name"));
@@ -107,27 +95,17 @@ fn forbidden_file_names_are_refused_or_renamed() {
         .conversation_cmd()
         .args(["--name", "my-report-1.pdf"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["uploadedAs"], "my-report-1.pdf");
     assert!(env.sandbox.objects()[0].key.ends_with("/my-report-1.pdf"));
 
     let g = env.file("other.pdf", &pdf(100));
-    let out = env
-        .conversation_cmd()
+    env.conversation_cmd()
         .args(["--name", "x.pdf"])
         .arg(&f)
         .arg(&g)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
 }
 
 /// Item 9 of issue 13: the platform caps `textBody` at 2000 characters. A longer `--message` is a
@@ -142,9 +120,7 @@ fn a_message_over_the_textbody_limit_is_refused_before_any_upload() {
             .conversation_cmd()
             .args(["--message", &long])
             .arg(&f)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+            .finish(ExitStatus::Usage);
         let err = stderr(&out);
         assert!(err.contains("--message") && err.contains("2000"), "{err}");
         let e = &records(&out.stdout)[0]["error"];
@@ -162,9 +138,7 @@ fn a_message_over_the_textbody_limit_is_refused_before_any_upload() {
         .conversation_cmd()
         .args(["--message", &at_limit])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     let sent = env.sandbox.messages();
     let t = sent.iter().find(|m| m["id"] == r["textMessageId"]).unwrap();
@@ -179,9 +153,7 @@ fn invalid_media_fails_and_is_not_sent() {
         .conversation_cmd()
         .arg("--no-local-scan")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["code"], "media.invalid");
     assert_eq!(e["stage"], "confirm");
@@ -197,9 +169,7 @@ fn media_that_stays_uploading_times_out() {
         .conversation_cmd()
         .args(["--confirm-timeout", "1"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["stage"], "confirm");
     assert!(e["message"].as_str().unwrap().contains("uploading"));
@@ -214,18 +184,14 @@ fn an_unknown_conversation_is_a_404_and_a_missing_communication_a_usage_error() 
         .conversation_cmd()
         .args(["--conversation", "nope"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     assert_eq!(records(&out.stdout)[0]["error"]["httpStatus"], 404);
 
     let out = env
         .conversation_cmd()
         .env_remove("GENESYS_COMMUNICATION_ID")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
     assert!(stderr(&out).contains("--communication"));
 }
 
@@ -239,8 +205,7 @@ fn exactly_one_route_per_run() {
         c.env("GENESYS_DEPLOYMENT_ID", env.sandbox.deployment_id());
         c
     };
-    let out = both().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    let out = both().arg(&f).finish(ExitStatus::Usage);
     let err = stderr(&out);
     assert!(
         err.contains("external-contact") && err.contains("guest"),
@@ -252,36 +217,19 @@ fn exactly_one_route_per_run() {
     let out = both()
         .args(["--deployment", env.sandbox.deployment_id()])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["route"], "guest");
     // ... and so does --route.
     let out = both()
         .args(["--route", "external-contact"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["route"], "external-contact");
     // Flags for two routes at once are refused.
-    let out = env
-        .bare_cmd()
+    env.bare_cmd()
         .args(["--deployment", "d", "--external-contact", "e"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+        .finish(ExitStatus::Usage);
 }
 
 #[test]

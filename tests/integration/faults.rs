@@ -192,13 +192,7 @@ fn an_expiring_token_is_refreshed_before_it_expires() {
     env.sandbox.faults().put_delay_ms = 700;
     let a = env.file("a.pdf", &pdf(100));
     let b = env.file("b.pdf", &pdf(100));
-    let out = env.cmd().arg(&a).arg(&b).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    env.cmd().arg(&a).arg(&b).finish(ExitStatus::Success);
     let tokens = env
         .sandbox
         .requests()
@@ -528,9 +522,7 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
         let out = cmd(&env, route)
             .args(["--webhook-secret", "s3cret"])
             .arg(&f)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+            .finish(ExitStatus::Success);
         let r2 = &records(&out.stdout)[0];
         let hooks = env.sandbox.webhooks();
         assert_eq!(hooks.len(), 2, "{route}");
@@ -546,8 +538,10 @@ fn undelivered_webhooks_wait_in_the_outbox_and_arrive_once_later() {
         }
 
         // Nothing left: `webhook flush` says so and succeeds.
-        let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+        let out = env
+            .bare_cmd()
+            .args(["webhook", "flush"])
+            .finish(ExitStatus::Success);
         assert!(stderr(&out).contains("none pending"));
     }
 }
@@ -561,8 +555,10 @@ fn webhook_flush_delivers_what_is_queued() {
     assert_eq!(env.queued().len(), 1);
     env.sandbox.faults().webhook_fail = 1;
     // Without a webhook URL, a flush cannot know where the events go: it says so.
-    let out = env.bare_cmd().args(["webhook", "flush"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+    let out = env
+        .bare_cmd()
+        .args(["webhook", "flush"])
+        .finish(ExitStatus::Usage);
     assert!(stderr(&out).contains("--webhook-url"), "{}", stderr(&out));
     let hook = env.sandbox.webhook_url();
     let flush = || {
@@ -771,13 +767,7 @@ fn an_event_that_can_be_neither_delivered_nor_kept_says_so_and_fails_the_run() {
     .unwrap();
     drop(db);
     let f = env.file("a.pdf", &pdf(100));
-    let out = env.cmd().arg(&f).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::WebhookLost.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.cmd().arg(&f).finish(ExitStatus::WebhookLost);
     let r = &records(&out.stdout)[0];
     assert_eq!(
         r["action"], "FILE_UPLOAD_COMPLETED",
@@ -796,8 +786,11 @@ fn an_event_that_can_be_neither_delivered_nor_kept_says_so_and_fails_the_run() {
 
     // Without a state store there is no outbox: the same, said plainly.
     let g = env.file("b.pdf", &pdf(101));
-    let out = env.cmd().arg("--no-state").arg(&g).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::WebhookLost.code()));
+    let out = env
+        .cmd()
+        .arg("--no-state")
+        .arg(&g)
+        .finish(ExitStatus::WebhookLost);
     let r = &records(&out.stdout)[0];
     assert!(
         r["webhook"]["queueError"]
@@ -816,9 +809,7 @@ fn the_outbox_signs_only_what_gcupload_queued() {
         .cmd()
         .args(["--webhook-secret", "s3cret"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Success.code()));
+        .finish(ExitStatus::Success);
     let genuine = records(&out.stdout)[0]["eventId"].clone();
     assert_eq!(env.queued().len(), 1);
 
@@ -834,18 +825,10 @@ fn the_outbox_signs_only_what_gcupload_queued() {
     }
     drop(db);
 
-    let out = env
-        .bare_cmd()
+    env.bare_cmd()
         .env("WEBHOOK_SYNC_URL", env.sandbox.webhook_url().as_str())
         .args(["webhook", "flush", "--webhook-secret", "s3cret"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let hooks = env.sandbox.webhooks();
     assert_eq!(
         hooks.len(),
@@ -878,9 +861,7 @@ fn a_state_directory_others_could_tamper_with_is_refused_with_the_fix() {
             .cmd()
             .env("GCUPLOAD_STATE_DIR", dir)
             .arg(&f)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(ExitStatus::Usage.code()));
+            .finish(ExitStatus::Usage);
         let r = &records(&out.stdout)[0];
         assert_eq!(r["error"]["kind"], "state");
         assert!(r["error"]["message"].as_str().unwrap().contains(fix), "{r}");

@@ -13,14 +13,7 @@ fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
         .args(["--message", "Here you go"])
         .arg(&pdf)
         .arg(&png)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 2);
     let token = recs[0]["sessionToken"].as_str().unwrap().to_string();
@@ -63,13 +56,7 @@ fn guest_uploads_byte_exact_and_sends_each_file_as_a_message() {
 fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
     let env = Env::new();
     let a = env.file("a.pdf", &pdf(1000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Success);
     let token = records(&out.stdout)[0]["sessionToken"]
         .as_str()
         .unwrap()
@@ -80,14 +67,7 @@ fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
         .guest_cmd()
         .args(["-v", "--force", "--session-token", &token])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["sessionToken"], token.as_str(), "the same token");
     assert_eq!(r["newSession"], true, "a new conversation");
@@ -99,13 +79,7 @@ fn a_resumed_session_whose_conversation_ended_starts_a_new_one() {
 fn a_guest_session_is_resumed_with_the_same_token() {
     let env = Env::new();
     let a = env.file("a.pdf", &pdf(1000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Success);
     let first = &records(&out.stdout)[0];
     let token = first["sessionToken"].as_str().unwrap();
 
@@ -114,14 +88,7 @@ fn a_guest_session_is_resumed_with_the_same_token() {
         .guest_cmd()
         .args(["--session-token", token])
         .arg(&b)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Success);
     let second = &records(&out.stdout)[0];
     assert_eq!(second["sessionToken"], token);
     assert_eq!(
@@ -209,14 +176,7 @@ fn an_upload_failure_event_fails_the_file_and_sends_nothing() {
         .guest_cmd()
         .arg("--no-local-scan")
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Infected.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Infected);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["virusScanStatus"], "infected");
     assert!(r["error"]["message"].as_str().unwrap().contains("4003"));
@@ -232,8 +192,7 @@ fn an_expired_session_is_reported_as_such() {
     let env = Env::new();
     env.sandbox.faults().expire_sessions = 1;
     let f = env.file("a.pdf", &pdf(100));
-    let out = env.guest_cmd().arg(&f).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+    let out = env.guest_cmd().arg(&f).finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["code"], "4006");
     assert!(
@@ -250,13 +209,11 @@ fn a_rate_limited_guest_waits_retry_after_and_succeeds() {
     let env = Env::new();
     env.sandbox.faults().guest_rate_limit = 2;
     let f = env.file("a.pdf", &pdf(100));
-    let out = env.guest_cmd().arg("-v").arg(&f).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Success.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env
+        .guest_cmd()
+        .arg("-v")
+        .arg(&f)
+        .finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout)[0]["action"], "FILE_UPLOAD_COMPLETED");
     assert_eq!(stderr(&out).matches("rate-limited").count(), 2);
     assert_eq!(env.sandbox.objects().len(), 1);
@@ -270,9 +227,7 @@ fn an_unknown_deployment_is_refused() {
         .guest_cmd()
         .args(["--deployment", "not-a-deployment"])
         .arg(&f)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Remote.code()));
+        .finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     assert!(
         e["message"]
@@ -367,8 +322,11 @@ fn the_size_limit_counts_whole_kilobytes_as_the_sdk_does() {
     env.sandbox.faults().guest_max_file_size_kb = 2;
     let fits = env.file("fits.pdf", &pdf_of(2999));
     let over = env.file("over.pdf", &pdf_of(3000));
-    let out = env.guest_cmd().arg(&fits).arg(&over).output().unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+    let out = env
+        .guest_cmd()
+        .arg(&fits)
+        .arg(&over)
+        .finish(ExitStatus::Validation);
     let recs = records(&out.stdout);
     assert_eq!(
         by_name(&recs, "fits.pdf")["action"],
@@ -400,9 +358,7 @@ fn without_allowed_media_the_deployment_configuration_gives_the_rules() {
         .arg(&fits)
         .arg(&big)
         .arg(&bundle)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(ExitStatus::Validation.code()));
+        .finish(ExitStatus::Validation);
     let recs = records(&out.stdout);
     assert_eq!(
         by_name(&recs, "fits.pdf")["action"],
@@ -480,14 +436,7 @@ fn a_caption_over_the_guest_limit_is_refused_before_any_upload() {
         .guest_cmd()
         .args(["--message", &long])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Usage.code()),
-        "{}",
-        stderr(&out)
-    );
+        .finish(ExitStatus::Usage);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["kind"], "config");
     let message = e["message"].as_str().unwrap();
@@ -499,13 +448,10 @@ fn a_caption_over_the_guest_limit_is_refused_before_any_upload() {
     assert!(env.sandbox.requests().is_empty(), "nothing was asked");
 
     let fits = "é".repeat(2048);
-    let out = env
-        .guest_cmd()
+    env.guest_cmd()
         .args(["--message", &fits])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     assert_eq!(env.sandbox.messages()[0]["text"], fits.as_str());
 }
 
@@ -516,13 +462,7 @@ fn a_refused_origin_is_reported_with_its_fix() {
     let env = Env::new();
     env.sandbox.faults().guest_allowed_origins = vec!["www.example.com".into()];
     let a = env.file("a.pdf", &pdf(1000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Remote.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Remote);
     let e = &records(&out.stdout)[0]["error"];
     assert_eq!(e["httpStatus"], 403, "{e}");
     assert_eq!(e["code"], "WebsocketAccessDenied");
@@ -544,13 +484,10 @@ fn a_refused_origin_is_reported_with_its_fix() {
         .count();
     assert_eq!(handshakes, 1, "a refusal is not retried");
 
-    let out = env
-        .guest_cmd()
+    env.guest_cmd()
         .args(["--origin", "https://www.example.com"])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
 }
 
 /// The socket drops after the object landed, while the platform's scan runs: getAttachment
@@ -647,8 +584,11 @@ fn a_lost_upload_event_is_recovered_from_a_refreshed_link() {
         f.guest_scan_delay_ms = 300;
     }
     let a = env.file("a.pdf", &pdf(3000));
-    let out = env.guest_cmd().arg("-v").arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .guest_cmd()
+        .arg("-v")
+        .arg(&a)
+        .finish(ExitStatus::Success);
     assert!(stderr(&out).contains("reconnecting"), "the socket dropped");
     assert_eq!(env.sandbox.objects().len(), 1);
     assert_eq!(env.sandbox.messages().len(), 1);
@@ -665,13 +605,7 @@ fn an_attachment_whose_message_was_refused_is_deleted() {
         .inject
         .push(gcupload::sandbox::Inject::new("send", 500, None));
     let a = env.file("a.pdf", &pdf(2000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Remote.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Remote);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["error"]["stage"], "send", "{r}");
     let orphans = r["orphans"]
@@ -748,8 +682,7 @@ fn a_send_whose_echo_was_lost_is_found_in_the_session_history() {
     let env = Env::new();
     env.sandbox.faults().lose_guest_sends = 1;
     let a = env.file("a.pdf", &pdf(2000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["sendChecked"], true, "{r}");
     assert!(stderr(&out).is_empty() || !stderr(&out).contains("sending it again"));
@@ -772,8 +705,7 @@ fn a_send_the_history_does_not_show_is_sent_again() {
     let env = Env::new();
     env.sandbox.faults().drop_guest_sends = 1;
     let a = env.file("a.pdf", &pdf(2000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["sendChecked"], true, "{r}");
     let messages = env.sandbox.messages();
@@ -794,8 +726,7 @@ fn a_history_read_answered_5xx_is_retried_three_times() {
         f.inject.push(failing);
     }
     let a = env.file("a.pdf", &pdf(2000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Success);
     let r = &records(&out.stdout)[0];
     assert_eq!(r["sendChecked"], true, "{r}");
     assert_eq!(env.sandbox.messages().len(), 1, "sent once");
@@ -821,13 +752,7 @@ fn without_the_history_a_lost_echo_may_have_been_sent() {
         f.inject.push(unavailable);
     }
     let a = env.file("a.pdf", &pdf(2000));
-    let out = env.guest_cmd().arg(&a).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(ExitStatus::Network.code()),
-        "{}",
-        stderr(&out)
-    );
+    let out = env.guest_cmd().arg(&a).finish(ExitStatus::Network);
     let r = &records(&out.stdout)[0];
     assert!(
         r["error"]["message"]
@@ -914,13 +839,10 @@ fn an_origin_with_user_info_or_a_path_is_refused_before_any_request() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"));
     }
     assert!(env.sandbox.requests().is_empty(), "nothing was asked");
-    let out = env
-        .guest_cmd()
+    env.guest_cmd()
         .args(["--origin", "https://www.example.com/"])
         .arg(&a)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
 }
 
 /// Issue 19: the platform allows 2 onMessage per session per second (the sandbox's default
@@ -937,9 +859,7 @@ fn twenty_files_on_one_session_are_paced_under_the_message_limit() {
         .guest_cmd()
         .args(["--jobs", "8"])
         .args(&files)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 20);
     assert!(recs.iter().all(|r| r["action"] == "FILE_UPLOAD_COMPLETED"));

@@ -2,6 +2,7 @@
 //! platform's limit (adaptive, from its 429s and `Retry-After`), and says so in its summary.
 
 use crate::common::*;
+use gcupload::ExitStatus;
 
 /// 60 files against a per-token limit of 20 calls per 10 s (the platform's 300 per minute,
 /// shortened): every file completes, and at most 5% of the calls are refused (before: 35%).
@@ -18,8 +19,10 @@ fn sixty_files_under_an_api_limit_are_paced_not_refused() {
         .collect();
     let mut cmd = env.cmd();
     cmd.timeout(std::time::Duration::from_secs(240));
-    let out = cmd.args(["--jobs", "4"]).args(&files).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = cmd
+        .args(["--jobs", "4"])
+        .args(&files)
+        .finish(ExitStatus::Success);
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 60);
     assert!(

@@ -5,10 +5,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use gcupload::sandbox::Pause;
-
 use crate::common::{Env, Finish, pdf, records, sha256, stderr};
-use crate::state::{HOLD_MS, Route, kill_when_paused, now_ms};
+use crate::state::{Route, killed_at, now_ms};
 use gcupload::ExitStatus;
 
 fn read(p: &str) -> String {
@@ -36,13 +34,9 @@ fn dead_pid() -> u32 {
 /// A journal row for `name`, left by a run killed before its PUT.
 fn journaled(env: &Env, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = env.file(name, bytes);
-    env.sandbox.faults().pause = vec![Pause::new("put-start", HOLD_MS)];
-    kill_when_paused(
-        env,
-        "put-start",
-        Route::External.spawn(env, &[path.as_os_str()]),
-    );
-    env.sandbox.faults().pause.clear();
+    killed_at(env, "put-start", || {
+        Route::External.spawn(env, &[path.as_os_str()])
+    });
     path
 }
 

@@ -98,6 +98,15 @@ pub(crate) fn kill_when_paused(env: &Env, point: &str, mut child: Child) -> Outp
     out
 }
 
+/// Holds the sandbox at `point`, runs `spawn`'s client into it and kills it there (kill -9);
+/// the pause is lifted for what follows. The killed run's output.
+pub(crate) fn killed_at(env: &Env, point: &str, spawn: impl FnOnce() -> Child) -> Output {
+    env.sandbox.faults().pause = vec![Pause::new(point, HOLD_MS)];
+    let out = kill_when_paused(env, point, spawn());
+    env.sandbox.faults().pause.clear();
+    out
+}
+
 /// Requests the sandbox answered whose path ends with `suffix` (and method), with the status.
 fn seen(env: &Env, method: &str, suffix: &str) -> Vec<(String, u16)> {
     env.sandbox
@@ -406,9 +415,7 @@ fn killed_then_rerun(route: Route, point: &str) {
 fn killed_then_rerun_in(env: &Env, route: Route, point: &str) {
     let bytes = pdf(if point == "put-mid" { 2 << 20 } else { 300_000 });
     let path = env.file("held.pdf", &bytes);
-    env.sandbox.faults().pause = vec![Pause::new(point, HOLD_MS)];
-    let killed = kill_when_paused(env, point, route.spawn(env, &[path.as_os_str()]));
-    env.sandbox.faults().pause.clear();
+    let killed = killed_at(env, point, || route.spawn(env, &[path.as_os_str()]));
     assert!(
         records(&killed.stdout).is_empty(),
         "{point}: killed before its record"
@@ -891,13 +898,9 @@ fn a_lease_held_on_another_host_is_respected_until_it_expires() {
     let env = Env::new();
     let bytes = pdf(30_000);
     let path = env.file("remote.pdf", &bytes);
-    env.sandbox.faults().pause = vec![Pause::new("put-start", HOLD_MS)];
-    kill_when_paused(
-        &env,
-        "put-start",
-        Route::External.spawn(&env, &[path.as_os_str()]),
-    );
-    env.sandbox.faults().pause.clear();
+    killed_at(&env, "put-start", || {
+        Route::External.spawn(&env, &[path.as_os_str()])
+    });
 
     // A pid means nothing on another host: only the expiry tells.
     set_lease(&env, "another-host.example", now_ms() + 60_000);
@@ -1194,13 +1197,9 @@ fn force_after_a_kill_at_send_uploads_and_sends_the_file_anew() {
     let env = Env::new();
     let bytes = pdf(20_000);
     let path = env.file("held.pdf", &bytes);
-    env.sandbox.faults().pause = vec![Pause::new("send", HOLD_MS)];
-    kill_when_paused(
-        &env,
-        "send",
-        Route::Conversation.spawn(&env, &[path.as_os_str()]),
-    );
-    env.sandbox.faults().pause.clear();
+    killed_at(&env, "send", || {
+        Route::Conversation.spawn(&env, &[path.as_os_str()])
+    });
     // The conversation cannot be read (the client lacks the permission): no check is possible.
     env.sandbox.faults().inject = vec![Inject {
         times: 10,
@@ -1410,13 +1409,9 @@ fn force_over_an_upload_killed_before_its_webhook_still_delivers_its_event() {
     let env = Env::new();
     let bytes = pdf(20_000);
     let path = env.file("held.pdf", &bytes);
-    env.sandbox.faults().pause = vec![Pause::new("webhook", HOLD_MS)];
-    kill_when_paused(
-        &env,
-        "webhook",
-        Route::External.spawn(&env, &[path.as_os_str()]),
-    );
-    env.sandbox.faults().pause.clear();
+    killed_at(&env, "webhook", || {
+        Route::External.spawn(&env, &[path.as_os_str()])
+    });
     let pending = history_str(&env, &["--pending"]);
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0]["next"], "deliver the webhook event");

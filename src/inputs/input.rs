@@ -12,6 +12,9 @@ pub enum Origin {
     Named,
     /// Found by a walk or a glob: filtered, and a file still being written is deferred.
     Found,
+    /// A symbolic link a walk found: not followed, nothing sent, counted in the run's summary
+    /// (the walker names it in a warning).
+    Link,
 }
 
 /// What is wrong with an input that is not a file to upload; each gets its own failure record.
@@ -54,6 +57,16 @@ impl Input {
             problem: None,
             origin: Origin::Found,
             base: Some(base.to_path_buf()),
+        }
+    }
+
+    /// A symbolic link found by a walk (never followed).
+    pub fn link(path: PathBuf) -> Input {
+        Input {
+            path,
+            problem: None,
+            origin: Origin::Link,
+            base: None,
         }
     }
 

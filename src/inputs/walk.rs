@@ -84,7 +84,7 @@ impl Iterator for Walk {
                     "{}: a symbolic link found in a walk is not followed; name it (or its target) to upload it",
                     crate::redact::for_terminal(&path.display().to_string())
                 );
-                continue;
+                return Some(Input::link(path));
             }
             if kind.is_file() || (kind.is_dir() && self.glob.is_some() && depth > 0) {
                 // A directory a glob matches (without -r) gets its own "pass -r" record.

@@ -15,7 +15,7 @@ impl Pipeline {
     /// Before the file is read: an open writer, or (found files) younger than `--min-age`.
     pub(super) async fn arriving_before(&self, input: &Input) -> Result<Option<Why>> {
         let min_age = match input.origin {
-            Origin::Found => self.min_age,
+            Origin::Found | Origin::Link => self.min_age,
             Origin::Named => Duration::ZERO,
         };
         let path = input.path.clone();
@@ -56,7 +56,7 @@ impl Pipeline {
 pub(super) fn verdict(input: &Input, why: Option<Why>) -> Result<Option<Why>> {
     match (why, input.origin) {
         (None, _) => Ok(None),
-        (Some(why), Origin::Found) => Ok(Some(why)),
+        (Some(why), Origin::Found | Origin::Link) => Ok(Some(why)),
         (Some(why), Origin::Named) => Err(Error::StillWriting {
             why: why.to_string(),
         }),

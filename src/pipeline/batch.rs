@@ -11,7 +11,7 @@ use super::summary::Summary;
 use crate::audit::{self, Output, Record};
 use crate::error::Error;
 use crate::error_reporting;
-use crate::inputs::Input;
+use crate::inputs::{Input, Origin};
 
 impl Pipeline {
     /// Uploads the files, `jobs` at a time, printing each record as its file finishes. What
@@ -31,6 +31,16 @@ impl Pipeline {
         mut observe: impl FnMut(&Input, &Record) -> bool,
     ) -> Report {
         let _hurry = self.hurry_when_abandoned();
+        // Links a walk found are counted, never sent: no file, no record.
+        let links = std::sync::atomic::AtomicUsize::new(0);
+        let links = &links;
+        let files = files.filter(move |f| {
+            let link = f.origin == Origin::Link;
+            if link {
+                links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            std::future::ready(!link)
+        });
         match self.webhook.flush_outbox().await {
             Ok(None | Some((0, 0))) => {}
             Ok(Some((d, p))) => {
@@ -86,6 +96,7 @@ impl Pipeline {
             }
         }
         drop(done);
+        summary.links = links.load(std::sync::atomic::Ordering::Relaxed);
         // The journal's last queued steps (webhooks settled) are committed before the run ends.
         if let Some(store) = &self.journal
             && let Err(e) = store.written().await

@@ -14,6 +14,8 @@ pub struct Summary {
     /// Stopped by an interrupt (never started, or abandoned): not failures of their own.
     interrupted: usize,
     bytes: u64,
+    /// Symbolic links a walk found and did not follow.
+    pub(super) links: usize,
     /// One human line per file, for the table shown when stdout is a terminal.
     rows: Vec<String>,
 }
@@ -63,8 +65,13 @@ impl Summary {
             0 => String::new(),
             n => format!(", {n} interrupted"),
         };
+        let links = match self.links {
+            0 => String::new(),
+            1 => ", 1 symbolic link not followed".to_string(),
+            n => format!(", {n} symbolic links not followed"),
+        };
         let mut line = format!(
-            "gcupload: {} {files}, {} uploaded{deferred}, {} failed{interrupted}, {} in {:.2} s ({:.1} MB/s)",
+            "gcupload: {} {files}, {} uploaded{deferred}, {} failed{interrupted}{links}, {} in {:.2} s ({:.1} MB/s)",
             self.files,
             self.completed,
             self.failed,

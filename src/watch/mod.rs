@@ -200,6 +200,8 @@ impl Feeder {
                         "{}",
                         crate::error_reporting::human(&input.path.display().to_string(), &e)
                     ),
+                    // Named in the walker's warning; never followed.
+                    None if input.origin == crate::inputs::Origin::Link => {}
                     None if self.owns(&input.path) => {
                         let delay = delay.max(settling(&input.path, self.config.settle));
                         self.pending.rescanned(input.path, delay);

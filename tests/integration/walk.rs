@@ -233,6 +233,12 @@ fn a_glob_over_a_symlink_loop_ends_and_links_are_reported_not_followed() {
     );
     let out = env.cmd().arg("-r").arg(&root).finish(ExitStatus::Success);
     assert_eq!(records(&out.stdout).len(), 1);
+    // Counted in the summary too: a person reading only the last line sees what was passed over.
+    assert!(
+        stderr(&out).contains("2 symbolic links not followed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -49,6 +49,10 @@ pub struct Faults {
     /// The platform's `messages.per.session.rate.per.second`: an onMessage beyond this many in
     /// the last second of its session answers 4029 with `retryAfter` (0: no limit).
     pub guest_messages_per_sec: u32,
+    /// The next this many onMessage frames are held back `guest_message_hold_ms` on their way
+    /// in (a network that delays a frame): it arrives, and counts, later than it left.
+    pub hold_guest_messages: u32,
+    pub guest_message_hold_ms: u64,
     /// The status of an external-contact confirm refused because no object (or not the
     /// announced size) landed: 400, 404 or 409 (the contract leaves it open), code
     /// `upload.not.found` / `upload.size.mismatch`.
@@ -223,6 +227,8 @@ impl Default for Faults {
             expire_sessions: 0,
             guest_rate_limit: 0,
             guest_messages_per_sec: 2,
+            hold_guest_messages: 0,
+            guest_message_hold_ms: 150,
             absent_confirm_status: 400,
             unlanded_media: "uploading".into(),
             fill_deprecated_fields: false,

@@ -866,3 +866,28 @@ fn twenty_files_on_one_session_are_paced_under_the_message_limit() {
     assert_eq!(env.sandbox.messages().len(), 20, "one message per file");
     assert_eq!(env.sandbox.refused("guest"), 0, "no 4029");
 }
+
+/// The platform counts messages as they arrive. A message the network holds back 150 ms arrives
+/// closer to the next one than it left: pacing by departure alone then lets three messages
+/// arrive within a second (4029). Each message leaves half a second after the previous one's
+/// answer too, so none is refused however the first is delayed.
+#[test]
+fn a_message_the_network_holds_back_does_not_crowd_the_next_ones() {
+    let env = Env::new();
+    {
+        let mut f = env.sandbox.faults();
+        f.hold_guest_messages = 3;
+        f.guest_message_hold_ms = 150;
+    }
+    let files: Vec<_> = (0..6)
+        .map(|i| env.file(&format!("h{i}.pdf"), &pdf(1500 + i)))
+        .collect();
+    let out = env
+        .guest_cmd()
+        .args(["--jobs", "6"])
+        .args(&files)
+        .finish(ExitStatus::Success);
+    assert_eq!(records(&out.stdout).len(), 6);
+    assert_eq!(env.sandbox.messages().len(), 6, "one message per file");
+    assert_eq!(env.sandbox.refused("guest"), 0, "no 4029");
+}

@@ -169,6 +169,7 @@ impl Route for Guest {
             .link
             .send_message(&mut guard, frames::on_message(caption, id), id)
             .await;
+        self.link.message_answered();
         // Only a refusal says the message was not sent; after anything else it may carry the
         // attachment, which is then not ours to delete (nor, once sent, any earlier attempt's).
         match &sent {

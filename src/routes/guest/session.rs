@@ -129,6 +129,12 @@ impl Link {
         }
     }
 
+    /// The onMessage just written has had its answer (or its exchange ended): the pace counts
+    /// the next one from now as well.
+    pub(super) fn message_answered(&self) {
+        self.pacer.answered();
+    }
+
     /// Opens the socket and configures the session, retrying connection failures.
     pub(super) async fn reconnect(&self, slot: &mut Option<Session>) -> Result<()> {
         if slot.take().is_some() {

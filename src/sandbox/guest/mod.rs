@@ -87,7 +87,10 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
         }
         let Message::Text(text) = msg else { continue };
         let reply = match serde_json::from_str::<Value>(&text) {
-            Ok(req) => answer(&guest, &mut socket, &req),
+            Ok(req) => {
+                held_back(&guest, &req).await;
+                answer(&guest, &mut socket, &req)
+            }
             Err(_) => error(400, "Invalid JSON", None),
         };
         if reply == SILENT {
@@ -99,6 +102,23 @@ async fn connection(guest: Arc<Guest>, ws: WebSocket, deployment: String) {
     }
     drop(socket);
     let _ = writer.await;
+}
+
+/// Fault: the network holds an onMessage back before it reaches the platform (which counts
+/// the session's messages as they arrive), so it lands closer to the next one than it left.
+async fn held_back(guest: &Guest, req: &Value) {
+    if field(req, "action") != Some("onMessage") {
+        return;
+    }
+    let delay = {
+        let mut f = guest.state.faults();
+        let held = f.hold_guest_messages > 0;
+        f.hold_guest_messages = f.hold_guest_messages.saturating_sub(1);
+        held.then_some(f.guest_message_hold_ms)
+    };
+    if let Some(ms) = delay {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
 
 /// Sends queued frames until the queue closes, the client goes, or `close_after` frames

@@ -183,10 +183,10 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
         policy: Policy::new(args.max_size, &args.allow_type, !args.no_local_scan)?,
         webhook_url,
         webhook_secret: non_empty(&s.webhook.webhook_secret).map(Secret::new),
-        state_dir: if args.no_state {
+        state: if args.no_state {
             None
         } else {
-            state_dir(&s.webhook.state)
+            state_location(&s.webhook.state)
         },
         force: args.force,
         min_age: args.min_age,
@@ -252,8 +252,9 @@ fn after_upload(args: &UploadArgs) -> Result<moves::After> {
 /// files would be uploaded again, and the store's own files would fail validation every run.
 fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
     let state = (!args.no_state)
-        .then(|| state_dir(&args.settings.webhook.state))
-        .flatten();
+        .then(|| state_location(&args.settings.webhook.state))
+        .flatten()
+        .and_then(|at| at.dir().map(std::path::Path::to_path_buf));
     let targets = [
         (
             args.move_to.clone(),
@@ -279,6 +280,15 @@ fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the state store is: `--state-url` (a database several hosts share), else the state
+/// directory.
+pub fn state_location(s: &super::cli::StateArgs) -> Option<state::Location> {
+    match non_empty(&s.state_url) {
+        Some(url) => Some(state::Location::Url(url.to_string())),
+        None => state_dir(s).map(state::Location::Dir),
+    }
 }
 
 /// `--state-dir` (or its former name `--outbox`), or the user's state directory.
@@ -548,6 +558,7 @@ pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
             .state_dir
             .as_ref()
             .map(|p| p.display().to_string()),
+        "state_url" => text(&s.webhook.state.state_url),
         "outbox" => s
             .webhook
             .state

@@ -32,7 +32,7 @@ start)
     { cat "$dir/server.log" >&2; exit 1; }
   export PGPASSWORD=$pw
   "$bindir/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
-    -c "CREATE ROLE gcupload LOGIN PASSWORD '$pw'" -c "CREATE DATABASE gcupload OWNER gcupload" >&2
+    -c "CREATE ROLE gcupload LOGIN CREATEDB PASSWORD '$pw'" -c "CREATE DATABASE gcupload OWNER gcupload" >&2
   echo "export PG_TEST_DIR=$dir"
   echo "export GCUPLOAD_TEST_PG_URL=postgres://gcupload:$pw@127.0.0.1:$port/gcupload"
   ;;

@@ -148,6 +148,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         endpoints: settings::endpoints(s, sources),
         route,
         credentials,
+        state: settings::state_location(&s.webhook.state),
         env_file: settings::dotenv().cloned(),
     }
 }

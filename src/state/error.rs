@@ -40,7 +40,10 @@ impl StateError {
     /// Whether the store is a database server (a connection or server fault), not a directory
     /// of this host: what to fix differs.
     pub fn is_server(&self) -> bool {
-        matches!(self, StateError::Server { .. } | StateError::NoPostgres { .. })
+        matches!(
+            self,
+            StateError::Server { .. } | StateError::NoPostgres { .. }
+        )
     }
 }
 

@@ -85,6 +85,20 @@ impl Store {
         }
     }
 
+    /// Connects to a database server and reads its schema version, changing nothing (what
+    /// `doctor` reports); a directory is not opened (opening creates it).
+    pub fn probe(at: &Location) -> Result<String> {
+        match at {
+            Location::Dir(dir) => Ok(format!("the state directory {}", dir.display())),
+            #[cfg(feature = "postgres")]
+            Location::Url(url) => postgres::Postgres::probe(url),
+            #[cfg(not(feature = "postgres"))]
+            Location::Url(url) => Err(StateError::NoPostgres {
+                url: location::shown(url),
+            }),
+        }
+    }
+
     /// Where the store is, for people: the database file, or the URL without its password.
     pub fn describe(&self) -> String {
         match &self.0 {
@@ -243,7 +257,13 @@ impl Store {
     }
 
     /// Keeps an event for a later delivery (once: the event id is the key).
-    pub fn queue(&self, event_id: &str, body: &Value, error: &str, mac: Option<&str>) -> Result<()> {
+    pub fn queue(
+        &self,
+        event_id: &str,
+        body: &Value,
+        error: &str,
+        mac: Option<&str>,
+    ) -> Result<()> {
         each!(self, s => s.queue(event_id, body, error, mac))
     }
 

@@ -238,4 +238,3 @@ async fn history_filters_and_pending_next_steps() {
         .unwrap();
     assert!(later.is_empty());
 }
-

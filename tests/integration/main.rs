@@ -28,6 +28,7 @@ mod props;
 mod rate_limits;
 mod sandbox;
 mod sandbox_local;
+mod several_hosts;
 mod soak;
 mod state;
 mod url_credentials;

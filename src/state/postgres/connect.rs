@@ -36,7 +36,9 @@ fn split(raw: &str) -> Result<(String, Option<String>), String> {
     for (k, v) in u.query_pairs() {
         match (&*k, &*v) {
             ("sslrootcert", _) => rootcert = Some(v.into_owned()),
-            ("sslmode", "verify-ca" | "verify-full") => kept.push((k.into_owned(), "require".into())),
+            ("sslmode", "verify-ca" | "verify-full") => {
+                kept.push((k.into_owned(), "require".into()))
+            }
             _ => kept.push((k.into_owned(), v.into_owned())),
         }
     }
@@ -95,7 +97,8 @@ mod tests {
 
     #[test]
     fn gcupload_handles_sslrootcert_and_the_verify_modes() {
-        let (u, ca) = split("postgres://u:p@h:5/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
+        let (u, ca) =
+            split("postgres://u:p@h:5/d?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
         assert_eq!(u, "postgres://u:p@h:5/d?sslmode=require");
         assert_eq!(ca.as_deref(), Some("/ca.pem"));
         let (u, ca) = split("postgres://u@h/d").unwrap();

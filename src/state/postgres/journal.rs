@@ -18,7 +18,11 @@ use super::{Me, Postgres};
 /// A timestamp as RFC 3339 text, as the SQLite store keeps them.
 macro_rules! text {
     ($col:literal) => {
-        concat!("to_char(", $col, " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+        concat!(
+            "to_char(",
+            $col,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        )
     };
 }
 /// A timestamp in ms since the epoch (leases).
@@ -335,8 +339,15 @@ fn claim(
                      WHERE step NOT IN ('completed', 'failed') DO NOTHING RETURNING id"
                 ),
                 &[
-                    &key.route, &key.target, &key.file_name, &key.sha256, &size, &file.path,
-                    &pid, &me.host, &file.stamp,
+                    &key.route,
+                    &key.target,
+                    &key.file_name,
+                    &key.sha256,
+                    &size,
+                    &file.path,
+                    &pid,
+                    &me.host,
+                    &file.stamp,
                 ],
             )?;
             row.map(|r| Claim::Fresh(claims::fresh(r.get(0))))

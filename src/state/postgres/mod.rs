@@ -118,6 +118,38 @@ impl Postgres {
         })
     }
 
+    /// Connects and reads the schema version (from a thread of its own, like [`connect`]).
+    ///
+    /// [`connect`]: Postgres::connect
+    pub(super) fn probe(url: &str) -> Result<String> {
+        let shown = location::shown(url);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut client = connect::open(url).map_err(|why| server(&shown, why))?;
+                let version = schema::version(&mut client).unwrap_or(0);
+                let known = schema::KNOWN;
+                if version > known {
+                    return Err(StateError::TooNew {
+                        path: shown.clone().into(),
+                        found: version,
+                        known,
+                    });
+                }
+                Ok(match version {
+                    0 => {
+                        format!("connected; no schema yet (the first run creates version {known})")
+                    }
+                    v if v < known => format!(
+                        "connected, schema version {v} (the next run migrates it to {known})"
+                    ),
+                    v => format!("connected, schema version {v}"),
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(server(&shown, "connecting panicked".into())))
+        })
+    }
+
     pub(super) fn shown(&self) -> &str {
         &self.inner.shown
     }

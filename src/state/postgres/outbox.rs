@@ -108,7 +108,11 @@ impl Postgres {
             event_id,
             "a queued webhook event is damaged; kept aside in quarantine"
         );
-        let (id, body, why) = (event_id.to_string(), body.as_bytes().to_vec(), why.to_string());
+        let (id, body, why) = (
+            event_id.to_string(),
+            body.as_bytes().to_vec(),
+            why.to_string(),
+        );
         self.call(move |c, me| {
             let mut tx = c.transaction().map_err(|e| me.err(e))?;
             tx.execute(

@@ -11,6 +11,9 @@ use super::connect::why;
 /// The advisory lock migrations hold (an arbitrary constant: "gcupload" in ASCII, shortened).
 const MIGRATION_LOCK: i64 = 0x6763_7570_6c64;
 
+/// The schema version this gcupload knows.
+pub(super) const KNOWN: i64 = MIGRATIONS.len() as i64;
+
 /// Migration n (1-based) brings the schema from version n-1 to n.
 const MIGRATIONS: &[&str] = &[
     // 1: the journal of uploads, the webhook outbox and damaged entries kept aside. Times are

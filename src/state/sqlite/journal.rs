@@ -20,9 +20,7 @@ fn dialect() -> Dialect {
     Dialect {
         param: |n| format!("?{n}"),
         now: "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-        lease: format!(
-            "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + {LEASE_MS}"
-        ),
+        lease: format!("CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + {LEASE_MS}"),
     }
 }
 
@@ -224,41 +222,51 @@ fn claim(
     host: &str,
 ) -> rusqlite::Result<Claim> {
     let now = now_ms();
-    Ok(match claims::decide(latest(conn, key, "")?, force, host, now) {
-        Action::Done(e) => {
-            // Read again (touched, or copied back): the next run need not read it.
-            exec(
-                conn,
-                "UPDATE uploads SET stamp = ?2 WHERE id = ?1 AND path = ?3",
-                params![e.id, file.stamp, file.path],
-            )?;
-            Claim::Done(e)
-        }
-        Action::Held(l) => Claim::Held(l),
-        Action::Insert { supersede } => {
-            if let Some(id) = supersede {
+    Ok(
+        match claims::decide(latest(conn, key, "")?, force, host, now) {
+            Action::Done(e) => {
+                // Read again (touched, or copied back): the next run need not read it.
                 exec(
                     conn,
-                    &format!(
-                        "UPDATE uploads SET step = 'failed', error = 'superseded by a forced upload', \
-                         {}, updated_at = ?2 WHERE id = ?1",
-                        claims::RELEASED
-                    ),
-                    params![id, now_text()],
+                    "UPDATE uploads SET stamp = ?2 WHERE id = ?1 AND path = ?3",
+                    params![e.id, file.stamp, file.path],
                 )?;
+                Claim::Done(e)
             }
-            Claim::Fresh(insert(conn, key, file, pid, host, now)?)
-        }
-        Action::TakeOver(e) => {
-            exec(
-                conn,
-                "UPDATE uploads SET lease_pid = ?2, lease_host = ?3, lease_until = ?4, path = ?5, \
+            Action::Held(l) => Claim::Held(l),
+            Action::Insert { supersede } => {
+                if let Some(id) = supersede {
+                    exec(
+                        conn,
+                        &format!(
+                            "UPDATE uploads SET step = 'failed', error = 'superseded by a forced upload', \
+                         {}, updated_at = ?2 WHERE id = ?1",
+                            claims::RELEASED
+                        ),
+                        params![id, now_text()],
+                    )?;
+                }
+                Claim::Fresh(insert(conn, key, file, pid, host, now)?)
+            }
+            Action::TakeOver(e) => {
+                exec(
+                    conn,
+                    "UPDATE uploads SET lease_pid = ?2, lease_host = ?3, lease_until = ?4, path = ?5, \
                  updated_at = ?6, stamp = ?7 WHERE id = ?1",
-                params![e.id, pid, host, now + LEASE_MS, file.path, now_text(), file.stamp],
-            )?;
-            claims::resumed(e)
-        }
-    })
+                    params![
+                        e.id,
+                        pid,
+                        host,
+                        now + LEASE_MS,
+                        file.path,
+                        now_text(),
+                        file.stamp
+                    ],
+                )?;
+                claims::resumed(e)
+            }
+        },
+    )
 }
 
 /// The newest row for `key` (narrowed by the SQL condition `and`, if any).

@@ -17,7 +17,7 @@
 //! every run sends its files (a re-run would otherwise skip them: section 3 measures that).
 //!
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
-//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing, limits, watch) runs only
+//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, postgres, big, hashing, limits, watch) runs only
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
 //! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
@@ -29,6 +29,8 @@ use gcupload::sandbox::{Sandbox, SandboxConfig};
 
 #[path = "support/limits.rs"]
 mod limits;
+#[path = "compare/postgres.rs"]
+mod postgres;
 #[path = "compare/watch.rs"]
 mod watch;
 use serde_json::{Value, json};
@@ -259,7 +261,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 const SECTIONS: &[&str] = &[
-    "single", "batch", "state", "big", "hashing", "limits", "watch",
+    "single", "batch", "state", "postgres", "big", "hashing", "limits", "watch",
 ];
 
 /// The sections GCUPLOAD_BENCH_ONLY names (comma-separated), or all of them.
@@ -289,7 +291,32 @@ fn selected() -> Vec<&'static str> {
 /// Section 3, at one API latency: the batch with the state store on vs off (median of `reps`,
 /// alternating which goes first, after one warm-up run), and a re-run of what each state-on
 /// run sent. Overhead is the extra wall time: median on / median off - 1.
-fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: usize) -> Value {
+/// Which journal section 3 measures and what it must reach.
+struct Journal<'a> {
+    /// The store: "SQLite" or "PostgreSQL".
+    name: &'a str,
+    /// The flags for a fresh, empty store named `name` (one per measured run).
+    fresh: &'a dyn Fn(&str) -> Vec<String>,
+    overhead_target_pct: f64,
+    speedup_target: f64,
+}
+
+/// The state directory a run keeps its journal in: fresh, on the same disk as the files.
+fn local_journal(b: &Bench) -> impl Fn(&str) -> Vec<String> + '_ {
+    |name| {
+        let dir = b.dir.path().join(name);
+        vec!["--state-dir".into(), dir.display().to_string()]
+    }
+}
+
+fn state_store(
+    b: &Bench,
+    small_dir: &Path,
+    n_files: usize,
+    latency: u64,
+    reps: usize,
+    journal: &Journal<'_>,
+) -> Value {
     b.sandbox.faults().api_latency_ms = latency;
     let batch = |c: &mut Command| {
         c.args(["--jobs", "16", "--recursive"]).arg(small_dir);
@@ -303,11 +330,11 @@ fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: 
     batch(&mut warm);
     b.run_ok(warm);
     for rep in 0..reps {
-        // On the same disk as the files, and fresh: nothing in it to skip.
-        let state = b.dir.path().join(format!("state-{latency}ms-{rep}"));
+        // Fresh: nothing in it to skip.
+        let state = (journal.fresh)(&format!("state_{latency}ms_{rep}"));
         let run_on = || {
             let mut c = b.gcupload();
-            c.arg("--state-dir").arg(&state);
+            c.args(&state);
             batch(&mut c);
             let (d, out) = b.run_out(c);
             let n = actions(&out);
@@ -334,7 +361,7 @@ fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: 
         let objects = b.sandbox.objects().len();
         let requests = b.sandbox.requests().len();
         let mut c = b.gcupload();
-        c.arg("--state-dir").arg(&state);
+        c.args(&state);
         batch(&mut c);
         let (d, out) = b.run_out(c);
         let n = actions(&out);
@@ -373,11 +400,14 @@ fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: 
             .join("/")
     };
     println!(
-        "3. {n_files} x 64 KiB, --jobs 16, API latency {latency} ms (median of {reps}): state on {:.0} files/s, --no-state {:.0} files/s, overhead {overhead:+.1}% (target <= 5%); re-run, all skipped: {:.0} ms vs {:.0} ms sending, {speedup:.1}x faster (target >= 20x)",
+        "3. {n_files} x 64 KiB, --jobs 16, API latency {latency} ms (median of {reps}), journal in {}: state on {:.0} files/s, --no-state {:.0} files/s, overhead {overhead:+.1}% (target <= {}%); re-run, all skipped: {:.0} ms vs {:.0} ms sending, {speedup:.1}x faster (target >= {}x)",
+        journal.name,
         rate(m_on),
         rate(m_off),
+        journal.overhead_target_pct,
         ms(m_rerun),
         ms(m_on),
+        journal.speedup_target,
     );
     println!(
         "   runs (ms): on {}, off {}, re-run {} (sandbox requests {api_calls:?}); floor (--dry-run --offline --no-state: validate and print only) {:.0} ms",
@@ -392,9 +422,9 @@ fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: 
         "state_on_ms": all(&on), "state_off_ms": all(&off), "rerun_skipped_ms": all(&rerun),
         "dry_run_offline_ms": all(&floor),
         "state_on_files_per_s": rate(m_on), "state_off_files_per_s": rate(m_off),
-        "overhead_pct": overhead, "overhead_target_pct": 5.0,
+        "journal": journal.name, "overhead_pct": overhead, "overhead_target_pct": journal.overhead_target_pct,
         "rerun_median_ms": ms(m_rerun), "sending_median_ms": ms(m_on),
-        "rerun_speedup": speedup, "rerun_speedup_target": 20.0,
+        "rerun_speedup": speedup, "rerun_speedup_target": journal.speedup_target,
         "dry_run_offline_median_ms": ms(m_floor), "rerun_sandbox_requests": api_calls,
     })
 }
@@ -508,11 +538,26 @@ fn main() {
     // 3. The state store (before the big file: it counts the sandbox's objects, hashing each).
     if run("state") {
         let mut by_latency = serde_json::Map::new();
+        let fresh = local_journal(&b);
+        let journal = Journal {
+            name: "SQLite",
+            fresh: &fresh,
+            overhead_target_pct: 5.0,
+            speedup_target: 20.0,
+        };
         for latency in [20u64, 0] {
-            let r = state_store(&b, &small_dir, n_files, latency, 3);
+            let r = state_store(&b, &small_dir, n_files, latency, 3, &journal);
             by_latency.insert(format!("latency_{latency}ms"), r);
         }
         results.insert("state_store".into(), Value::Object(by_latency));
+    }
+
+    // 3b. The same with the journal in PostgreSQL on loopback (GCUPLOAD_TEST_PG_URL).
+    if run("postgres") {
+        results.insert(
+            "state_store_postgres".into(),
+            postgres::run(&b, &small_dir, n_files),
+        );
     }
 
     // 4. One big file.

@@ -65,6 +65,54 @@ pub(super) fn fresh(id: i64) -> Entry {
     }
 }
 
+/// A completed upload whose webhook event no run handled, as read: the store's time (ms) too.
+pub(super) struct Owed {
+    pub entry: Entry,
+    pub lease: Option<Lease>,
+    pub record_mac: Option<String>,
+    pub now: i64,
+}
+
+/// An owed event to queue, if its row is still owed and held as it was when read (another
+/// process may be adopting it at the same time).
+pub(super) struct Adopt {
+    pub id: i64,
+    pub lease: Option<Lease>,
+    pub event_id: String,
+    pub body: String,
+    pub mac: Option<String>,
+}
+
+/// The owed events whose run is gone, each built by `envelope` from its record and the
+/// record's tag (`me`: this process as a holder).
+pub(super) fn adoptable(
+    owed: Vec<Owed>,
+    me: &str,
+    envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
+) -> Vec<Adopt> {
+    let mut out = Vec::new();
+    for o in owed {
+        let (Some(record), Some(event_id)) = (&o.entry.record, &o.entry.event_id) else {
+            continue;
+        };
+        if o.lease.as_ref().is_some_and(|l| alive(l, me, o.now)) {
+            continue; // its run is still delivering it
+        }
+        let (body, mac) = envelope(record, o.record_mac.as_deref());
+        out.push(Adopt {
+            id: o.entry.id,
+            lease: o.lease,
+            event_id: event_id.clone(),
+            body: body.to_string(),
+            mac,
+        });
+    }
+    out
+}
+
+/// Why an adopted event waits in the outbox.
+pub(super) const ADOPTED: &str = "the run that completed the upload stopped before its webhook";
+
 /// A journal write to a row this process holds; the lease is renewed with it (or released).
 #[derive(Debug)]
 pub(super) enum Write {

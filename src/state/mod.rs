@@ -239,9 +239,11 @@ impl Store {
     /// and the record's tag, with the tag of the event (see [`Store::completed`]).
     pub fn adopt_owed_events(
         &self,
-        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>) + Send,
+        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
     ) -> Result<usize> {
-        each!(self, s => s.adopt_owed_events(envelope))
+        let owed = each!(self, s => s.owed())?;
+        let events = claims::adoptable(owed, each!(self, s => s.holder()), envelope);
+        each!(self, s => s.adopt(events))
     }
 
     /// The journal, oldest first, as JSON objects.
@@ -269,12 +271,21 @@ impl Store {
 
     /// Keeps an event aside instead of delivering it (`why` says what is wrong with it).
     pub fn quarantine(&self, q: &Queued, why: &str) -> Result<()> {
-        each!(self, s => s.quarantine(q, why))
+        self.quarantine_event(&q.event_id, &q.body.to_string(), why)
+    }
+
+    fn quarantine_event(&self, event_id: &str, body: &str, why: &str) -> Result<()> {
+        tracing::warn!(
+            event_id,
+            "a queued webhook event is damaged; kept aside in quarantine"
+        );
+        each!(self, s => s.quarantine_event(event_id, body, why))
     }
 
     /// Every queued event, oldest first; a body that is not JSON is moved to quarantine.
     pub fn queued(&self) -> Result<Vec<Queued>> {
-        each!(self, s => s.queued())
+        let rows = each!(self, s => s.queued_rows())?;
+        outbox::parse(rows, |id, body, why| self.quarantine_event(id, body, why))
     }
 
     pub fn delivered(&self, event_id: &str) -> Result<()> {

@@ -15,6 +15,29 @@ pub struct Queued {
     pub mac: Option<String>,
 }
 
+/// A queued event as stored: id, body (JSON text, unchecked), attempts, tag.
+pub(super) type QueuedRow = (String, String, i64, Option<String>);
+
+/// The events of `rows` whose body is JSON; the others go to `quarantine` (id, body, why).
+pub(super) fn parse(
+    rows: Vec<QueuedRow>,
+    mut quarantine: impl FnMut(&str, &str, &str) -> super::Result<()>,
+) -> super::Result<Vec<Queued>> {
+    let mut out = Vec::new();
+    for (event_id, body, attempts, mac) in rows {
+        match serde_json::from_str(&body) {
+            Ok(body) => out.push(Queued {
+                event_id,
+                body,
+                attempts,
+                mac,
+            }),
+            Err(e) => quarantine(&event_id, &body, &e.to_string())?,
+        }
+    }
+    Ok(out)
+}
+
 /// The right to deliver the outbox, held until dropped (see [`super::Store::flush_turn`]): a
 /// lock file of the state directory, or an advisory lock of the database session.
 pub struct Turn {

@@ -328,3 +328,43 @@ fn the_password_is_in_no_output_of_doctor_or_a_verbose_run() {
     );
     assert!(text.contains("schema version"), "{text}");
 }
+
+#[test]
+fn another_hosts_lease_holds_until_the_database_clock_expires_it() {
+    let Some(url) = database() else { return };
+    let env = Env::new();
+    let files = files(&env, 1);
+    let (a, b) = (Host::new(&env, "a"), Host::new(&env, "b"));
+    env.sandbox.faults().pause = vec![Pause::new("put-start", HOLD_MS)];
+    let child = a.spawn(&env, &url, DIR);
+    kill_when_paused(&env, "put-start", child);
+    env.sandbox.faults().pause.clear();
+    // The row now looks held by a process of another machine, for a minute by the server's
+    // clock: this host cannot ask whether it lives, only the expiry tells.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut lease = |until: &str| {
+        let sql = format!(
+            "UPDATE uploads SET lease_host = 'elsewhere boot=x pidns=1 start=1', lease_until = {until}"
+        );
+        db.execute(&sql, &[]).unwrap();
+    };
+    lease("now() + interval '1 minute'");
+    let out = b.run(&env, &url, DIR);
+    expect_status(&out, ExitStatus::Success);
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["skipReason"], "claimed-by-another-run", "{r}");
+    assert!(env.sandbox.objects().is_empty());
+
+    lease("now() - interval '1 second'");
+    let out = b.run(&env, &url, DIR);
+    expect_status(&out, ExitStatus::Success);
+    let r = &records(&out.stdout)[0];
+    assert_eq!(r["action"], "FILE_UPLOAD_COMPLETED", "{r}");
+    assert_eq!(r["resumed"], true, "{r}");
+    each_sent_once(&env, &files);
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM uploads", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the same row, taken over");
+}

@@ -9,7 +9,7 @@ use postgres::{Client, GenericClient, Row};
 use serde_json::Value;
 
 use super::super::LEASE_MS;
-use super::super::claims::{self, Action, Dialect, Leased, Write};
+use super::super::claims::{self, Action, Adopt, Dialect, Leased, Owed, Write};
 use super::super::error::{Result, StateError};
 use super::super::history;
 use super::super::keys::{Claim, Entry, Key, Lease, Remembered, Seen, Step};
@@ -153,14 +153,12 @@ impl Postgres {
         lease.pid == self.inner.pid && lease.host == self.inner.host
     }
 
-    /// See [`super::super::Store::adopt_owed_events`]: the owed rows are read, their events
-    /// built here, and each is queued only if the row is still owed and held by the same
-    /// holder as when read (another host may be adopting it at the same time).
-    pub(in crate::state) fn adopt_owed_events(
-        &self,
-        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
-    ) -> Result<usize> {
-        let owed = self.call(|c, me| {
+    pub(in crate::state) fn holder(&self) -> &str {
+        &self.inner.host
+    }
+
+    pub(in crate::state) fn owed(&self) -> Result<Vec<Owed>> {
+        self.call(|c, me| {
             let rows = c
                 .query(
                     &format!(
@@ -172,21 +170,20 @@ impl Postgres {
                 .map_err(|e| me.err(e))?;
             Ok(rows
                 .iter()
-                .map(|r| (entry(r), r.get::<_, Option<String>>(13)))
-                .collect::<Vec<_>>())
-        })?;
-        let me = self.inner.host.clone();
-        let mut events = Vec::new();
-        for (((e, lease), now), record_mac) in owed {
-            let (Some(record), Some(event_id)) = (&e.record, e.event_id.clone()) else {
-                continue;
-            };
-            if lease.as_ref().is_some_and(|l| claims::alive(l, &me, now)) {
-                continue; // its run is still delivering it
-            }
-            let (body, mac) = envelope(record, record_mac.as_deref());
-            events.push((e.id, lease, event_id, body.to_string(), mac));
-        }
+                .map(|r| {
+                    let ((entry, lease), now) = entry(r);
+                    Owed {
+                        entry,
+                        lease,
+                        record_mac: r.get(13),
+                        now,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    pub(in crate::state) fn adopt(&self, events: Vec<Adopt>) -> Result<usize> {
         self.call(move |c, me| adopt(c, events).map_err(|e| me.err(e)))
     }
 
@@ -231,28 +228,27 @@ fn history_row(r: &Row) -> history::Row {
     }
 }
 
-type Owed = (i64, Option<Lease>, String, String, Option<String>);
-
-/// Queues the events of `owed` rows that are still owed, in one transaction.
-fn adopt(c: &mut Client, owed: Vec<Owed>) -> std::result::Result<usize, postgres::Error> {
+/// Queues the events whose rows are still owed, in one transaction.
+fn adopt(c: &mut Client, events: Vec<Adopt>) -> std::result::Result<usize, postgres::Error> {
     let mut tx = c.transaction()?;
     let mut adopted = 0;
-    for (id, lease, event_id, body, mac) in owed {
-        let (pid, host) = lease.map_or((None, None), |l| (Some(i64::from(l.pid)), Some(l.host)));
+    for a in events {
+        let (pid, host) = a
+            .lease
+            .map_or((None, None), |l| (Some(i64::from(l.pid)), Some(l.host)));
         let taken = tx.execute(
             &format!(
                 "UPDATE uploads SET webhook = 'queued', {} WHERE id = $1 AND webhook IS NULL \
                  AND lease_pid IS NOT DISTINCT FROM $2 AND lease_host IS NOT DISTINCT FROM $3",
                 claims::RELEASED
             ),
-            &[&id, &pid, &host],
+            &[&a.id, &pid, &host],
         )?;
         if taken == 1 {
             tx.execute(
-                "INSERT INTO outbox (event_id, body, last_error, attempts, mac) VALUES ($1, $2, \
-                 'the run that completed the upload stopped before its webhook', 0, $3) \
-                 ON CONFLICT (event_id) DO NOTHING",
-                &[&event_id, &body, &mac],
+                "INSERT INTO outbox (event_id, body, last_error, attempts, mac) \
+                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (event_id) DO NOTHING",
+                &[&a.event_id, &a.body, &claims::ADOPTED, &a.mac],
             )?;
             adopted += 1;
         }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::super::error::Result;
-use super::super::outbox::{Queued, Turn};
+use super::super::outbox::{QueuedRow, Turn};
 use super::Postgres;
 
 /// The advisory lock of the outbox's delivery ("gcoutbox" in ASCII, shortened).
@@ -54,12 +54,8 @@ impl Postgres {
         })
     }
 
-    pub(in crate::state) fn quarantine(&self, q: &Queued, why: &str) -> Result<()> {
-        self.quarantine_event(&q.event_id, &q.body.to_string(), why)
-    }
-
-    pub(in crate::state) fn queued(&self) -> Result<Vec<Queued>> {
-        let rows: Vec<(String, String, i64, Option<String>)> = self.call(|c, me| {
+    pub(in crate::state) fn queued_rows(&self) -> Result<Vec<QueuedRow>> {
+        self.call(|c, me| {
             let rows = c
                 .query(
                     "SELECT event_id, body, attempts, mac FROM outbox ORDER BY seq",
@@ -70,20 +66,7 @@ impl Postgres {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
                 .collect())
-        })?;
-        let mut out = Vec::new();
-        for (event_id, body, attempts, mac) in rows {
-            match serde_json::from_str(&body) {
-                Ok(body) => out.push(Queued {
-                    event_id,
-                    body,
-                    attempts,
-                    mac,
-                }),
-                Err(e) => self.quarantine_event(&event_id, &body, &e.to_string())?,
-            }
-        }
-        Ok(out)
+        })
     }
 
     pub(in crate::state) fn delivered(&self, event_id: &str) -> Result<()> {
@@ -103,11 +86,12 @@ impl Postgres {
         })
     }
 
-    fn quarantine_event(&self, event_id: &str, body: &str, why: &str) -> Result<()> {
-        tracing::warn!(
-            event_id,
-            "a queued webhook event is damaged; kept aside in quarantine"
-        );
+    pub(in crate::state) fn quarantine_event(
+        &self,
+        event_id: &str,
+        body: &str,
+        why: &str,
+    ) -> Result<()> {
         let (id, body, why) = (
             event_id.to_string(),
             body.as_bytes().to_vec(),

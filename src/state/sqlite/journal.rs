@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::super::LEASE_MS;
-use super::super::claims::{self, Action, Dialect, Leased, Write};
+use super::super::claims::{self, Action, Adopt, Dialect, Leased, Owed, Write};
 use super::super::error::{Result, StateError};
 use super::super::history;
 use super::super::keys::{Claim, Entry, Key, Lease, Remembered, Seen, Step};
@@ -112,41 +112,55 @@ impl Sqlite {
         lease.pid == self.inner.pid && lease.host == self.inner.host
     }
 
-    pub(in crate::state) fn adopt_owed_events(
-        &self,
-        envelope: impl Fn(&Value, Option<&str>) -> (Value, Option<String>),
-    ) -> Result<usize> {
-        let host = self.inner.host.clone();
+    pub(in crate::state) fn holder(&self) -> &str {
+        &self.inner.host
+    }
+
+    pub(in crate::state) fn owed(&self) -> Result<Vec<Owed>> {
+        let now = now_ms();
+        self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS}, record_mac FROM uploads \
+                 WHERE step = 'completed' AND webhook IS NULL"
+            ))?;
+            stmt.query_map([], |r| {
+                let (entry, lease) = entry(r)?;
+                Ok(Owed {
+                    entry,
+                    lease,
+                    record_mac: r.get(12)?,
+                    now,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Queues the events whose rows are still owed, in one transaction.
+    pub(in crate::state) fn adopt(&self, events: Vec<Adopt>) -> Result<usize> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let owed: Vec<(Leased, Option<String>)> = {
-                let mut stmt = tx.prepare(&format!(
-                    "SELECT {COLUMNS}, record_mac FROM uploads \
-                     WHERE step = 'completed' AND webhook IS NULL"
-                ))?;
-                stmt.query_map([], |r| Ok((entry(r)?, r.get(12)?)))?
-                    .collect::<rusqlite::Result<_>>()?
-            };
-            let now = now_ms();
             let mut adopted = 0;
-            for ((e, lease), record_mac) in owed {
-                let (Some(record), Some(event_id)) = (&e.record, &e.event_id) else {
-                    continue;
-                };
-                if lease.is_some_and(|l| claims::alive(&l, &host, now)) {
-                    continue; // its run is still delivering it
+            for a in events {
+                let (pid, host) = a
+                    .lease
+                    .map_or((None, None), |l| (Some(l.pid), Some(l.host)));
+                let taken = tx.execute(
+                    &format!(
+                        "UPDATE uploads SET webhook = 'queued', {} WHERE id = ?1 \
+                         AND webhook IS NULL AND lease_pid IS ?2 AND lease_host IS ?3",
+                        claims::RELEASED
+                    ),
+                    params![a.id, pid, host],
+                )?;
+                if taken == 1 {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, \
+                         attempts, mac) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+                        params![a.event_id, a.body, now_text(), claims::ADOPTED, a.mac],
+                    )?;
+                    adopted += 1;
                 }
-                let (body, mac) = envelope(record, record_mac.as_deref());
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts, mac) \
-                     VALUES (?1, ?2, ?3, 'the run that completed the upload stopped before its webhook', 0, ?4)",
-                    params![event_id, body.to_string(), now_text(), mac],
-                )?;
-                tx.execute(
-                    &format!("UPDATE uploads SET webhook = 'queued', {} WHERE id = ?1", claims::RELEASED),
-                    [e.id],
-                )?;
-                adopted += 1;
             }
             tx.commit()?;
             Ok(adopted)

@@ -9,7 +9,7 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::super::error::Result;
-use super::super::outbox::{Queued, Turn};
+use super::super::outbox::{QueuedRow, Turn};
 use super::{JSONL, Sqlite, lock_file, now_text};
 
 /// Held by the one process delivering the outbox.
@@ -42,32 +42,14 @@ impl Sqlite {
         })
     }
 
-    /// Keeps an event aside instead of delivering it (`why` says what is wrong with it).
-    pub fn quarantine(&self, q: &Queued, why: &str) -> Result<()> {
-        self.quarantine_event(&q.event_id, &q.body.to_string(), why)
-    }
-
-    /// Every queued event, oldest first; a body that is not JSON is moved to quarantine.
-    pub fn queued(&self) -> Result<Vec<Queued>> {
-        let rows: Vec<(String, String, i64, Option<String>)> = self.with(|conn| {
+    /// Every queued event, oldest first, as stored: id, body, attempts, tag.
+    pub(in crate::state) fn queued_rows(&self) -> Result<Vec<QueuedRow>> {
+        self.with(|conn| {
             let mut stmt =
                 conn.prepare("SELECT event_id, body, attempts, mac FROM outbox ORDER BY rowid")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
-        })?;
-        let mut out = Vec::new();
-        for (event_id, body, attempts, mac) in rows {
-            match serde_json::from_str(&body) {
-                Ok(body) => out.push(Queued {
-                    event_id,
-                    body,
-                    attempts,
-                    mac,
-                }),
-                Err(e) => self.quarantine_event(&event_id, &body, &e.to_string())?,
-            }
-        }
-        Ok(out)
+        })
     }
 
     pub fn delivered(&self, event_id: &str) -> Result<()> {
@@ -82,11 +64,12 @@ impl Sqlite {
         self.with(|conn| conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)))
     }
 
-    fn quarantine_event(&self, event_id: &str, body: &str, why: &str) -> Result<()> {
-        tracing::warn!(
-            event_id,
-            "a queued webhook event is damaged; kept aside in quarantine"
-        );
+    pub(in crate::state) fn quarantine_event(
+        &self,
+        event_id: &str,
+        body: &str,
+        why: &str,
+    ) -> Result<()> {
         self.with(|conn| {
             let tx = conn.transaction()?;
             tx.execute(

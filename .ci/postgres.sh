@@ -18,6 +18,8 @@ as_owner() {
 case "${1:-}" in
 start)
   port=${PG_TEST_PORT:-55432}
+  # The first free port from there (another cluster, or another checkout's, may hold one).
+  while (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
   dir=$(mktemp -d /tmp/gcupload-pg.XXXXXX)
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres: "$dir"

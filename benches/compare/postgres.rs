@@ -19,11 +19,13 @@ pub fn run(b: &Bench, small_dir: &Path, n_files: usize) -> Value {
     let fresh = |name: &str| {
         let db = format!("bench_{name}_{}", std::process::id());
         let mut admin = postgres::Client::connect(&base, postgres::NoTls).expect("the server");
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"
-            ))
-            .unwrap();
+        // One statement each: DROP and CREATE DATABASE refuse to run in a transaction.
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {db}"),
+            format!("CREATE DATABASE {db}"),
+        ] {
+            admin.batch_execute(&sql).unwrap();
+        }
         let mut url = url::Url::parse(&base).unwrap();
         url.set_path(&db);
         vec!["--state-url".into(), url.to_string()]

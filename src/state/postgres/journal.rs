@@ -5,7 +5,7 @@
 //! server's clock.
 
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, Row};
+use postgres::{Client, GenericClient, Row, Statement};
 use serde_json::Value;
 
 use super::super::LEASE_MS;
@@ -13,7 +13,7 @@ use super::super::claims::{self, Action, Adopt, Dialect, Leased, Owed, Write};
 use super::super::error::{Result, StateError};
 use super::super::history;
 use super::super::keys::{Claim, Entry, Key, Lease, Remembered, Seen, Step};
-use super::{Me, Postgres};
+use super::{Db, Me, Postgres};
 
 /// A timestamp as RFC 3339 text, as the SQLite store keeps them.
 macro_rules! text {
@@ -89,7 +89,7 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
 
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
-        self.run(move |c, me| {
+        self.run(Self::spread(&key.file_name), move |c, me| {
             // A lost insert race is claimed again, and then finds the winner's row.
             for _ in 0..3 {
                 if let Some(claim) = claim(c, me, &key, &file, force).map_err(|e| me.err(e))? {
@@ -109,18 +109,17 @@ impl Postgres {
         stamp: &str,
     ) -> Result<Option<Remembered>> {
         let p = [route, target, file_name, stamp].map(str::to_string);
-        self.call(move |c, me| {
+        self.call_on(Self::spread(file_name), move |c, me| {
+            let sql = format!(
+                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {KEY_U} \
+                 AND stamp = $4 AND step = 'completed' AND webhook IS NOT NULL \
+                 AND id = (SELECT max(id) FROM uploads k WHERE k.route = u.route \
+                 AND k.target = u.target AND k.file_name = u.file_name AND k.sha256 = u.sha256)",
+                KEY_U = "route = $1 AND target = $2 AND file_name = $3"
+            );
             let row = c
-                .query_opt(
-                    &format!(
-                        "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {KEY_U} \
-                         AND stamp = $4 AND step = 'completed' AND webhook IS NOT NULL \
-                         AND id = (SELECT max(id) FROM uploads k WHERE k.route = u.route \
-                         AND k.target = u.target AND k.file_name = u.file_name AND k.sha256 = u.sha256)",
-                        KEY_U = "route = $1 AND target = $2 AND file_name = $3"
-                    ),
-                    &[&p[0], &p[1], &p[2], &p[3]],
-                )
+                .stmt(&sql)
+                .and_then(|st| c.query_opt(&st, &[&p[0], &p[1], &p[2], &p[3]]))
                 .map_err(|e| me.err(e))?;
             Ok(row.map(|r| Remembered {
                 entry: entry(&r).0.0,
@@ -132,8 +131,9 @@ impl Postgres {
     }
 
     pub(in crate::state) async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
-        self.run(move |c, me| {
-            latest(c, &key, "AND step = 'completed'", "")
+        self.run(Self::spread(&key.file_name), move |c, me| {
+            let st = c.stmt(&latest_sql("AND step = 'completed'", ""));
+            st.and_then(|st| latest(&mut **c, &st, &key))
                 .map(|row| row.map(|((e, _), _)| e))
                 .map_err(|e| me.err(e))
         })
@@ -141,12 +141,12 @@ impl Postgres {
     }
 
     pub(in crate::state) async fn write(&self, id: i64, w: Write) -> Result<()> {
-        self.run(move |c, me| update(c, me, id, w)).await
+        self.run(id as u64, move |c, me| update(c, me, id, w)).await
     }
 
-    /// Queued, not waited for: the connection's thread runs calls in order.
+    /// Queued, not waited for: the row's calls all go to one connection, in order.
     pub(in crate::state) fn write_soon(&self, id: i64, w: Write) {
-        self.run_soon(move |c, me| update(c, me, id, w));
+        self.run_soon(id as u64, move |c, me| update(c, me, id, w));
     }
 
     pub(in crate::state) fn is_own(&self, lease: &Lease) -> bool {
@@ -258,7 +258,7 @@ fn adopt(c: &mut Client, events: Vec<Adopt>) -> std::result::Result<usize, postg
 }
 
 /// A write to a row this process holds. Fails when it no longer holds the row.
-fn update(c: &mut Client, me: &Me, id: i64, w: Write) -> Result<()> {
+fn update(c: &mut Db, me: &Me, id: i64, w: Write) -> Result<()> {
     let (set, values) = w.set(&dialect());
     let n = values.len();
     let sql = format!(
@@ -270,38 +270,60 @@ fn update(c: &mut Client, me: &Me, id: i64, w: Write) -> Result<()> {
     let pid = i64::from(me.pid);
     let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
     params.extend::<[&(dyn ToSql + Sync); 3]>([&id, &pid, &me.host]);
-    let changed = c.execute(&sql, &params).map_err(|e| me.err(e))?;
+    let changed = c
+        .stmt(&sql)
+        .and_then(|st| c.execute(&st, &params))
+        .map_err(|e| me.err(e))?;
     if changed == 0 {
         return Err(StateError::Lost { id });
     }
     Ok(())
 }
 
-/// The newest row for `key` (narrowed by the SQL condition `and`; `lock`: `FOR UPDATE`).
+/// The query of the newest row for a key (narrowed by the SQL condition `and`; `lock`:
+/// `FOR UPDATE`).
+fn latest_sql(and: &str, lock: &str) -> String {
+    format!("SELECT {COLUMNS} FROM uploads WHERE {KEY} {and} ORDER BY id DESC LIMIT 1 {lock}")
+}
+
+/// The newest row for `key`, by `st` (see [`latest_sql`]).
 fn latest(
     c: &mut impl GenericClient,
+    st: &Statement,
     key: &Key,
-    and: &str,
-    lock: &str,
 ) -> std::result::Result<Option<(Leased, i64)>, postgres::Error> {
-    let row = c.query_opt(
-        &format!("SELECT {COLUMNS} FROM uploads WHERE {KEY} {and} ORDER BY id DESC LIMIT 1 {lock}"),
-        &key_params(key),
-    )?;
+    let row = c.query_opt(st, &key_params(key))?;
     Ok(row.as_ref().map(entry))
+}
+
+/// A new row's insert (no row when another unfinished one of the key exists).
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, \
+         lease_pid, lease_host, lease_until, stamp) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9) \
+         ON CONFLICT (route, target, file_name, sha256) \
+         WHERE step NOT IN ('completed', 'failed') DO NOTHING RETURNING id",
+        dialect().lease
+    )
 }
 
 /// One attempt at a claim, in a transaction; `None` when another host inserted the key's
 /// unfinished row first.
 fn claim(
-    c: &mut Client,
+    c: &mut Db,
     me: &Me,
     key: &Key,
     file: &Seen,
     force: bool,
 ) -> std::result::Result<Option<Claim>, postgres::Error> {
+    // Prepared before the transaction begins: it holds the connection.
+    let (find, insert) = (
+        c.stmt(&latest_sql("", "FOR UPDATE"))?,
+        c.stmt(&insert_sql())?,
+    );
     let mut tx = c.transaction()?;
-    let found = latest(&mut tx, key, "", "FOR UPDATE")?;
+    let found = latest(&mut tx, &find, key)?;
     let now = found.as_ref().map_or(0, |(_, now)| *now);
     let pid = i64::from(me.pid);
     let claim = match claims::decide(found.map(|(l, _)| l), force, &me.host, now) {
@@ -325,15 +347,8 @@ fn claim(
                 )?;
             }
             let size = file.size as i64;
-            let lease = dialect().lease;
             let row = tx.query_opt(
-                &format!(
-                    "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, \
-                     lease_pid, lease_host, lease_until, stamp) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {lease}, $9) \
-                     ON CONFLICT (route, target, file_name, sha256) \
-                     WHERE step NOT IN ('completed', 'failed') DO NOTHING RETURNING id"
-                ),
+                &insert,
                 &[
                     &key.route,
                     &key.target,

@@ -1,19 +1,21 @@
 //! The shared store: the journal, leases and outbox in a PostgreSQL database that several hosts
 //! use at once (`--state-url`). Time comes from the server's clock (`now()`), so clock skew
-//! between hosts cannot expire a live lease or keep a dead one. One thread of the process owns
-//! the connection and runs every call in the order it was made (so a write queued without
-//! waiting still lands before the next one); a connection that broke is opened again on the next
-//! call, and a call fails while the server cannot be reached.
+//! between hosts cannot expire a live lease or keep a dead one. A few threads of the process each
+//! own a connection (its statements prepared once) and run their calls in the order they were
+//! made; every call on one journal row goes to the same thread, so a write queued without waiting
+//! still lands before the next one. A connection that broke is opened again on the next call,
+//! and a call fails while the server cannot be reached.
 
 mod connect;
 mod journal;
 mod outbox;
 mod schema;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use postgres::Client;
+use postgres::{Client, Statement};
 
 use super::error::{Result, StateError};
 use super::holder;
@@ -25,8 +27,12 @@ pub(super) struct Postgres {
     inner: Arc<Inner>,
 }
 
+/// Connections (and threads) per process: journal calls of different files run side by side.
+const CONNECTIONS: usize = 4;
+
 struct Inner {
-    jobs: mpsc::Sender<Job>,
+    /// One queue per connection's thread.
+    jobs: Vec<mpsc::Sender<Job>>,
     shown: String,
     /// Who holds the leases this process takes (see [`holder`]).
     pid: u32,
@@ -38,20 +44,59 @@ type Job = Box<dyn FnOnce(&mut Conn) + Send>;
 
 /// The connection's thread's side: the client, opened again when it broke.
 struct Conn {
-    client: Option<Client>,
+    db: Option<Db>,
     url: String,
     shown: String,
 }
 
 impl Conn {
-    fn client(&mut self) -> Result<&mut Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            let c = connect::open(&self.url).map_err(|why| server(&self.shown, why))?;
+    fn db(&mut self) -> Result<&mut Db> {
+        if self.db.as_ref().is_none_or(|d| d.client.is_closed()) {
+            self.db = None;
+            let client = connect::open(&self.url).map_err(|why| server(&self.shown, why))?;
             tracing::info!("connected to the state database {}", self.shown);
-            self.client = Some(c);
+            self.db = Some(Db::new(client));
         }
-        Ok(self.client.as_mut().expect("connected above"))
+        Ok(self.db.as_mut().expect("connected above"))
+    }
+}
+
+/// A connection and its prepared statements (a statement prepared per call would cost a round
+/// trip more each time).
+pub(super) struct Db {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+impl Db {
+    fn new(client: Client) -> Db {
+        Db {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// `sql`, prepared on this connection once.
+    fn stmt(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
     }
 }
 
@@ -93,20 +138,26 @@ impl Postgres {
             .join()
             .unwrap_or_else(|_| Err(server(&shown, "connecting panicked".into())))
         })?;
-        let (jobs, rx) = mpsc::channel::<Job>();
-        let mut conn = Conn {
-            client: Some(client),
-            url: url.to_string(),
-            shown: shown.clone(),
-        };
-        std::thread::Builder::new()
-            .name("gcupload-state".into())
-            .spawn(move || {
-                for job in rx {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|e| server(&shown, format!("cannot start its thread: {e}")))?;
+        // The first connection is open (the server is reachable); the others open on first use.
+        let mut first = Some(Db::new(client));
+        let mut jobs = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let mut conn = Conn {
+                db: first.take(),
+                url: url.to_string(),
+                shown: shown.clone(),
+            };
+            std::thread::Builder::new()
+                .name("gcupload-state".into())
+                .spawn(move || {
+                    for job in rx {
+                        job(&mut conn);
+                    }
+                })
+                .map_err(|e| server(&shown, format!("cannot start its thread: {e}")))?;
+            jobs.push(tx);
+        }
         let pid = std::process::id();
         Ok(Postgres {
             inner: Arc::new(Inner {
@@ -165,47 +216,60 @@ impl Postgres {
         }
     }
 
-    /// Queues `f` for the connection's thread; `answer` gets its result.
+    /// Queues `f` for the thread of connection `on` (modulo their number); `answer` gets its
+    /// result. Calls on one row name the row's id, so they run in order.
     fn enqueue<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client, &Me) -> Result<T> + Send + 'static,
+        on: u64,
+        f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
         answer: impl FnOnce(Result<T>) + Send + 'static,
     ) {
         let me = self.me();
-        let job: Job = Box::new(move |conn| answer(conn.client().and_then(|c| f(c, &me))));
-        if let Err(mpsc::SendError(job)) = self.inner.jobs.send(job) {
+        let job: Job = Box::new(move |conn| answer(conn.db().and_then(|c| f(c, &me))));
+        let queue = &self.inner.jobs[(on % CONNECTIONS as u64) as usize];
+        if let Err(mpsc::SendError(job)) = queue.send(job) {
             // The thread is gone (it panicked): the call fails as a lost connection would.
             drop(job);
         }
     }
 
-    /// Runs `f` on the connection, blocking this thread until it is answered.
+    /// Runs `f` on the first connection, blocking this thread until it is answered.
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client, &Me) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.call_on(0, f)
+    }
+
+    /// Runs `f` on connection `on`, blocking this thread until it is answered.
+    fn call_on<T: Send + 'static>(
+        &self,
+        on: u64,
+        f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = mpsc::channel();
-        self.enqueue(f, move |r| {
+        self.enqueue(on, f, move |r| {
             let _ = tx.send(r);
         });
         rx.recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
-    /// Runs `f` on the connection and waits for its answer without blocking the async threads.
+    /// Runs `f` on connection `on` and waits for its answer without blocking the async threads.
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Client, &Me) -> Result<T> + Send + 'static,
+        on: u64,
+        f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.enqueue(f, move |r| {
+        self.enqueue(on, f, move |r| {
             let _ = tx.send(r);
         });
         rx.await.unwrap_or_else(|_| Err(self.gone()))
     }
 
-    /// Queues `f` without waiting: calls made later run after it.
-    fn run_soon(&self, f: impl FnOnce(&mut Client, &Me) -> Result<()> + Send + 'static) {
-        self.enqueue(f, |r| {
+    /// Queues `f` on connection `on` without waiting: calls made later on it run after it.
+    fn run_soon(&self, on: u64, f: impl FnOnce(&mut Db, &Me) -> Result<()> + Send + 'static) {
+        self.enqueue(on, f, |r| {
             if let Err(e) = r {
                 tracing::warn!("a journal write failed: {e}");
             }
@@ -214,7 +278,18 @@ impl Postgres {
 
     /// Waits until every call queued so far is answered.
     pub(super) async fn written(&self) -> Result<()> {
-        self.run(|_, _| Ok(())).await
+        for on in 0..CONNECTIONS as u64 {
+            self.run(on, |_, _| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    /// A connection for calls about `text` (a file's key or name): spreads them over all.
+    fn spread(text: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
     }
 
     fn gone(&self) -> StateError {

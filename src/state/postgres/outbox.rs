@@ -20,7 +20,7 @@ impl Postgres {
         let store = self.clone();
         Ok(got.then(|| {
             Turn::released_by(move || {
-                store.run_soon(|c, me| {
+                store.run_soon(0, |c, me| {
                     c.execute("SELECT pg_advisory_unlock($1)", &[&FLUSH_LOCK])
                         .map(drop)
                         .map_err(|e| me.err(e))

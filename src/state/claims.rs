@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::holder;
-use super::keys::{Entry, Lease, Step};
+use super::keys::{Claim, Entry, Lease, Step};
 
 /// A row as read: the entry and its lease, if one is held.
 pub(super) type Leased = (Entry, Option<Lease>);
@@ -32,7 +32,7 @@ pub(super) enum Action {
     TakeOver(Entry),
 }
 
-/// The claim's decision (see [`super::Claim`]). With `force`, a completed upload is sent again.
+/// The claim's decision (see [`Claim`]). With `force`, a completed upload is sent again.
 pub(super) fn decide(latest: Option<Leased>, force: bool, me: &str, now: i64) -> Action {
     match latest {
         Some((e, _)) if done(&e) && !force => Action::Done(e),
@@ -49,11 +49,11 @@ pub(super) fn decide(latest: Option<Leased>, force: bool, me: &str, now: i64) ->
 }
 
 /// What a taken-over row is to the run: fresh when nothing was sent yet.
-pub(super) fn resumed(e: Entry) -> super::Claim {
+pub(super) fn resumed(e: Entry) -> Claim {
     if e.step == Step::Claimed {
-        super::Claim::Fresh(e)
+        Claim::Fresh(e)
     } else {
-        super::Claim::Resume(e)
+        Claim::Resume(e)
     }
 }
 

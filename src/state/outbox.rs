@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use super::error::Result;
+
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]
 pub struct Queued {
@@ -21,8 +23,8 @@ pub(super) type QueuedRow = (String, String, i64, Option<String>);
 /// The events of `rows` whose body is JSON; the others go to `quarantine` (id, body, why).
 pub(super) fn parse(
     rows: Vec<QueuedRow>,
-    mut quarantine: impl FnMut(&str, &str, &str) -> super::Result<()>,
-) -> super::Result<Vec<Queued>> {
+    mut quarantine: impl FnMut(&str, &str, &str) -> Result<()>,
+) -> Result<Vec<Queued>> {
     let mut out = Vec::new();
     for (event_id, body, attempts, mac) in rows {
         match serde_json::from_str(&body) {
@@ -38,7 +40,7 @@ pub(super) fn parse(
     Ok(out)
 }
 
-/// The right to deliver the outbox, held until dropped (see [`super::Store::flush_turn`]): a
+/// The right to deliver the outbox, held until dropped (see `Store::flush_turn`): a
 /// lock file of the state directory, or an advisory lock of the database session.
 pub struct Turn {
     _file: Option<std::fs::File>,

@@ -193,7 +193,10 @@ fn two_hosts_over_the_same_100_files_at_once_send_each_once() {
             match r["action"].as_str().unwrap() {
                 "FILE_UPLOAD_COMPLETED" => {
                     let name = r["fileName"].as_str().unwrap().to_string();
-                    assert!(completed.insert(name, r.clone()).is_none(), "twice: {r}");
+                    if let Some(first) = completed.insert(name, r.clone()) {
+                        let logs: Vec<String> = outs.iter().map(stderr).collect();
+                        panic!("completed twice: {first}\n{r}\n{logs:#?}");
+                    }
                 }
                 "FILE_UPLOAD_SKIPPED" => assert!(
                     ["claimed-by-another-run", "already-uploaded"]

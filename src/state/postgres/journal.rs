@@ -1,8 +1,8 @@
-//! The journal in PostgreSQL. A claim is one transaction that locks the key's newest row
-//! (`FOR UPDATE`), so two hosts claiming the same file take turns and the second sees the
-//! first's lease; a new row meets the unique index on unfinished rows, so two hosts inserting
-//! at once end with one row (the loser claims again and finds it held). Leases expire by the
-//! server's clock.
+//! The journal in PostgreSQL. A claim is one transaction that first takes the key's advisory
+//! lock (`pg_advisory_xact_lock`) and then reads and locks its newest row, so two hosts claiming
+//! the same file take turns and the second sees the first's row and lease; as a second guard, a
+//! new row meets the unique index on unfinished rows (`INSERT … ON CONFLICT DO NOTHING`; the
+//! loser claims again and finds the row held). Leases expire by the server's clock.
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement};
@@ -42,6 +42,11 @@ const COLUMNS: &str = concat!(
 );
 
 const KEY: &str = "route = $1 AND target = $2 AND file_name = $3 AND sha256 = $4";
+
+/// The key's advisory lock, held to the end of the claim's transaction (a hash collision only
+/// makes two keys' claims take turns).
+const KEY_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended(\
+                        $1 || '/' || $2 || '/' || $3 || '/' || $4, 0))";
 
 fn dialect() -> Dialect {
     Dialect {
@@ -318,11 +323,12 @@ fn claim(
     force: bool,
 ) -> std::result::Result<Option<Claim>, postgres::Error> {
     // Prepared before the transaction begins: it holds the connection.
-    let (find, insert) = (
-        c.stmt(&latest_sql("", "FOR UPDATE"))?,
-        c.stmt(&insert_sql())?,
-    );
+    let (turn, find) = (c.stmt(KEY_LOCK)?, c.stmt(&latest_sql("", "FOR UPDATE"))?);
+    let insert = c.stmt(&insert_sql())?;
     let mut tx = c.transaction()?;
+    // Claims of one key take turns: the row lock alone would let a claim that found no row
+    // insert a second one after a first host's row had moved past the unique index (completed).
+    tx.execute(&turn, &key_params(key))?;
     let found = latest(&mut tx, &find, key)?;
     let now = found.as_ref().map_or(0, |(_, now)| *now);
     let pid = i64::from(me.pid);

@@ -17,7 +17,7 @@
 //! every run sends its files (a re-run would otherwise skip them: section 3 measures that).
 //!
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
-//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, big, hashing, limits, watch) runs only
+//! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, postgres, big, hashing, limits, watch) runs only
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
 //! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
 
@@ -32,6 +32,11 @@ use gcupload::sandbox::{Sandbox, SandboxConfig};
 
 #[path = "support/limits.rs"]
 mod limits;
+#[path = "compare/postgres.rs"]
+mod postgres;
+#[path = "compare/state.rs"]
+mod state;
+use state::{Journal, local_journal, state_store};
 #[path = "compare/watch.rs"]
 mod watch;
 use serde_json::{Value, json};
@@ -262,7 +267,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 const SECTIONS: &[&str] = &[
-    "single", "batch", "state", "big", "hashing", "limits", "watch",
+    "single", "batch", "state", "postgres", "big", "hashing", "limits", "watch",
 ];
 
 /// The sections GCUPLOAD_BENCH_ONLY names (comma-separated), or all of them.
@@ -287,119 +292,6 @@ fn selected() -> Vec<&'static str> {
         .copied()
         .filter(|s| names.contains(s))
         .collect()
-}
-
-/// Section 3, at one API latency: the batch with the state store on vs off (median of `reps`,
-/// alternating which goes first, after one warm-up run), and a re-run of what each state-on
-/// run sent. Overhead is the extra wall time: median on / median off - 1.
-fn state_store(b: &Bench, small_dir: &Path, n_files: usize, latency: u64, reps: usize) -> Value {
-    b.sandbox.faults().api_latency_ms = latency;
-    let batch = |c: &mut Command| {
-        c.args(["--jobs", "16", "--recursive"]).arg(small_dir);
-    };
-    let (mut on, mut off, mut rerun) = (Vec::new(), Vec::new(), Vec::new());
-    // Requests the sandbox saw during each re-run (none is needed to skip).
-    let mut api_calls = Vec::new();
-    // One run not counted, so that the measured runs start from a warm page cache and sandbox.
-    let mut warm = b.gcupload();
-    warm.arg("--no-state");
-    batch(&mut warm);
-    b.run_ok(warm);
-    for rep in 0..reps {
-        // On the same disk as the files, and fresh: nothing in it to skip.
-        let state = b.dir.path().join(format!("state-{latency}ms-{rep}"));
-        let run_on = || {
-            let mut c = b.gcupload();
-            c.arg("--state-dir").arg(&state);
-            batch(&mut c);
-            let (d, out) = b.run_out(c);
-            let n = actions(&out);
-            assert_eq!(n.get("FILE_UPLOAD_COMPLETED"), Some(&n_files), "{n:?}");
-            d
-        };
-        let run_off = || {
-            let mut c = b.gcupload();
-            c.arg("--no-state");
-            batch(&mut c);
-            let (d, out) = b.run_out(c);
-            let n = actions(&out);
-            assert_eq!(n.get("FILE_UPLOAD_COMPLETED"), Some(&n_files), "{n:?}");
-            d
-        };
-        if rep % 2 == 0 {
-            on.push(run_on());
-            off.push(run_off());
-        } else {
-            off.push(run_off());
-            on.push(run_on());
-        }
-        // The same files again, with the state-on run's journal: every one is skipped.
-        let objects = b.sandbox.objects().len();
-        let requests = b.sandbox.requests().len();
-        let mut c = b.gcupload();
-        c.arg("--state-dir").arg(&state);
-        batch(&mut c);
-        let (d, out) = b.run_out(c);
-        let n = actions(&out);
-        assert_eq!(n.get("FILE_UPLOAD_SKIPPED"), Some(&n_files), "{n:?}");
-        assert_eq!(n.len(), 1, "only skips: {n:?}");
-        assert_eq!(b.sandbox.objects().len(), objects, "a skip stores nothing");
-        api_calls.push(b.sandbox.requests().len() - requests);
-        rerun.push(d);
-    }
-    // What a re-run cannot avoid without trusting file metadata: start, walk the tree, validate
-    // (read and hash) every file and print its record. No network, no state store.
-    let mut floor = Vec::new();
-    for _ in 0..reps {
-        let mut c = b.gcupload();
-        c.args(["--no-state", "--dry-run", "--offline"]);
-        batch(&mut c);
-        let (d, out) = b.run_out(c);
-        assert_eq!(actions(&out).get("FILE_UPLOAD_PLANNED"), Some(&n_files));
-        floor.push(d);
-    }
-    b.sandbox.faults().api_latency_ms = 0;
-
-    let rate = |d: Duration| n_files as f64 / d.as_secs_f64();
-    let (m_on, m_off, m_rerun, m_floor) = (
-        median(on.clone()),
-        median(off.clone()),
-        median(rerun.clone()),
-        median(floor.clone()),
-    );
-    let overhead = 100.0 * (m_on.as_secs_f64() / m_off.as_secs_f64() - 1.0);
-    let speedup = m_on.as_secs_f64() / m_rerun.as_secs_f64();
-    let list = |v: &[Duration]| {
-        v.iter()
-            .map(|d| format!("{:.0}", ms(*d)))
-            .collect::<Vec<_>>()
-            .join("/")
-    };
-    println!(
-        "3. {n_files} x 64 KiB, --jobs 16, API latency {latency} ms (median of {reps}): state on {:.0} files/s, --no-state {:.0} files/s, overhead {overhead:+.1}% (target <= 5%); re-run, all skipped: {:.0} ms vs {:.0} ms sending, {speedup:.1}x faster (target >= 20x)",
-        rate(m_on),
-        rate(m_off),
-        ms(m_rerun),
-        ms(m_on),
-    );
-    println!(
-        "   runs (ms): on {}, off {}, re-run {} (sandbox requests {api_calls:?}); floor (--dry-run --offline --no-state: validate and print only) {:.0} ms",
-        list(&on),
-        list(&off),
-        list(&rerun),
-        ms(m_floor)
-    );
-    let all = |v: &[Duration]| v.iter().map(|d| ms(*d)).collect::<Vec<_>>();
-    json!({
-        "files": n_files, "jobs": 16, "api_latency_ms": latency, "runs": reps,
-        "state_on_ms": all(&on), "state_off_ms": all(&off), "rerun_skipped_ms": all(&rerun),
-        "dry_run_offline_ms": all(&floor),
-        "state_on_files_per_s": rate(m_on), "state_off_files_per_s": rate(m_off),
-        "overhead_pct": overhead, "overhead_target_pct": 5.0,
-        "rerun_median_ms": ms(m_rerun), "sending_median_ms": ms(m_on),
-        "rerun_speedup": speedup, "rerun_speedup_target": 20.0,
-        "dry_run_offline_median_ms": ms(m_floor), "rerun_sandbox_requests": api_calls,
-    })
 }
 
 fn main() {
@@ -462,7 +354,7 @@ fn main() {
 
     // 2. Many small files.
     let small_dir = b.dir.path().join("small");
-    if run("batch") || run("state") {
+    if run("batch") || run("state") || run("postgres") {
         std::fs::create_dir_all(&small_dir).unwrap();
         for i in 0..n_files {
             std::fs::write(
@@ -511,11 +403,26 @@ fn main() {
     // 3. The state store (before the big file: it counts the sandbox's objects, hashing each).
     if run("state") {
         let mut by_latency = serde_json::Map::new();
+        let fresh = local_journal(&b);
+        let journal = Journal {
+            name: "SQLite",
+            fresh: &fresh,
+            overhead_target_pct: 5.0,
+            speedup_target: 20.0,
+        };
         for latency in [20u64, 0] {
-            let r = state_store(&b, &small_dir, n_files, latency, 3);
+            let r = state_store(&b, &small_dir, n_files, latency, 3, &journal);
             by_latency.insert(format!("latency_{latency}ms"), r);
         }
         results.insert("state_store".into(), Value::Object(by_latency));
+    }
+
+    // 3b. The same with the journal in PostgreSQL on loopback (GCUPLOAD_TEST_PG_URL).
+    if run("postgres") {
+        results.insert(
+            "state_store_postgres".into(),
+            postgres::run(&b, &small_dir, n_files),
+        );
     }
 
     // 4. One big file.

@@ -200,7 +200,11 @@ pub enum Error {
     Interrupted,
 
     #[error("the state store: {message}")]
-    State { message: String },
+    State {
+        message: String,
+        /// The store is a database server (`--state-url`), not a directory of this host.
+        server: bool,
+    },
 
     #[error("the upload succeeded but its webhook event is lost: {message}")]
     WebhookLost { message: String },

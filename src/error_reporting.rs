@@ -230,6 +230,9 @@ pub fn hint(err: &Error) -> Option<String> {
         Error::WebhookLost { .. } => {
             "free disk space in the state directory (or drop --no-state) so undelivered events are kept; the record above is the event to re-send"
         }
+        Error::State { server: true, .. } => {
+            "check that the state database (--state-url, GCUPLOAD_STATE_URL) is reachable from this host and the URL's user, password and database are right (`gcupload doctor` checks it); nothing was sent without it, and a later run resumes where this one stopped"
+        }
         Error::State { .. } => {
             "fix the state directory (--state-dir, GCUPLOAD_STATE_DIR), or run with --no-state to upload without skip and resume"
         }

@@ -169,6 +169,16 @@ pub struct StateArgs {
     #[arg(long, env = "GCUPLOAD_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// A PostgreSQL database several hosts share as their state store, instead of the state
+    /// directory: postgres://user:password@host:port/db (sslmode=, sslrootcert=; the password is never shown).
+    #[arg(
+        long,
+        env = "GCUPLOAD_STATE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub state_url: Option<String>,
+
     /// Former name of --state-dir.
     #[arg(long, env = "GCUPLOAD_OUTBOX", value_name = "DIR", hide = true)]
     pub outbox: Option<PathBuf>,

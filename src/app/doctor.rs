@@ -55,6 +55,8 @@ pub struct Inputs {
     pub endpoints: Result<Endpoints>,
     /// The OAuth client the route needs (`None` for a route without one); only with a route.
     pub credentials: Option<Result<Option<Credentials>>>,
+    /// Where the state store is (a database server is connected to and its schema checked).
+    pub state: Option<crate::state::Location>,
     /// The `.env` file read and the keys it set, or why it was refused.
     pub env_file: Result<super::env_file::Loaded>,
 }
@@ -188,6 +190,9 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         Ok(loaded) => report.pass("env file", env_file_detail(loaded)),
         Err(e) => report.fail("env file", e),
     }
+    if let Some(at) = inputs.state.filter(|at| at.dir().is_none()) {
+        check_state(&mut report, at).await;
+    }
     let client = match http::client() {
         Ok(c) => Some(c),
         Err(e) => {
@@ -205,6 +210,17 @@ pub async fn run(inputs: Inputs) -> ExitStatus {
         }
     }
     report.print(&inputs.settings)
+}
+
+/// A state database: reachable, and its schema one this gcupload knows (the URL without its
+/// password; nothing is created or migrated).
+async fn check_state(report: &mut Report, at: crate::state::Location) {
+    let shown = at.shown();
+    match tokio::task::spawn_blocking(move || crate::state::Store::probe(&at)).await {
+        Ok(Ok(detail)) => report.pass("state store", format!("{shown}: {detail}")),
+        Ok(Err(e)) => report.fail("state store", &crate::pipeline::state_error(e)),
+        Err(e) => report.fail("state store", &Error::config(e.to_string())),
+    }
 }
 
 /// Which `.env` file was read and each key it set (its values are in the settings above).

@@ -136,6 +136,7 @@ fn doctor_inputs(s: &cli::Settings, sources: &Sources) -> doctor::Inputs {
         endpoints: settings::endpoints(s, sources),
         route,
         credentials,
+        state: settings::state_location(&s.webhook.state),
         env_file: settings::dotenv().cloned(),
     }
 }
@@ -149,20 +150,20 @@ fn error_line(e: &dyn std::fmt::Display) {
 /// these never create a store (a mistyped `--state-dir` would look like an empty journal), and
 /// say when there is none (`Ok(None)`: nothing to read, exit 0).
 fn open_store(s: &cli::StateArgs) -> Result<Option<state::Store>, ExitStatus> {
-    let Some(dir) = settings::state_dir(s) else {
+    let Some(at) = settings::state_location(s) else {
         crate::stderr_line!(
             "error: no state directory: pass --state-dir <DIR> (or set GCUPLOAD_STATE_DIR)"
         );
         return Err(ExitStatus::Usage);
     };
-    if !state::Store::exists_in(&dir) {
+    if !state::Store::exists(&at) {
         crate::stderr_line!(
             "no journal in {}: nothing has been uploaded with this state directory (check --state-dir / GCUPLOAD_STATE_DIR)",
-            redact::for_terminal(&dir.display().to_string())
+            redact::for_terminal(&at.shown())
         );
         return Ok(None);
     }
-    state::Store::open(&dir).map(Some).map_err(|e| {
+    state::Store::open(&at).map(Some).map_err(|e| {
         error_line(&e);
         ExitStatus::Usage
     })
@@ -183,7 +184,7 @@ async fn flush(args: cli::OutboxArgs) -> ExitStatus {
         Ok(None) => return ExitStatus::Success,
         Err(status) => return status,
     };
-    let shown = redact::for_terminal(&store.path().display().to_string()).into_owned();
+    let shown = redact::for_terminal(&store.describe()).into_owned();
     let waiting = store.queued().map(|q| q.len()).unwrap_or(0);
     if url.is_none() && waiting > 0 {
         crate::stderr_line!(

@@ -71,6 +71,8 @@ fn own_journal(
     let state = &mut args.settings.webhook.state;
     state.state_dir = Some(dir.path().to_path_buf());
     state.outbox = None;
+    // A sandbox's uploads never go into a shared journal.
+    state.state_url = None;
     Ok(Some(dir))
 }
 

@@ -60,9 +60,10 @@ impl Job {
     }
 }
 
-pub(super) fn state_error(e: crate::state::StateError) -> Error {
+pub fn state_error(e: crate::state::StateError) -> Error {
     Error::State {
         message: e.to_string(),
+        server: e.is_server(),
     }
 }
 

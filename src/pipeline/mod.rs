@@ -13,4 +13,5 @@ mod limits;
 mod stages;
 mod summary;
 
+pub use job::state_error;
 pub use stages::{Config, Pipeline, Report};

@@ -1,13 +1,12 @@
 //! What a run is wired from: its configuration, and the stages built from it.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::Output;
 use crate::config::{Credentials, Endpoints};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::error_reporting::ExitStatus;
 use crate::routes::{self, Route, RouteConfig};
 use crate::secret::Secret;
@@ -25,7 +24,7 @@ pub struct Config {
     pub webhook_url: Option<url::Url>,
     pub webhook_secret: Option<Secret>,
     /// The state store's directory (journal and webhook outbox); `None` runs without one.
-    pub state_dir: Option<PathBuf>,
+    pub state: Option<state::Location>,
     /// Send files again even when the journal says they were sent.
     pub force: bool,
     /// Files found by a walk or glob modified less than this long ago are deferred.
@@ -33,7 +32,7 @@ pub struct Config {
     /// What happens to a source file once its upload is confirmed and journaled.
     pub after: moves::After,
     /// `--failed-to`: where a file that can never be sent goes, with its record.
-    pub failed_to: Option<PathBuf>,
+    pub failed_to: Option<std::path::PathBuf>,
     /// Platform API calls per minute at most.
     pub rate: Option<std::num::NonZeroU32>,
     pub output: Output,
@@ -71,7 +70,7 @@ pub struct Pipeline {
     pub(super) force: bool,
     pub(super) min_age: Duration,
     pub(super) after: moves::After,
-    pub(super) failed_to: Option<PathBuf>,
+    pub(super) failed_to: Option<std::path::PathBuf>,
     /// Stops trying files while the platform cannot be reached.
     pub(super) breaker: super::breaker::Breaker,
     /// The run's pace of Platform API calls (and its rate-limit pause).
@@ -96,10 +95,8 @@ impl Pipeline {
         let mut policy = config.policy;
         policy.md5 = config.route.name().announces_md5();
         let limiter = std::sync::Arc::new(crate::limiter::Limiter::new(config.rate));
-        let journal = match &config.state_dir {
-            Some(dir) => Some(state::Store::open(dir).map_err(|e| Error::State {
-                message: e.to_string(),
-            })?),
+        let journal = match &config.state {
+            Some(at) => Some(state::Store::open(at).map_err(super::job::state_error)?),
             None => None,
         };
         let stop = CancellationToken::new();

@@ -15,6 +15,13 @@ pub enum StateError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL store (`url` shown without its password).
+    #[error("the state database {url} failed: {why}")]
+    Server { url: String, why: String },
+    #[error(
+        "this gcupload was built without PostgreSQL (feature `postgres`): the state URL {url} cannot be used; use --state-dir"
+    )]
+    NoPostgres { url: String },
     #[error(
         "journal row {id} is no longer held by this run: another run took it over after this one stalled past its lease"
     )]
@@ -27,6 +34,17 @@ pub enum StateError {
         found: i64,
         known: i64,
     },
+}
+
+impl StateError {
+    /// Whether the store is a database server (a connection or server fault), not a directory
+    /// of this host: what to fix differs.
+    pub fn is_server(&self) -> bool {
+        matches!(
+            self,
+            StateError::Server { .. } | StateError::NoPostgres { .. }
+        )
+    }
 }
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;

@@ -20,6 +20,17 @@ pub(super) fn identity(host: &str, pid: u32) -> String {
     id
 }
 
+/// This machine's name, for leases: a pid means something only on its own host.
+pub(super) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// The host name of a holder, for people (`pid 4242 on build-7`).
 pub(super) fn host_of(holder: &str) -> &str {
     holder.split(' ').next().unwrap_or(holder)

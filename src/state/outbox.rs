@@ -2,14 +2,9 @@
 //! later run (or `gcupload webhook flush`) delivers them. An event keeps only its body: it is
 //! delivered to the webhook URL configured at flush time, never to a URL read from disk.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-
-use rusqlite::params;
 use serde_json::Value;
 
 use super::error::Result;
-use super::store::{JSONL, Store, lock_file, now_text};
 
 /// An event waiting for delivery.
 #[derive(Debug, Clone)]
@@ -22,167 +17,58 @@ pub struct Queued {
     pub mac: Option<String>,
 }
 
-/// Held by the one process delivering the outbox.
-const FLUSH_LOCK: &str = "outbox.lock";
+/// A queued event as stored: id, body (JSON text, unchecked), attempts, tag.
+pub(super) type QueuedRow = (String, String, i64, Option<String>);
 
-impl Store {
-    /// The right to deliver the outbox; `None` while another process delivers it (so two runs
-    /// starting together do not both send every queued event).
-    pub fn flush_turn(&self) -> Result<Option<std::fs::File>> {
-        let dir = self.inner.path.parent().unwrap_or(Path::new("."));
-        lock_file(dir, FLUSH_LOCK, false)
-    }
-
-    /// Keeps an event for a later delivery (once: the event id is the key).
-    pub fn queue(
-        &self,
-        event_id: &str,
-        body: &Value,
-        error: &str,
-        mac: Option<&str>,
-    ) -> Result<()> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT INTO outbox (event_id, body, queued_at, last_error, attempts, mac) \
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT (event_id) DO UPDATE SET \
-                 last_error = excluded.last_error, attempts = attempts + 1",
-                params![event_id, body.to_string(), now_text(), error, mac],
-            )
-            .map(drop)
-        })
-    }
-
-    /// Keeps an event aside instead of delivering it (`why` says what is wrong with it).
-    pub fn quarantine(&self, q: &Queued, why: &str) -> Result<()> {
-        self.quarantine_event(&q.event_id, &q.body.to_string(), why)
-    }
-
-    /// Every queued event, oldest first; a body that is not JSON is moved to quarantine.
-    pub fn queued(&self) -> Result<Vec<Queued>> {
-        let rows: Vec<(String, String, i64, Option<String>)> = self.with(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT event_id, body, attempts, mac FROM outbox ORDER BY rowid")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect()
-        })?;
-        let mut out = Vec::new();
-        for (event_id, body, attempts, mac) in rows {
-            match serde_json::from_str(&body) {
-                Ok(body) => out.push(Queued {
-                    event_id,
-                    body,
-                    attempts,
-                    mac,
-                }),
-                Err(e) => self.quarantine_event(&event_id, &body, &e.to_string())?,
-            }
+/// The events of `rows` whose body is JSON; the others go to `quarantine` (id, body, why).
+pub(super) fn parse(
+    rows: Vec<QueuedRow>,
+    mut quarantine: impl FnMut(&str, &str, &str) -> Result<()>,
+) -> Result<Vec<Queued>> {
+    let mut out = Vec::new();
+    for (event_id, body, attempts, mac) in rows {
+        match serde_json::from_str(&body) {
+            Ok(body) => out.push(Queued {
+                event_id,
+                body,
+                attempts,
+                mac,
+            }),
+            Err(e) => quarantine(&event_id, &body, &e.to_string())?,
         }
-        Ok(out)
     }
+    Ok(out)
+}
 
-    pub fn delivered(&self, event_id: &str) -> Result<()> {
-        self.with(|conn| {
-            conn.execute("DELETE FROM outbox WHERE event_id = ?1", [event_id])
-                .map(drop)
-        })
-    }
+/// The right to deliver the outbox, held until dropped (see `Store::flush_turn`): a
+/// lock file of the state directory, or an advisory lock of the database session.
+pub struct Turn {
+    _file: Option<std::fs::File>,
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
 
-    /// How many entries are kept aside as damaged.
-    pub fn quarantined(&self) -> Result<i64> {
-        self.with(|conn| conn.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)))
-    }
-
-    fn quarantine_event(&self, event_id: &str, body: &str, why: &str) -> Result<()> {
-        tracing::warn!(
-            event_id,
-            "a queued webhook event is damaged; kept aside in quarantine"
-        );
-        self.with(|conn| {
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO quarantine (source, content, reason, kept_at) VALUES ('outbox', ?1, ?2, ?3)",
-                params![body.as_bytes(), why, now_text()],
-            )?;
-            tx.execute("DELETE FROM outbox WHERE event_id = ?1", [event_id])?;
-            tx.commit()
-        })
-    }
-
-    /// Moves the JSON-lines outbox of earlier versions into the store, once: every line is
-    /// either queued or quarantined, then the file is renamed `*.imported`.
-    pub(super) fn import_jsonl_outbox(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(JSONL);
-        // Only a regular file, opened without blocking: a FIFO in its place must not hang a run.
-        let Ok(file) = crate::validate::open_nonblocking(&path) else {
-            return Ok(());
-        };
-        if !file.metadata().is_ok_and(|m| m.is_file()) {
-            tracing::warn!("{} is not a regular file; not imported", path.display());
-            return Ok(());
+impl Turn {
+    pub(super) fn file(f: std::fs::File) -> Turn {
+        Turn {
+            _file: Some(f),
+            release: None,
         }
-        let mut lines = Vec::new();
-        let mut reader = BufReader::new(file);
-        let mut buf = Vec::new();
-        while reader.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
-            lines.push(std::mem::take(&mut buf));
+    }
+
+    /// A turn that `release` gives back.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) fn released_by(release: impl FnOnce() + Send + 'static) -> Turn {
+        Turn {
+            _file: None,
+            release: Some(Box::new(release)),
         }
-        let (imported, kept_aside) = self.with(|conn| {
-            let tx = conn.transaction()?;
-            let counts = import_lines(&tx, &lines)?;
-            tx.commit()?;
-            Ok(counts)
-        })?;
-        let done = dir.join(format!("{JSONL}.imported"));
-        if let Err(e) = std::fs::rename(&path, &done) {
-            tracing::warn!(
-                "the old outbox {} could not be renamed: {e}",
-                path.display()
-            );
-        }
-        tracing::info!(
-            imported,
-            kept_aside,
-            "imported the JSON-lines webhook outbox"
-        );
-        Ok(())
     }
 }
 
-/// Queues each well-formed line of the old outbox; keeps the others in quarantine.
-fn import_lines(
-    tx: &rusqlite::Transaction<'_>,
-    lines: &[Vec<u8>],
-) -> rusqlite::Result<(usize, usize)> {
-    let (mut imported, mut kept_aside) = (0, 0);
-    for line in lines {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed = serde_json::from_slice::<Value>(line).ok().and_then(|v| {
-            let id = v.get("eventId")?.as_str()?.to_string();
-            let body = v.get("body")?.clone();
-            body.is_object().then_some((id, body, v))
-        });
-        match parsed {
-            Some((id, body, v)) => {
-                let at = v["queuedAt"].as_str().map_or_else(now_text, str::to_string);
-                let err = v["lastError"].as_str().unwrap_or("").to_string();
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (event_id, body, queued_at, last_error, attempts) \
-                     VALUES (?1, ?2, ?3, ?4, 1)",
-                    params![id, body.to_string(), at, err],
-                )?;
-                imported += 1;
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO quarantine (source, content, reason, kept_at) \
-                     VALUES ('webhook-outbox.jsonl', ?1, 'not a well-formed outbox entry', ?2)",
-                    params![line, now_text()],
-                )?;
-                kept_aside += 1;
-            }
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
         }
     }
-    Ok((imported, kept_aside))
 }

@@ -117,7 +117,7 @@ impl Env {
 
     /// The state store, as the runs leave it.
     pub fn store(&self) -> gcupload::state::Store {
-        gcupload::state::Store::open(&self.outbox()).unwrap()
+        gcupload::state::Store::open(&gcupload::state::Location::Dir(self.outbox())).unwrap()
     }
 
     /// Events waiting in the outbox: `{"eventId", "body"}`.

@@ -30,6 +30,7 @@ mod rate_limits;
 mod sandbox;
 mod sandbox_local;
 mod set_aside;
+mod several_hosts;
 mod soak;
 mod state;
 mod url_credentials;

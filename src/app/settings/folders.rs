@@ -4,6 +4,7 @@
 
 use super::super::cli::UploadArgs;
 use super::super::self_feeding;
+use super::values::non_empty;
 use crate::error::{Error, Result};
 use crate::{moves, state};
 
@@ -36,8 +37,9 @@ pub(super) fn after_upload(args: &UploadArgs) -> Result<moves::After> {
 /// files would be uploaded again, and the store's own files would fail validation every run.
 fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
     let state = (!args.no_state)
-        .then(|| state_dir(&args.settings.webhook.state))
-        .flatten();
+        .then(|| state_location(&args.settings.webhook.state))
+        .flatten()
+        .and_then(|at| at.dir().map(std::path::Path::to_path_buf));
     let targets = [
         (
             args.move_to.clone(),
@@ -68,6 +70,15 @@ fn check_not_fed_back(args: &UploadArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the state store is: `--state-url` (a database several hosts share), else the state
+/// directory.
+pub fn state_location(s: &super::super::cli::StateArgs) -> Option<state::Location> {
+    match non_empty(&s.state_url) {
+        Some(url) => Some(state::Location::Url(url.to_string())),
+        None => state_dir(s).map(state::Location::Dir),
+    }
 }
 
 /// `--state-dir` (or its former name `--outbox`), or the user's state directory.

@@ -13,7 +13,7 @@ mod folders;
 mod route;
 mod values;
 
-pub use folders::{selection, state_dir};
+pub use folders::{selection, state_dir, state_location};
 pub use route::{NO_ROUTE, RouteExtras, credentials, resolve_route};
 pub use values::{Source, Sources, non_empty, setting_value};
 
@@ -136,10 +136,10 @@ pub fn resolve(args: &UploadArgs, sources: &Sources) -> Result<pipeline::Config>
         policy: Policy::new(args.max_size, &args.allow_type, !args.no_local_scan)?,
         webhook_url,
         webhook_secret: non_empty(&s.webhook.webhook_secret).map(Secret::new),
-        state_dir: if args.no_state {
+        state: if args.no_state {
             None
         } else {
-            state_dir(&s.webhook.state)
+            state_location(&s.webhook.state)
         },
         force: args.force,
         min_age: args.min_age,

@@ -48,6 +48,7 @@ pub fn setting_value(s: &Settings, id: &str) -> Option<String> {
             .state_dir
             .as_ref()
             .map(|p| p.display().to_string()),
+        "state_url" => text(&s.webhook.state.state_url),
         "outbox" => s
             .webhook
             .state

@@ -1,4 +1,14 @@
-//! The open store: the database file, its connection, and who this process is to its leases.
+//! The embedded store: one SQLite database (`state.db`, WAL) in the state directory, its
+//! connection, and who this process is to its leases. Every call is short; the journal's run
+//! off the async threads, in group commits (see [`batch`]). Concurrent runs (overlapping cron
+//! jobs) share it safely: SQLite serialises writers, and a file is claimed in a transaction
+//! before anything is sent.
+
+mod batch;
+mod journal;
+mod outbox;
+mod schema;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::batch::{self, Batches, Job};
+use self::batch::{Batches, Job};
 use super::error::{Result, StateError};
-use super::{holder, schema, wait};
+use super::holder;
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -45,16 +55,9 @@ pub(super) fn lock_file(dir: &Path, name: &str, wait: bool) -> Result<Option<std
     }
 }
 
-/// `$XDG_STATE_HOME/gcupload` (or the platform's equivalent), when there is a home.
-pub fn default_dir() -> Option<PathBuf> {
-    dirs::state_dir()
-        .or_else(dirs::data_local_dir)
-        .map(|d| d.join("gcupload"))
-}
-
 /// The open store; cheap to clone, one connection per process behind a lock.
 #[derive(Clone)]
-pub struct Store {
+pub(super) struct Sqlite {
     pub(super) inner: Arc<Inner>,
 }
 
@@ -71,9 +74,9 @@ pub(super) struct Inner {
     pub(super) host: String,
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating it, owner-only) the store in `dir` and brings its schema up to date.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub(super) fn open(dir: &Path) -> Result<Sqlite> {
         prepare_dir(dir)?;
         // Runs starting together take turns here: switching a new database to WAL, migrating
         // and importing the old outbox each need the database to themselves, and SQLite's busy
@@ -95,14 +98,14 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         schema::migrate(&conn, &path)?;
-        let store = Store {
+        let store = Sqlite {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 batches: Batches::default(),
                 path,
                 hurry,
                 pid: std::process::id(),
-                host: holder::identity(&hostname(), std::process::id()),
+                host: holder::identity(&holder::hostname(), std::process::id()),
             }),
         };
         store.import_jsonl_outbox(dir)?;
@@ -111,17 +114,17 @@ impl Store {
 
     /// Whether `dir` holds a store (or an older version's outbox to import): what reading
     /// commands check first, since opening creates one.
-    pub fn exists_in(dir: &Path) -> bool {
+    pub(super) fn exists_in(dir: &Path) -> bool {
         dir.join(DB_FILE).exists() || dir.join(JSONL).exists()
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.inner.path
     }
 
     /// The run was abandoned (a second interrupt): from now on a call waits for a database
     /// another process holds locked only a moment, so the process exits promptly.
-    pub fn hurry(&self) {
+    pub(super) fn hurry(&self) {
         self.inner.hurry.store(true, Ordering::Relaxed);
     }
 
@@ -150,7 +153,7 @@ impl Store {
 
     /// Queues a journal write without waiting for it, for a step whose loss the next run
     /// repairs (it asks the platform again). Calls queued later commit after it, in the same
-    /// transaction or a later one; [`Store::written`] waits for it.
+    /// transaction or a later one; [`Sqlite::written`] waits for it.
     pub(super) fn run_soon(
         &self,
         f: impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static,
@@ -163,7 +166,7 @@ impl Store {
     }
 
     /// Waits until every journal write queued so far is committed.
-    pub async fn written(&self) -> Result<()> {
+    pub(super) async fn written(&self) -> Result<()> {
         self.run(|_, _| Ok(())).await
     }
 
@@ -313,17 +316,6 @@ fn owned_and_private(
     Ok(())
 }
 
-/// This machine's name, for leases: a pid means something only on its own host.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
 /// Now, in milliseconds since the epoch (leases) and as RFC 3339 (what people read).
 pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -347,7 +339,7 @@ mod tests {
     #[test]
     fn a_directory_others_can_write_or_a_link_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let open = Store::open(&tmp.path().join("ok")).unwrap();
+        let open = Sqlite::open(&tmp.path().join("ok")).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&tmp.path().join("ok")), 0o700);
         assert_eq!(mode(open.path()), 0o600);
@@ -355,23 +347,23 @@ mod tests {
         let shared = tmp.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = Store::open(&shared).err().expect("refused");
+        let err = Sqlite::open(&shared).err().expect("refused");
         assert!(err.to_string().contains("chmod 700"), "{err}");
 
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(tmp.path().join("ok"), &link).unwrap();
-        let err = Store::open(&link).err().expect("refused");
+        let err = Sqlite::open(&link).err().expect("refused");
         assert!(err.to_string().contains("symbolic link"), "{err}");
     }
 
     #[test]
     fn a_newer_schema_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
-        let s = Store::open(tmp.path()).unwrap();
+        let s = Sqlite::open(tmp.path()).unwrap();
         s.with(|c| c.pragma_update(None, "user_version", 99))
             .unwrap();
         drop(s);
-        let err = Store::open(tmp.path()).err().expect("refused");
+        let err = Sqlite::open(tmp.path()).err().expect("refused");
         assert!(matches!(err, StateError::TooNew { found: 99, .. }), "{err}");
     }
 }

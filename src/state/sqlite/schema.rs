@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::error::{Result, StateError};
+use super::super::error::{Result, StateError};
 
 /// Migration n (1-based) brings the schema from version n-1 to n.
 const MIGRATIONS: &[&str] = &[

@@ -1,0 +1,138 @@
+//! The shared store's schema, versioned in `gcupload_migrations` (one row per migration, with
+//! when it ran): each runs once, in order, in a transaction, while the migrating host holds an
+//! advisory lock, so hosts starting together take turns instead of racing. Readable with
+//! `psql` (`\d uploads`).
+
+use postgres::Client;
+
+use super::super::error::{Result, StateError};
+use super::connect::why;
+
+/// The advisory lock migrations hold (an arbitrary constant: "gcupload" in ASCII, shortened).
+const MIGRATION_LOCK: i64 = 0x6763_7570_6c64;
+
+/// The schema version this gcupload knows.
+pub(super) const KNOWN: i64 = MIGRATIONS.len() as i64;
+
+/// Migration n (1-based) brings the schema from version n-1 to n.
+const MIGRATIONS: &[&str] = &[
+    // 1: the journal of uploads, the webhook outbox and damaged entries kept aside. Times are
+    // the server's (`now()`); at most one unfinished row per upload key (the claim's guard
+    // across hosts: a second host's insert meets this index).
+    "CREATE TABLE uploads (
+        id           BIGSERIAL PRIMARY KEY,
+        route        TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        file_name    TEXT NOT NULL,
+        sha256       TEXT NOT NULL,
+        size         BIGINT NOT NULL,
+        path         TEXT NOT NULL,
+        step         TEXT NOT NULL,
+        file_id      TEXT,
+        confirm_url  TEXT,
+        confirmation TEXT,
+        record       TEXT,
+        record_mac   TEXT,
+        event_id     TEXT,
+        error        TEXT,
+        webhook      TEXT,
+        stamp        TEXT,
+        lease_pid    BIGINT,
+        lease_host   TEXT,
+        lease_until  TIMESTAMPTZ,
+        created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        completed_at TIMESTAMPTZ
+    );
+    CREATE INDEX uploads_key ON uploads (route, target, file_name, sha256);
+    CREATE INDEX uploads_stamp ON uploads (stamp);
+    CREATE UNIQUE INDEX uploads_unfinished ON uploads (route, target, file_name, sha256)
+        WHERE step NOT IN ('completed', 'failed');
+    CREATE TABLE outbox (
+        seq        BIGSERIAL,
+        event_id   TEXT PRIMARY KEY,
+        body       TEXT NOT NULL,
+        queued_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+        last_error TEXT NOT NULL,
+        attempts   BIGINT NOT NULL DEFAULT 0,
+        mac        TEXT
+    );
+    CREATE TABLE quarantine (
+        id      BIGSERIAL PRIMARY KEY,
+        source  TEXT NOT NULL,
+        content BYTEA NOT NULL,
+        reason  TEXT NOT NULL,
+        kept_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );",
+];
+
+/// Brings the schema up to date (or refuses one newer than this gcupload knows).
+pub(super) fn migrate(client: &mut Client, shown: &str) -> Result<()> {
+    let err = |e: postgres::Error| StateError::Server {
+        url: shown.to_string(),
+        why: why(&e),
+    };
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS gcupload_migrations (
+                version    INTEGER PRIMARY KEY,
+                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )",
+        )
+        .or_else(|e| {
+            // Two hosts creating it at once: one wins, the other finds it there.
+            if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(err)?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(err)?;
+    let result = apply(client).map_err(|e| match e {
+        Applied::Sql(e) => err(e),
+        Applied::TooNew(found) => StateError::TooNew {
+            path: shown.into(),
+            found,
+            known: MIGRATIONS.len() as i64,
+        },
+    });
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result?;
+    unlocked.map_err(err).map(drop)
+}
+
+enum Applied {
+    Sql(postgres::Error),
+    TooNew(i64),
+}
+
+/// The migrations not applied yet, each in its own transaction (under the migration lock).
+fn apply(client: &mut Client) -> std::result::Result<(), Applied> {
+    let version = version(client).map_err(Applied::Sql)?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(Applied::TooNew(version));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let mut tx = client.transaction().map_err(Applied::Sql)?;
+        tx.batch_execute(sql).map_err(Applied::Sql)?;
+        tx.execute(
+            "INSERT INTO gcupload_migrations (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .map_err(Applied::Sql)?;
+        tx.commit().map_err(Applied::Sql)?;
+    }
+    Ok(())
+}
+
+/// The schema version: the newest migration applied (0 for none).
+pub(super) fn version(client: &mut Client) -> std::result::Result<i64, postgres::Error> {
+    let row = client.query_one(
+        "SELECT COALESCE(max(version), 0)::BIGINT FROM gcupload_migrations",
+        &[],
+    )?;
+    Ok(row.get(0))
+}

@@ -32,6 +32,8 @@ async fn claim(s: &Store, name: &str, force: bool) -> Claim {
 
 /// Pretends the row's lease belongs to another process on this host.
 fn hand_over(s: &Store, id: i64, pid: u32, until_ms: i64) {
+    // Without the `postgres` feature SQLite is the only backend and the pattern cannot fail.
+    #[allow(irrefutable_let_patterns)]
     let Backend::Sqlite(s) = &s.0 else {
         panic!("an SQLite store")
     };

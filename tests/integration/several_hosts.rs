@@ -371,3 +371,73 @@ fn another_hosts_lease_holds_until_the_database_clock_expires_it() {
         .get(0);
     assert_eq!(n, 1, "the same row, taken over");
 }
+
+/// The database's connections are cut while a file is in flight, and the database then refuses
+/// new ones (`ALLOW_CONNECTIONS false`): the run starts no new file (each gets a state-stage
+/// record), nothing is lost or sent twice, and once the database is back another host finishes
+/// every file from where the first stopped.
+#[test]
+fn the_database_lost_mid_run_starts_no_new_file_and_a_later_run_finishes_each_once() {
+    let Some(url) = database() else { return };
+    let db = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let mut admin = postgres::Client::connect(
+        &std::env::var("GCUPLOAD_TEST_PG_URL").unwrap(),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let env = Env::new();
+    let files = files(&env, 5);
+    let (a, b) = (Host::new(&env, "a"), Host::new(&env, "b"));
+    env.sandbox.faults().pause = vec![Pause::new("put-start", 1500)];
+    let child = a.spawn(&env, &url, &["--jobs", "1", "--recursive", "shared"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.sandbox.paused("put-start") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no upload began");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The database goes away under the upload in flight.
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    env.sandbox.faults().pause.clear();
+    let recs = records(&out.stdout);
+    assert_eq!(
+        recs.len(),
+        files.len(),
+        "one record per file: {}",
+        stderr(&out)
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    let started = env.sandbox.objects().len();
+    assert!(
+        started <= 1,
+        "{started} uploads: a file started after the loss"
+    );
+    for r in recs
+        .iter()
+        .filter(|r| r["action"] != "FILE_UPLOAD_COMPLETED")
+    {
+        assert_eq!(r["error"]["kind"], "state", "{r}");
+    }
+    assert!(!stderr(&out).contains(&password(&url)), "{}", stderr(&out));
+
+    admin
+        .batch_execute(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .unwrap();
+    let again = b.run(&env, &url, DIR);
+    expect_status(&again, ExitStatus::Success);
+    each_sent_once(&env, &files);
+    assert!(
+        history(&env, &b, &url)
+            .iter()
+            .all(|r| r["step"] == "completed" && r["pending"] == false)
+    );
+}

@@ -39,13 +39,13 @@ pub const EXAMPLES: &str = "\
 /// `cargo clippy --no-default-features`), so no separate build of its tests is needed.
 #[cfg(not(feature = "sandbox"))]
 const _: () = assert!(
-    !names(EXAMPLES, "sandbox") && !names(crate::app::settings::NO_ROUTE, "sandbox"),
-    "the client-only build's examples or no-route message name the sandbox"
+    !names(EXAMPLES, "sandbox"),
+    "the client-only build's examples name the sandbox"
 );
 
 /// `needle` occurs in `text` (usable in a constant).
 #[cfg(not(feature = "sandbox"))]
-const fn names(text: &str, needle: &str) -> bool {
+pub const fn names(text: &str, needle: &str) -> bool {
     let (t, n) = (text.as_bytes(), needle.as_bytes());
     let mut i = 0;
     while i + n.len() <= t.len() {

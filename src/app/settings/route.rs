@@ -25,6 +25,13 @@ pub const NO_ROUTE: &str = no_route!(
 #[cfg(not(feature = "sandbox"))]
 pub const NO_ROUTE: &str = no_route!();
 
+// The client alone recommends nothing it does not have (checked when it is compiled).
+#[cfg(not(feature = "sandbox"))]
+const _: () = assert!(
+    !super::super::cli::names(NO_ROUTE, "sandbox"),
+    "the client-only build's no-route message names the sandbox"
+);
+
 /// The settings that select a route, by clap id.
 const ROUTE_SELECTORS: &[(&str, RouteName)] = &[
     ("external_contact", RouteName::ExternalContact),

@@ -3,6 +3,8 @@
 //! could not keep leaves the file in place: the next run finds the upload confirmed, finishes it
 //! under the same event id, and moves it then.
 
+use std::path::PathBuf;
+
 use super::job::{Job, earlier, state_error};
 use super::stages::Pipeline;
 use crate::audit::{self, Record};
@@ -62,8 +64,23 @@ impl Pipeline {
         if matches!(self.after, moves::After::Keep) {
             return;
         }
-        let (after, path) = (self.after.below(&input.subfolder()), input.path.clone());
-        let identity = moves::Identity::of(meta);
+        let after = self.after.below(&input.subfolder());
+        self.relocate(record, shown, input, after, meta, "").await;
+    }
+
+    /// Does what `after` says with the input's file (off the async threads), only while its
+    /// path still names the file `meta` describes, and puts what happened into the record
+    /// (`movedTo`, `removed`, or `moveError` with a warning led by `what`). Where it was moved.
+    pub(super) async fn relocate(
+        &self,
+        record: &mut Record,
+        shown: &str,
+        input: &Input,
+        after: moves::After,
+        meta: &std::fs::Metadata,
+        what: &str,
+    ) -> Option<PathBuf> {
+        let (path, identity) = (input.path.clone(), moves::Identity::of(meta));
         let done = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
             .await
             .expect("a move does not panic");
@@ -72,19 +89,22 @@ impl Pipeline {
                 record
                     .extra
                     .insert("movedTo".into(), to.display().to_string().into());
+                return Some(to);
             }
             Ok(moves::Outcome::Removed) => {
                 record.extra.insert("removed".into(), true.into());
             }
             Ok(moves::Outcome::Kept) => {}
-            Err(e) => {
-                let line = format!("warning: {shown}: {e}");
-                self.progress.println(&crate::redact::for_terminal(&line));
-                record
-                    .extra
-                    .insert("moveError".into(), e.to_string().into());
-            }
+            Err(e) => self.move_failed(record, shown, what, e.to_string()),
         }
+        None
+    }
+
+    /// A move or removal that did not happen: said on stderr and in the record.
+    pub(super) fn move_failed(&self, record: &mut Record, shown: &str, what: &str, why: String) {
+        let line = format!("warning: {shown}: {what}{why}");
+        self.progress.println(&crate::redact::for_terminal(&line));
+        record.extra.insert("moveError".into(), why.into());
     }
 
     /// Journals the completed record, then fires its webhook (under the same event id whether

@@ -42,14 +42,7 @@ impl Pipeline {
             && e.never_sendable()
             && !self.dry_run
         {
-            self.set_aside(
-                &mut record,
-                shown,
-                input,
-                &dir.join(input.subfolder()),
-                meta,
-            )
-            .await;
+            self.set_aside(&mut record, shown, input, dir, meta).await;
         }
         (record, Some(e))
     }
@@ -74,30 +67,18 @@ impl Pipeline {
         dir: &Path,
         meta: &std::fs::Metadata,
     ) {
-        let (after, path) = (moves::After::MoveTo(dir.to_path_buf()), input.path.clone());
-        let identity = moves::Identity::of(meta);
-        let moved = tokio::task::spawn_blocking(move || moves::apply(&after, &path, &identity))
-            .await
-            .expect("a move does not panic");
-        let why = match moved {
-            Ok(moves::Outcome::Moved { to }) => {
-                record
-                    .extra
-                    .insert("movedTo".into(), to.display().to_string().into());
-                match write_beside(&to, record) {
-                    Ok(()) => return,
-                    Err(e) => format!(
-                        "moved to {}, but its record could not be written beside it: {e}",
-                        to.display()
-                    ),
-                }
-            }
-            Ok(_) => return,
-            Err(e) => e.to_string(),
+        let after = moves::After::MoveTo(dir.to_path_buf()).below(&input.subfolder());
+        let what = "--failed-to: ";
+        let Some(to) = self.relocate(record, shown, input, after, meta, what).await else {
+            return;
         };
-        let line = format!("warning: {shown}: --failed-to: {why}");
-        self.progress.println(&crate::redact::for_terminal(&line));
-        record.extra.insert("moveError".into(), why.into());
+        if let Err(e) = write_beside(&to, record) {
+            let why = format!(
+                "moved to {}, but its record could not be written beside it: {e}",
+                to.display()
+            );
+            self.move_failed(record, shown, what, why);
+        }
     }
 }
 

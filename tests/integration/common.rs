@@ -231,6 +231,33 @@ pub fn sandbox_process() -> (std::process::Child, Value) {
     (child, serde_json::from_str(&line).unwrap())
 }
 
+/// Waits until the sandbox holds a request at `point` (a `Pause` fault); the test fails if none
+/// is held within `within`.
+pub fn wait_paused(env: &Env, point: &str, within: std::time::Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while env.sandbox.paused(point) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request was held at {point}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The outputs of clients started together, each drained on a thread of its own (so none
+/// blocks on a full pipe while another is waited for).
+pub fn outputs_of(
+    children: impl IntoIterator<Item = std::process::Child>,
+) -> Vec<std::process::Output> {
+    children
+        .into_iter()
+        .map(|c| std::thread::spawn(move || c.wait_with_output().unwrap()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect()
+}
+
 /// Runs a command to its end and asserts its exit status (showing its stderr if it differs):
 /// the shape of most tests' runs.
 pub trait Finish {

@@ -82,9 +82,7 @@ fn a_file_skipped_as_already_uploaded_is_moved_a_claimed_one_is_not() {
         .pause
         .push(gcupload::sandbox::Pause::new("put-start", 4000));
     let mut holder = env.spawn(&[g.as_os_str()]);
-    while env.sandbox.paused("put-start") == 0 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_paused(&env, "put-start", Duration::from_secs(30));
     let out = env
         .cmd()
         .arg("--move-to")
@@ -250,7 +248,7 @@ fn a_same_size_rewrite_during_the_confirm_is_not_removed() {
     let f = env.file("a.pdf", &pdf(5000));
     env.sandbox.faults().pause = vec![gcupload::sandbox::Pause::new("confirm", 1500)];
     let child = env.spawn(&["--remove-source-files".as_ref(), f.as_os_str()]);
-    wait_for_pause(&env, "confirm");
+    wait_paused(&env, "confirm", Duration::from_secs(30));
     let modified = std::fs::metadata(&f).unwrap().modified().unwrap();
     let mut rewritten = pdf(5000);
     rewritten[4000] ^= 0xff;
@@ -281,7 +279,7 @@ fn a_file_is_moved_only_once_its_completion_is_journaled() {
     let sent = env.dir.path().join("sent");
     env.sandbox.faults().pause = vec![gcupload::sandbox::Pause::new("confirm", 1000)];
     let child = env.spawn(&["--move-to".as_ref(), sent.as_os_str(), f.as_os_str()]);
-    wait_for_pause(&env, "confirm");
+    wait_paused(&env, "confirm", Duration::from_secs(30));
     let db = rusqlite::Connection::open(env.outbox().join("state.db")).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();
     db.execute_batch(
@@ -383,13 +381,4 @@ fn a_move_to_or_state_dir_the_inputs_reach_is_refused() {
         .args(["in/*.pdf", "--move-to", "in/sent"])
         .finish(ExitStatus::Success);
     assert!(inbox.join("sent/a.pdf").exists());
-}
-
-/// Waits until the sandbox holds a request at `point`.
-fn wait_for_pause(env: &Env, point: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while env.sandbox.paused(point) == 0 {
-        assert!(Instant::now() < deadline, "no request was held at {point}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }

@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 use gcupload::ExitStatus;
@@ -35,15 +35,6 @@ fn finish(child: Child, limit: Duration) -> Output {
                 stderr(&out)
             );
         }
-    }
-}
-
-/// Waits until the sandbox holds a request at `point`.
-fn wait_paused(env: &Env, point: &str) {
-    let deadline = Instant::now() + LIMIT;
-    while env.sandbox.paused(point) == 0 {
-        assert!(Instant::now() < deadline, "no pause at {point} began");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -74,7 +65,7 @@ fn other_bytes(bytes: &[u8]) -> Vec<u8> {
 fn swap_after_validation(env: &Env, path: &Path, swap: impl FnOnce()) -> Output {
     env.sandbox.faults().pause = vec![Pause::new("request-url", 1000)];
     let child = env.spawn(&[path.as_os_str()]);
-    wait_paused(env, "request-url");
+    wait_paused(env, "request-url", LIMIT);
     swap();
     finish(child, LIMIT)
 }
@@ -189,7 +180,7 @@ fn during_a_held_put(env: &Env, bytes: &[u8], during: impl FnOnce(&Path)) -> Out
     let f = env.file("big.pdf", bytes);
     let args: [&OsStr; 3] = ["--max-size".as_ref(), "64MiB".as_ref(), f.as_os_str()];
     let child = env.spawn(&args);
-    wait_paused(env, "put-start");
+    wait_paused(env, "put-start", LIMIT);
     during(&f);
     finish(child, LIMIT)
 }

@@ -177,13 +177,7 @@ fn two_hosts_over_the_same_100_files_at_once_send_each_once() {
     let (a, b) = (Host::new(&env, "a"), Host::new(&env, "b"));
     let args = ["--jobs", "8", "--recursive", "shared"];
     let runs = [a.spawn(&env, &url, &args), b.spawn(&env, &url, &args)];
-    let outs: Vec<Output> = runs
-        .into_iter()
-        .map(|c| std::thread::spawn(move || c.wait_with_output().unwrap()))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|t| t.join().unwrap())
-        .collect();
+    let outs = outputs_of(runs);
     let mut completed: HashMap<String, Value> = HashMap::new();
     for out in &outs {
         expect_status(out, ExitStatus::Success);
@@ -394,11 +388,7 @@ fn the_database_lost_mid_run_starts_no_new_file_and_a_later_run_finishes_each_on
     let (a, b) = (Host::new(&env, "a"), Host::new(&env, "b"));
     env.sandbox.faults().pause = vec![Pause::new("put-start", 1500)];
     let child = a.spawn(&env, &url, &["--jobs", "1", "--recursive", "shared"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while env.sandbox.paused("put-start") == 0 {
-        assert!(std::time::Instant::now() < deadline, "no upload began");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_paused(&env, "put-start", std::time::Duration::from_secs(20));
     // The database goes away under the upload in flight.
     admin
         .batch_execute(&format!(

@@ -707,13 +707,7 @@ fn two_concurrent_runs_over_the_same_100_files_upload_each_exactly_once() {
     drop(env.store());
     // Both started before either is waited on; each drained on its own thread.
     let runs: Vec<Child> = (0..2).map(|_| Route::External.spawn(&env, &args)).collect();
-    let outs: Vec<Output> = runs
-        .into_iter()
-        .map(|c| std::thread::spawn(move || c.wait_with_output().unwrap()))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|t| t.join().unwrap())
-        .collect();
+    let outs = outputs_of(runs);
 
     let mut completed: HashMap<String, Value> = HashMap::new();
     let mut claimed_skips = 0;
@@ -855,11 +849,7 @@ fn a_live_runs_claim_is_skipped_and_it_finishes_the_file() {
     env.sandbox.faults().pause = vec![Pause::new("put-start", 3000)];
     let a = Route::External.spawn(&env, &[path.as_os_str()]);
     let pid = a.id();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while env.sandbox.paused("put-start") == 0 {
-        assert!(Instant::now() < deadline, "no pause began");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_paused(&env, "put-start", Duration::from_secs(10));
 
     // While the first run holds the file, a second one skips it and names the holder.
     let out = env.cmd().arg(&path).output().unwrap();
@@ -1276,11 +1266,7 @@ fn overlapping_flushes_deliver_each_queued_event_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while env.sandbox.paused("webhook") == 0 {
-        assert!(Instant::now() < deadline, "flush A never delivered");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_paused(&env, "webhook", Duration::from_secs(10)); // flush A is delivering
     let b = env
         .bare_cmd()
         .env("WEBHOOK_SYNC_URL", hook.as_str())

@@ -152,6 +152,25 @@ pub(super) struct Dialect {
     pub lease: String,
 }
 
+impl Dialect {
+    /// The `WHERE` clause of a remembered upload (over `uploads u`), with parameters 1 to 4:
+    /// route, target, file name and stamp. Completed, its webhook handled, and still the newest
+    /// row of its content.
+    pub(super) fn remembered(&self) -> String {
+        let p = self.param;
+        format!(
+            "route = {} AND target = {} AND file_name = {} AND stamp = {} \
+             AND step = 'completed' AND webhook IS NOT NULL \
+             AND id = (SELECT max(id) FROM uploads k WHERE k.route = u.route \
+             AND k.target = u.target AND k.file_name = u.file_name AND k.sha256 = u.sha256)",
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        )
+    }
+}
+
 impl Write {
     /// The `SET` list (lease renewed or released, `updated_at` set) and its values, numbered
     /// from 1; the caller appends its `WHERE` parameters after them.

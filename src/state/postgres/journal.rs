@@ -116,11 +116,8 @@ impl Postgres {
         let p = [route, target, file_name, stamp].map(str::to_string);
         self.call_on(Self::spread(file_name), move |c, me| {
             let sql = format!(
-                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {KEY_U} \
-                 AND stamp = $4 AND step = 'completed' AND webhook IS NOT NULL \
-                 AND id = (SELECT max(id) FROM uploads k WHERE k.route = u.route \
-                 AND k.target = u.target AND k.file_name = u.file_name AND k.sha256 = u.sha256)",
-                KEY_U = "route = $1 AND target = $2 AND file_name = $3"
+                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
+                dialect().remembered()
             );
             let row = c
                 .stmt(&sql)

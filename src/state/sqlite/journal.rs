@@ -72,11 +72,8 @@ impl Sqlite {
     ) -> Result<Option<Remembered>> {
         self.with(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE route = ?1 \
-                 AND target = ?2 AND file_name = ?3 AND stamp = ?4 AND step = 'completed' \
-                 AND webhook IS NOT NULL AND id = (SELECT max(id) FROM uploads k \
-                 WHERE k.route = u.route AND k.target = u.target \
-                 AND k.file_name = u.file_name AND k.sha256 = u.sha256)"
+                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
+                dialect().remembered()
             ))?
             .query_row(params![route, target, file_name, stamp], |r| {
                 Ok(Remembered {

@@ -316,10 +316,8 @@ impl Pipeline {
             }
             let err =
                 match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
-                    Ok(()) => {
-                        job.passed(Step::PutDone);
-                        return Ok(target);
-                    }
+                    // Not journaled: the caller journals ConfirmSent at once, which says more.
+                    Ok(()) => return Ok(target),
                     Err(e) => e,
                 };
             match transfer::verdict(&err) {

@@ -95,6 +95,9 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
         self.run(Self::spread(&key.file_name), move |c, me| {
+            if let Some(id) = claim_new(c, me, &key, &file).map_err(|e| me.err(e))? {
+                return Ok(Claim::Fresh(claims::fresh(id)));
+            }
             // A lost insert race is claimed again, and then finds the winner's row.
             for _ in 0..3 {
                 if let Some(claim) = claim(c, me, &key, &file, force).map_err(|e| me.err(e))? {
@@ -305,9 +308,43 @@ fn insert_sql() -> String {
          lease_pid, lease_host, lease_until, stamp) \
          VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9) \
          ON CONFLICT (route, target, file_name, sha256) \
-         WHERE step NOT IN ('completed', 'failed') DO NOTHING RETURNING id",
+         WHERE NOT finished DO NOTHING RETURNING id",
         dialect().lease
     )
+}
+
+/// The claim of a key that has no row yet, in one statement (see migration 3); `None` when a
+/// row exists, and the full claim decides. With no row, the decision is always a new row.
+fn claim_new(
+    c: &mut Db,
+    me: &Me,
+    key: &Key,
+    file: &Seen,
+) -> std::result::Result<Option<i64>, postgres::Error> {
+    debug_assert!(matches!(
+        claims::decide(None, true, &me.host, 0),
+        Action::Insert { supersede: None }
+    ));
+    let st = c.stmt(
+        "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )?;
+    let (size, pid) = (file.size as i64, i64::from(me.pid));
+    let row = c.query_one(
+        &st,
+        &[
+            &key.route,
+            &key.target,
+            &key.file_name,
+            &key.sha256,
+            &size,
+            &file.path,
+            &pid,
+            &me.host,
+            &LEASE_MS,
+            &file.stamp,
+        ],
+    )?;
+    Ok(row.get(0))
 }
 
 /// One attempt at a claim, in a transaction; `None` when another host inserted the key's

@@ -138,7 +138,9 @@ impl Postgres {
             .join()
             .unwrap_or_else(|_| Err(server(&shown, "connecting panicked".into())))
         })?;
-        // The first connection is open (the server is reachable); the others open on first use.
+        // The first connection is open (the server is reachable); the others open now, side by
+        // side, each on its own thread, rather than on a file's first call (a failure there
+        // is left for the first call, which opens it again and reports it).
         let mut first = Some(Db::new(client));
         let mut jobs = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
@@ -151,6 +153,7 @@ impl Postgres {
             std::thread::Builder::new()
                 .name("gcupload-state".into())
                 .spawn(move || {
+                    let _ = conn.db();
                     for job in rx {
                         job(&mut conn);
                     }
@@ -278,8 +281,15 @@ impl Postgres {
 
     /// Waits until every call queued so far is answered.
     pub(super) async fn written(&self) -> Result<()> {
-        for on in 0..CONNECTIONS as u64 {
-            self.run(on, |_, _| Ok(())).await?;
+        for queue in &self.inner.jobs {
+            // Not through `enqueue`: a connection nothing was queued on need not be open.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let job: Job = Box::new(move |_| {
+                let _ = tx.send(());
+            });
+            if queue.send(job).is_err() || rx.await.is_err() {
+                return Err(self.gone());
+            }
         }
         Ok(())
     }

@@ -94,10 +94,10 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
 
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
+        if let Some(id) = self.claim_new(&key, &file).await? {
+            return Ok(Claim::Fresh(claims::fresh(id)));
+        }
         self.run(Self::spread(&key.file_name), move |c, me| {
-            if let Some(id) = claim_new(c, me, &key, &file).map_err(|e| me.err(e))? {
-                return Ok(Claim::Fresh(claims::fresh(id)));
-            }
             // A lost insert race is claimed again, and then finds the winner's row.
             for _ in 0..3 {
                 if let Some(claim) = claim(c, me, &key, &file, force).map_err(|e| me.err(e))? {
@@ -109,30 +109,25 @@ impl Postgres {
         .await
     }
 
-    pub(in crate::state) fn remembered(
+    pub(in crate::state) async fn remembered(
         &self,
         route: &str,
         target: &str,
         file_name: &str,
         stamp: &str,
     ) -> Result<Option<Remembered>> {
-        let p = [route, target, file_name, stamp].map(str::to_string);
-        self.call_on(Self::spread(file_name), move |c, me| {
-            let sql = format!(
-                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
-                dialect().remembered()
-            );
-            let row = c
-                .stmt(&sql)
-                .and_then(|st| c.query_opt(&st, &[&p[0], &p[1], &p[2], &p[3]]))
-                .map_err(|e| me.err(e))?;
-            Ok(row.map(|r| Remembered {
-                entry: entry(&r).0.0,
-                file_name: r.get(13),
-                sha256: r.get(14),
-                size: u64::try_from(r.get::<_, i64>(15)).unwrap_or(0),
-            }))
-        })
+        let sql = format!(
+            "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
+            dialect().remembered()
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [&route, &target, &file_name, &stamp];
+        let rows = self.inner.pipe.query(&sql, &params).await?;
+        Ok(rows.first().map(|r| Remembered {
+            entry: entry(r).0.0,
+            file_name: r.get(13),
+            sha256: r.get(14),
+            size: u64::try_from(r.get::<_, i64>(15)).unwrap_or(0),
+        }))
     }
 
     pub(in crate::state) async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
@@ -146,12 +141,71 @@ impl Postgres {
     }
 
     pub(in crate::state) async fn write(&self, id: i64, w: Write) -> Result<()> {
-        self.run(id as u64, move |c, me| update(c, me, id, w)).await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        self.inner.pipe.chain(id, async move {
+            let _ = tx.send(this.update(id, w).await);
+        });
+        rx.await.unwrap_or_else(|_| Err(self.gone()))
     }
 
-    /// Queued, not waited for: the row's calls all go to one connection, in order.
+    /// Queued, not waited for: the row's later calls wait for it.
     pub(in crate::state) fn write_soon(&self, id: i64, w: Write) {
-        self.run_soon(id as u64, move |c, me| update(c, me, id, w));
+        let this = self.clone();
+        self.inner.pipe.chain(id, async move {
+            if let Err(e) = this.update(id, w).await {
+                tracing::warn!("a journal write failed: {e}");
+            }
+        });
+    }
+
+    /// A write to a row this process holds. Fails when it no longer holds the row.
+    async fn update(&self, id: i64, w: Write) -> Result<()> {
+        let (set, values) = w.set(&dialect());
+        let n = values.len();
+        let sql = format!(
+            "UPDATE uploads SET {set} WHERE id = ${} AND lease_pid = ${} AND lease_host = ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let pid = i64::from(self.inner.pid);
+        let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
+        params.extend::<[&(dyn ToSql + Sync); 3]>([&id, &pid, &self.inner.host]);
+        if self.inner.pipe.execute(&sql, &params).await? == 0 {
+            return Err(StateError::Lost { id });
+        }
+        Ok(())
+    }
+
+    /// The claim of a key that has no row yet, in one statement (see migration 3); `None` when
+    /// a row exists, and the full claim decides. With no row, the decision is always a new row.
+    async fn claim_new(&self, key: &Key, file: &Seen) -> Result<Option<i64>> {
+        debug_assert!(matches!(
+            claims::decide(None, true, &self.inner.host, 0),
+            Action::Insert { supersede: None }
+        ));
+        let (size, pid) = (file.size as i64, i64::from(self.inner.pid));
+        let rows = self
+            .inner
+            .pipe
+            .query(
+                "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &key.route,
+                    &key.target,
+                    &key.file_name,
+                    &key.sha256,
+                    &size,
+                    &file.path,
+                    &pid,
+                    &self.inner.host,
+                    &LEASE_MS,
+                    &file.stamp,
+                ],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r.get(0)))
     }
 
     pub(in crate::state) fn is_own(&self, lease: &Lease) -> bool {
@@ -262,29 +316,6 @@ fn adopt(c: &mut Client, events: Vec<Adopt>) -> std::result::Result<usize, postg
     Ok(adopted)
 }
 
-/// A write to a row this process holds. Fails when it no longer holds the row.
-fn update(c: &mut Db, me: &Me, id: i64, w: Write) -> Result<()> {
-    let (set, values) = w.set(&dialect());
-    let n = values.len();
-    let sql = format!(
-        "UPDATE uploads SET {set} WHERE id = ${} AND lease_pid = ${} AND lease_host = ${}",
-        n + 1,
-        n + 2,
-        n + 3
-    );
-    let pid = i64::from(me.pid);
-    let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-    params.extend::<[&(dyn ToSql + Sync); 3]>([&id, &pid, &me.host]);
-    let changed = c
-        .stmt(&sql)
-        .and_then(|st| c.execute(&st, &params))
-        .map_err(|e| me.err(e))?;
-    if changed == 0 {
-        return Err(StateError::Lost { id });
-    }
-    Ok(())
-}
-
 /// The query of the newest row for a key (narrowed by the SQL condition `and`; `lock`:
 /// `FOR UPDATE`).
 fn latest_sql(and: &str, lock: &str) -> String {
@@ -311,40 +342,6 @@ fn insert_sql() -> String {
          WHERE NOT finished DO NOTHING RETURNING id",
         dialect().lease
     )
-}
-
-/// The claim of a key that has no row yet, in one statement (see migration 3); `None` when a
-/// row exists, and the full claim decides. With no row, the decision is always a new row.
-fn claim_new(
-    c: &mut Db,
-    me: &Me,
-    key: &Key,
-    file: &Seen,
-) -> std::result::Result<Option<i64>, postgres::Error> {
-    debug_assert!(matches!(
-        claims::decide(None, true, &me.host, 0),
-        Action::Insert { supersede: None }
-    ));
-    let st = c.stmt(
-        "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )?;
-    let (size, pid) = (file.size as i64, i64::from(me.pid));
-    let row = c.query_one(
-        &st,
-        &[
-            &key.route,
-            &key.target,
-            &key.file_name,
-            &key.sha256,
-            &size,
-            &file.path,
-            &pid,
-            &me.host,
-            &LEASE_MS,
-            &file.stamp,
-        ],
-    )?;
-    Ok(row.get(0))
 }
 
 /// One attempt at a claim, in a transaction; `None` when another host inserted the key's

@@ -9,6 +9,7 @@
 mod connect;
 mod journal;
 mod outbox;
+mod pipe;
 mod schema;
 
 use std::collections::HashMap;
@@ -28,11 +29,13 @@ pub(super) struct Postgres {
 }
 
 /// Connections (and threads) per process: journal calls of different files run side by side.
-const CONNECTIONS: usize = 4;
+const CONNECTIONS: usize = 2;
 
 struct Inner {
     /// One queue per connection's thread.
     jobs: Vec<mpsc::Sender<Job>>,
+    /// The connection for the calls of files in flight.
+    pipe: pipe::Pipe,
     shown: String,
     /// Who holds the leases this process takes (see [`holder`]).
     pid: u32,
@@ -165,6 +168,7 @@ impl Postgres {
         Ok(Postgres {
             inner: Arc::new(Inner {
                 jobs,
+                pipe: pipe::Pipe::new(url, &shown),
                 shown,
                 pid,
                 host: holder::identity(&holder::hostname(), pid),
@@ -281,6 +285,7 @@ impl Postgres {
 
     /// Waits until every call queued so far is answered.
     pub(super) async fn written(&self) -> Result<()> {
+        self.inner.pipe.settled().await;
         for queue in &self.inner.jobs {
             // Not through `enqueue`: a connection nothing was queued on need not be open.
             let (tx, rx) = tokio::sync::oneshot::channel();

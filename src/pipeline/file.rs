@@ -285,7 +285,13 @@ impl Pipeline {
                 self.route.confirm(file, &up).await?
             }
         };
-        if let Some(store) = &job.store {
+        // Journaled for what comes before the completion: the message a route sends (its
+        // resume needs the confirmation), or the event id when the row has none yet. Otherwise
+        // the completion follows at once and keeps everything; a run stopped before it
+        // confirms again (confirmations are idempotent) under the row's event id.
+        if let Some(store) = &job.store
+            && (self.route.sends() || !job.event_kept)
+        {
             let v = serde_json::to_value(&conf).expect("confirmations serialise");
             store.confirmed(job.id, v, &job.event_id.to_string());
         }

@@ -202,7 +202,8 @@ impl Store {
         );
     }
 
-    /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
+    /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`],
+    /// or, with `no_webhook`, settled (`none`) and the lease released by this same write.
     /// `mac` tags the record as written by gcupload (see [`Store::adopt_owed_events`]).
     pub async fn completed(
         &self,
@@ -210,11 +211,13 @@ impl Store {
         record: Value,
         event_id: String,
         mac: Option<String>,
+        no_webhook: bool,
     ) -> Result<()> {
         let w = Write::Completed {
             record,
             event_id,
             mac,
+            settled: no_webhook,
         };
         self.write(id, w).await
     }

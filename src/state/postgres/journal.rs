@@ -4,6 +4,8 @@
 //! new row meets the unique index on unfinished rows (`INSERT … ON CONFLICT DO NOTHING`; the
 //! loser claims again and finds the row held). Leases expire by the server's clock.
 
+use std::future::Future;
+
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement};
 use serde_json::Value;
@@ -13,6 +15,7 @@ use super::super::claims::{self, Action, Adopt, Dialect, Leased, Owed, Write};
 use super::super::error::{Result, StateError};
 use super::super::history;
 use super::super::keys::{Claim, Entry, Key, Lease, Remembered, Seen, Step};
+use super::pipe::Param;
 use super::{Db, Me, Postgres};
 
 /// A timestamp as RFC 3339 text, as the SQLite store keeps them.
@@ -94,8 +97,9 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
 
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
-        if let Some(id) = self.claim_new(&key, &file).await? {
-            return Ok(Claim::Fresh(claims::fresh(id)));
+        let event_id = claims::new_event_id();
+        if let Some(id) = self.claim_new(&key, &file, &event_id).await? {
+            return Ok(Claim::Fresh(claims::fresh(id, event_id)));
         }
         self.run(Self::spread(&key.file_name), move |c, me| {
             // A lost insert race is claimed again, and then finds the winner's row.
@@ -141,26 +145,22 @@ impl Postgres {
     }
 
     pub(in crate::state) async fn write(&self, id: i64, w: Write) -> Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let this = self.clone();
-        self.inner.pipe.chain(id, async move {
-            let _ = tx.send(this.update(id, w).await);
-        });
-        rx.await.unwrap_or_else(|_| Err(self.gone()))
+        self.update(id, w).await
     }
 
-    /// Queued, not waited for: the row's later calls wait for it.
+    /// Not waited for: the row's later calls are sent after it.
     pub(in crate::state) fn write_soon(&self, id: i64, w: Write) {
-        let this = self.clone();
-        self.inner.pipe.chain(id, async move {
-            if let Err(e) = this.update(id, w).await {
+        let write = self.update(id, w);
+        tokio::spawn(async move {
+            if let Err(e) = write.await {
                 tracing::warn!("a journal write failed: {e}");
             }
         });
     }
 
-    /// A write to a row this process holds. Fails when it no longer holds the row.
-    async fn update(&self, id: i64, w: Write) -> Result<()> {
+    /// A write to a row this process holds, in order with the row's other calls. Fails when
+    /// it no longer holds the row.
+    fn update(&self, id: i64, w: Write) -> impl Future<Output = Result<()>> + Send + 'static {
         let (set, values) = w.set(&dialect());
         let n = values.len();
         let sql = format!(
@@ -169,18 +169,22 @@ impl Postgres {
             n + 2,
             n + 3
         );
-        let pid = i64::from(self.inner.pid);
-        let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-        params.extend::<[&(dyn ToSql + Sync); 3]>([&id, &pid, &self.inner.host]);
-        if self.inner.pipe.execute(&sql, &params).await? == 0 {
-            return Err(StateError::Lost { id });
+        let mut params: Vec<Param> = values.into_iter().map(|v| Box::new(v) as Param).collect();
+        params.push(Box::new(id));
+        params.push(Box::new(i64::from(self.inner.pid)));
+        params.push(Box::new(self.inner.host.clone()));
+        let changed = self.inner.pipe.in_order(id, sql, params);
+        async move {
+            if changed.await? == 0 {
+                return Err(StateError::Lost { id });
+            }
+            Ok(())
         }
-        Ok(())
     }
 
     /// The claim of a key that has no row yet, in one statement (see migration 3); `None` when
     /// a row exists, and the full claim decides. With no row, the decision is always a new row.
-    async fn claim_new(&self, key: &Key, file: &Seen) -> Result<Option<i64>> {
+    async fn claim_new(&self, key: &Key, file: &Seen, event_id: &str) -> Result<Option<i64>> {
         debug_assert!(matches!(
             claims::decide(None, true, &self.inner.host, 0),
             Action::Insert { supersede: None }
@@ -190,7 +194,7 @@ impl Postgres {
             .inner
             .pipe
             .query(
-                "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     &key.route,
                     &key.target,
@@ -202,6 +206,7 @@ impl Postgres {
                     &self.inner.host,
                     &LEASE_MS,
                     &file.stamp,
+                    &event_id,
                 ],
             )
             .await?;
@@ -336,8 +341,8 @@ fn latest(
 fn insert_sql() -> String {
     format!(
         "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, \
-         lease_pid, lease_host, lease_until, stamp) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9) \
+         lease_pid, lease_host, lease_until, stamp, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9, $10) \
          ON CONFLICT (route, target, file_name, sha256) \
          WHERE NOT finished DO NOTHING RETURNING id",
         dialect().lease
@@ -384,6 +389,7 @@ fn claim(
                 )?;
             }
             let size = file.size as i64;
+            let event_id = claims::new_event_id();
             let row = tx.query_opt(
                 &insert,
                 &[
@@ -396,9 +402,10 @@ fn claim(
                     &pid,
                     &me.host,
                     &file.stamp,
+                    &event_id,
                 ],
             )?;
-            row.map(|r| Claim::Fresh(claims::fresh(r.get(0))))
+            row.map(|r| Claim::Fresh(claims::fresh(r.get(0), event_id)))
         }
         Action::TakeOver(e) => {
             tx.execute(

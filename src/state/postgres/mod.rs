@@ -35,7 +35,7 @@ struct Inner {
     /// One queue per connection's thread.
     jobs: Vec<mpsc::Sender<Job>>,
     /// The connection for the calls of files in flight.
-    pipe: pipe::Pipe,
+    pipe: Arc<pipe::Pipe>,
     shown: String,
     /// Who holds the leases this process takes (see [`holder`]).
     pid: u32,
@@ -168,7 +168,7 @@ impl Postgres {
         Ok(Postgres {
             inner: Arc::new(Inner {
                 jobs,
-                pipe: pipe::Pipe::new(url, &shown),
+                pipe: Arc::new(pipe::Pipe::new(url, &shown)),
                 shown,
                 pid,
                 host: holder::identity(&holder::hostname(), pid),
@@ -285,7 +285,7 @@ impl Postgres {
 
     /// Waits until every call queued so far is answered.
     pub(super) async fn written(&self) -> Result<()> {
-        self.inner.pipe.settled().await;
+        self.inner.pipe.settled().await?;
         for queue in &self.inner.jobs {
             // Not through `enqueue`: a connection nothing was queued on need not be open.
             let (tx, rx) = tokio::sync::oneshot::channel();

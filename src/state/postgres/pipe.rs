@@ -8,9 +8,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
-use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
@@ -22,11 +21,15 @@ pub(super) struct Pipe {
     shown: String,
     /// The connection, opened on the first call and again after it closed.
     live: tokio::sync::Mutex<Option<Arc<Live>>>,
-    /// Each row's latest call, which the row's next call waits for.
+    /// Each row's latest call, which the row's next call is sent after.
     tails: Mutex<HashMap<i64, Tail>>,
 }
 
-type Tail = Shared<BoxFuture<'static, ()>>;
+/// Whether a row's latest call was sent (the sender is dropped if it never will be).
+type Tail = tokio::sync::watch::Receiver<bool>;
+
+/// A parameter a call owns (it may run after its caller moved on).
+pub(super) type Param = Box<dyn ToSql + Send + Sync>;
 
 /// Above this many rows remembered, those whose calls are all answered are forgotten, so the
 /// map holds about the rows in flight, not every row the run touched.
@@ -96,39 +99,62 @@ impl Pipe {
         live.client.query(&st, params).await.map_err(|e| self.err(e))
     }
 
-    /// How many rows `sql` changed with `params`.
-    pub(super) async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        let (live, st) = self.prepared(sql).await?;
-        live.client.execute(&st, params).await.map_err(|e| self.err(e))
-    }
-
     fn err(&self, e: tokio_postgres::Error) -> StateError {
         server(&self.shown, connect::why(&e))
     }
 
-    /// Runs `call` on row `id` once the row's earlier calls are answered. It runs even if
-    /// whoever made it stops waiting, so the order holds for the calls after it.
-    pub(super) fn chain(&self, id: i64, call: impl Future<Output = ()> + Send + 'static) {
-        let mut tails = lock(&self.tails);
-        let before = tails.remove(&id);
-        let this = async move {
-            if let Some(before) = before {
-                before.await;
+    /// Runs `sql` on row `id` with `params`, sent after the row's earlier calls: the server
+    /// runs a connection's requests in the order they are sent, so a call need not wait for
+    /// the answer to the one before it, only for it to be sent. How many rows it changed.
+    pub(super) fn in_order(
+        self: &Arc<Self>,
+        id: i64,
+        sql: String,
+        params: Vec<Param>,
+    ) -> impl Future<Output = Result<u64>> + Send + 'static {
+        let (sent, rx) = tokio::sync::watch::channel(false);
+        let before = {
+            let mut tails = lock(&self.tails);
+            if tails.len() >= TAILS_KEPT {
+                // A call sent, or gone without sending, holds back nothing.
+                tails.retain(|_, t| !*t.borrow() && t.has_changed().is_ok());
             }
-            call.await;
+            tails.insert(id, rx)
+        };
+        let this = self.clone();
+        async move {
+            if let Some(mut before) = before {
+                // An error: that call ended without sending; nothing to wait for.
+                let _ = before.wait_for(|s| *s).await;
+            }
+            let (live, st) = this.prepared(&sql).await?;
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+            let mut call = std::pin::pin!(live.client.execute(&st, &refs));
+            // The driver sends a request when its future is first polled.
+            let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+            sent.send_replace(true);
+            match first {
+                Poll::Ready(r) => r,
+                Poll::Pending => call.await,
+            }
+            .map_err(|e| this.err(e))
         }
-        .boxed()
-        .shared();
-        if tails.len() >= TAILS_KEPT {
-            tails.retain(|_, t| t.peek().is_none());
-        }
-        tails.insert(id, this.clone());
-        tokio::spawn(this);
     }
 
-    /// Waits until every call chained so far is answered.
-    pub(super) async fn settled(&self) {
+    /// Waits until every call made so far is answered: each row's latest is sent, and then a
+    /// call sent after them all is answered (the server answers in the order it was sent).
+    pub(super) async fn settled(&self) -> Result<()> {
         let tails: Vec<Tail> = lock(&self.tails).values().cloned().collect();
-        futures_util::future::join_all(tails).await;
+        for mut t in tails {
+            let _ = t.wait_for(|s| *s).await;
+        }
+        let live = self.live.lock().await.clone();
+        if let Some(live) = live.filter(|l| !l.client.is_closed()) {
+            live.client
+                .simple_query("")
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 }

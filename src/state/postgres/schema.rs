@@ -82,7 +82,8 @@ const MIGRATIONS: &[&str] = &[
     // decides), or another host's unfinished row won the unique index.
     "CREATE FUNCTION gcupload_claim_new(p_route TEXT, p_target TEXT, p_file_name TEXT,
         p_sha256 TEXT, p_size BIGINT, p_path TEXT, p_pid BIGINT, p_host TEXT,
-        p_lease_ms BIGINT, p_stamp TEXT) RETURNS BIGINT LANGUAGE plpgsql AS $$
+        p_lease_ms BIGINT, p_stamp TEXT, p_event_id TEXT) RETURNS BIGINT
+    LANGUAGE plpgsql AS $$
     DECLARE
         new_id BIGINT;
     BEGIN
@@ -93,9 +94,10 @@ const MIGRATIONS: &[&str] = &[
             RETURN NULL;
         END IF;
         INSERT INTO uploads (route, target, file_name, sha256, size, path, step,
-                             lease_pid, lease_host, lease_until, stamp)
+                             lease_pid, lease_host, lease_until, stamp, event_id)
         VALUES (p_route, p_target, p_file_name, p_sha256, p_size, p_path, 'claimed',
-                p_pid, p_host, now() + p_lease_ms * interval '1 millisecond', p_stamp)
+                p_pid, p_host, now() + p_lease_ms * interval '1 millisecond', p_stamp,
+                p_event_id)
         ON CONFLICT (route, target, file_name, sha256) WHERE NOT finished DO NOTHING
         RETURNING id INTO new_id;
         RETURN new_id;

@@ -137,7 +137,10 @@ impl Store {
     ) -> Result<Option<Remembered>> {
         match &self.0 {
             Backend::Sqlite(s) => {
-                let (s, p) = (s.clone(), [route, target, file_name, stamp].map(str::to_string));
+                let (s, p) = (
+                    s.clone(),
+                    [route, target, file_name, stamp].map(str::to_string),
+                );
                 tokio::task::spawn_blocking(move || s.remembered(&p[0], &p[1], &p[2], &p[3]))
                     .await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))

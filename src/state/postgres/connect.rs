@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::super::error::StateError;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
@@ -89,6 +91,14 @@ fn tls(rootcert: Option<&str>) -> Result<rustls::ClientConfig, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// The state error for the server at `shown` (its URL without the password).
+pub(super) fn server(shown: &str, why: String) -> StateError {
+    StateError::Server {
+        url: shown.to_string(),
+        why,
+    }
 }
 
 /// What went wrong, with its causes (the driver's own text says only "db error").

@@ -1,8 +1,10 @@
-//! The journal in PostgreSQL. A claim is one transaction that first takes the key's advisory
-//! lock (`pg_advisory_xact_lock`) and then reads and locks its newest row, so two hosts claiming
-//! the same file take turns and the second sees the first's row and lease; as a second guard, a
-//! new row meets the unique index on unfinished rows (`INSERT … ON CONFLICT DO NOTHING`; the
-//! loser claims again and finds the row held). Leases expire by the server's clock.
+//! The journal in PostgreSQL. A claim first takes the key's advisory lock
+//! (`pg_advisory_xact_lock`), so two hosts claiming the same file take turns and the second sees
+//! the first's row and lease. A key with no row is claimed in one statement (the function of
+//! migration 3); otherwise the claim is one transaction that reads and locks the key's newest
+//! row and decides. As a second guard, a new row meets the unique index on unfinished rows
+//! (`INSERT … ON CONFLICT DO NOTHING`; the loser claims again and finds the row held). Leases
+//! expire by the server's clock.
 
 use std::future::Future;
 

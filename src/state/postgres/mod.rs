@@ -1,10 +1,10 @@
 //! The shared store: the journal, leases and outbox in a PostgreSQL database that several hosts
 //! use at once (`--state-url`). Time comes from the server's clock (`now()`), so clock skew
-//! between hosts cannot expire a live lease or keep a dead one. A few threads of the process each
-//! own a connection (its statements prepared once) and run their calls in the order they were
-//! made; every call on one journal row goes to the same thread, so a write queued without waiting
-//! still lands before the next one. A connection that broke is opened again on the next call,
-//! and a call fails while the server cannot be reached.
+//! between hosts cannot expire a live lease or keep a dead one. The calls of files in flight go
+//! over one pipelined connection ([`pipe`]); transactions and the rarer reads go to a few
+//! threads that each own a connection and run their calls in the order they were made. Every
+//! connection prepares its statements once. A connection that broke is opened again on the next
+//! call, and a call fails while the server cannot be reached.
 
 mod connect;
 mod journal;
@@ -21,6 +21,7 @@ use postgres::{Client, Statement};
 use super::error::{Result, StateError};
 use super::holder;
 use super::location;
+use connect::server;
 
 /// The open store; cheap to clone.
 #[derive(Clone)]
@@ -28,7 +29,8 @@ pub(super) struct Postgres {
     inner: Arc<Inner>,
 }
 
-/// Connections (and threads) per process: journal calls of different files run side by side.
+/// Connections (and threads) per process for transactions: claims of keys that have rows (a
+/// resume, `--force`) of different files run side by side.
 const CONNECTIONS: usize = 2;
 
 struct Inner {
@@ -117,13 +119,6 @@ impl Me {
 
     fn err_text(&self, why: &str) -> StateError {
         server(&self.shown, why.to_string())
-    }
-}
-
-fn server(shown: &str, why: String) -> StateError {
-    StateError::Server {
-        url: shown.to_string(),
-        why,
     }
 }
 

@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
 use super::super::error::{Result, StateError};
-use super::{connect, server};
+use super::connect::{self, server};
 
 pub(super) struct Pipe {
     url: String,
@@ -96,7 +96,10 @@ impl Pipe {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         let (live, st) = self.prepared(sql).await?;
-        live.client.query(&st, params).await.map_err(|e| self.err(e))
+        live.client
+            .query(&st, params)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: tokio_postgres::Error) -> StateError {

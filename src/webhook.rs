@@ -155,6 +155,11 @@ impl Webhook {
         result
     }
 
+    /// Whether events are delivered at all (a URL is set).
+    pub fn configured(&self) -> bool {
+        self.url.is_some()
+    }
+
     /// POSTs `{"event", "payload"}` for a completed record (`payload`, its JSON), with a few
     /// quick retries; what still fails is queued for a later run. `None` without a webhook URL.
     pub async fn deliver(&self, event_id: &str, payload: &serde_json::Value) -> Option<Delivery> {

@@ -117,6 +117,7 @@ impl Pipeline {
             .as_ref()
             .and_then(|j| j.store.clone().map(|s| (s, j.id)));
         let mut journaled = Ok(());
+        let no_webhook = !self.webhook.configured();
         if let Some((s, id)) = &store
             && let Err(e) = s
                 .completed(
@@ -124,6 +125,7 @@ impl Pipeline {
                     payload.clone(),
                     event_id.clone(),
                     self.webhook.tag(&payload),
+                    no_webhook,
                 )
                 .await
         {
@@ -133,6 +135,7 @@ impl Pipeline {
         record.webhook = self.webhook.deliver(&event_id, &payload).await;
         if let Some((s, id)) = store
             && journaled.is_ok()
+            && !no_webhook
         {
             s.settled(id, webhook_state(record.webhook.as_ref()));
         }

@@ -215,18 +215,15 @@ impl Pipeline {
         let Ok(file_name) = validate::file_name_of(path) else {
             return Ok(None);
         };
-        let (p, store, route) = (path.to_path_buf(), store.clone(), self.route_name());
+        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
+        let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
+            return Ok(None);
+        };
         let target = self.route.target();
-        tokio::task::spawn_blocking(move || {
-            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
-            let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
-                return Ok(None);
-            };
-            let found = store.remembered(route, &target, &file_name, &stamp);
-            Ok(found.map_err(state_error)?.zip(meta))
-        })
-        .await
-        .unwrap_or(Ok(None))
+        let found = store
+            .remembered(self.route_name(), &target, &file_name, &stamp)
+            .await;
+        Ok(found.map_err(state_error)?.zip(meta))
     }
 
     /// For a dry run: the earlier completed upload of this content to this target, if any.
@@ -288,7 +285,13 @@ impl Pipeline {
                 self.route.confirm(file, &up).await?
             }
         };
-        if let Some(store) = &job.store {
+        // Journaled for what comes before the completion: the message a route sends (its
+        // resume needs the confirmation), or the event id when the row has none yet. Otherwise
+        // the completion follows at once and keeps everything; a run stopped before it
+        // confirms again (confirmations are idempotent) under the row's event id.
+        if let Some(store) = &job.store
+            && (self.route.sends() || !job.event_kept)
+        {
             let v = serde_json::to_value(&conf).expect("confirmations serialise");
             store.confirmed(job.id, v, &job.event_id.to_string());
         }
@@ -316,10 +319,8 @@ impl Pipeline {
             }
             let err =
                 match transfer::put(&self.http, &target, file, &bar.1, retrier.time_left()).await {
-                    Ok(()) => {
-                        job.passed(Step::PutDone);
-                        return Ok(target);
-                    }
+                    // Not journaled: the caller journals ConfirmSent at once, which says more.
+                    Ok(()) => return Ok(target),
                     Err(e) => e,
                 };
             match transfer::verdict(&err) {

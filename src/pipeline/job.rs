@@ -18,19 +18,22 @@ pub(super) struct Job {
     /// The completed record's event id: the one an earlier run journaled for this row, so a
     /// resume reports the same event under the same idempotency key.
     pub(super) event_id: uuid::Uuid,
+    /// Whether the row holds that event id already (since the claim).
+    pub(super) event_kept: bool,
 }
 
 impl Job {
     pub(super) fn new(store: Option<&Store>, entry: &Entry) -> Job {
+        let kept = entry
+            .event_id
+            .as_deref()
+            .and_then(|e| uuid::Uuid::parse_str(e).ok());
         Job {
             store: store.cloned(),
             id: entry.id,
             step: entry.step,
-            event_id: entry
-                .event_id
-                .as_deref()
-                .and_then(|e| uuid::Uuid::parse_str(e).ok())
-                .unwrap_or_else(uuid::Uuid::new_v4),
+            event_id: kept.unwrap_or_else(uuid::Uuid::new_v4),
+            event_kept: kept.is_some(),
         }
     }
 

@@ -58,11 +58,18 @@ pub(super) fn resumed(e: Entry) -> Claim {
 }
 
 /// A new row's entry, as the claim returns it.
-pub(super) fn fresh(id: i64) -> Entry {
+pub(super) fn fresh(id: i64, event_id: String) -> Entry {
     Entry {
         id,
+        event_id: Some(event_id),
         ..Entry::unjournaled()
     }
+}
+
+/// The event id a new row is claimed with: the completed record's and its webhook event's,
+/// fixed before anything is sent, so whichever run completes the upload reports the same event.
+pub(super) fn new_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// A completed upload whose webhook event no run handled, as read: the store's time (ms) too.
@@ -130,6 +137,8 @@ pub(super) enum Write {
         record: Value,
         event_id: String,
         mac: Option<String>,
+        /// No webhook to deliver: the row is settled (`webhook = 'none'`) by the same write.
+        settled: bool,
     },
     Settled(String),
     Failed {
@@ -198,10 +207,21 @@ impl Write {
                 record,
                 event_id,
                 mac,
+                settled: false,
             } => (
                 "step = 'completed', record = {1}, event_id = {2}, completed_at = {now}, record_mac = {3}, error = NULL",
                 vec![Some(record.to_string()), Some(event_id), mac],
                 false,
+            ),
+            Write::Completed {
+                record,
+                event_id,
+                mac,
+                settled: true,
+            } => (
+                "step = 'completed', record = {1}, event_id = {2}, completed_at = {now}, record_mac = {3}, error = NULL, webhook = 'none'",
+                vec![Some(record.to_string()), Some(event_id), mac],
+                true,
             ),
             Write::Settled(webhook) => ("webhook = {1}", vec![Some(webhook)], true),
             Write::Failed { error, fin: true } => {

@@ -127,16 +127,27 @@ impl Store {
 
     /// The completed upload of a file named `file_name` to `target`, if the file still has the
     /// stamp it had then (the same device and inode, unchanged) and that upload is still the
-    /// newest of its content: a re-run skips it without reading it. Blocks (call it off the
-    /// async threads) but takes no write lock.
-    pub fn remembered(
+    /// newest of its content: a re-run skips it without reading it. Takes no write lock.
+    pub async fn remembered(
         &self,
         route: &str,
         target: &str,
         file_name: &str,
         stamp: &str,
     ) -> Result<Option<Remembered>> {
-        each!(self, s => s.remembered(route, target, file_name, stamp))
+        match &self.0 {
+            Backend::Sqlite(s) => {
+                let (s, p) = (
+                    s.clone(),
+                    [route, target, file_name, stamp].map(str::to_string),
+                );
+                tokio::task::spawn_blocking(move || s.remembered(&p[0], &p[1], &p[2], &p[3]))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(p) => p.remembered(route, target, file_name, stamp).await,
+        }
     }
 
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).
@@ -194,7 +205,8 @@ impl Store {
         );
     }
 
-    /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`].
+    /// The upload is complete: its record is kept; the webhook is pending until [`Store::settled`],
+    /// or, with `no_webhook`, settled (`none`) and the lease released by this same write.
     /// `mac` tags the record as written by gcupload (see [`Store::adopt_owed_events`]).
     pub async fn completed(
         &self,
@@ -202,11 +214,13 @@ impl Store {
         record: Value,
         event_id: String,
         mac: Option<String>,
+        no_webhook: bool,
     ) -> Result<()> {
         let w = Write::Completed {
             record,
             event_id,
             mac,
+            settled: no_webhook,
         };
         self.write(id, w).await
     }

@@ -56,7 +56,7 @@ async fn a_file_goes_fresh_then_done_and_force_starts_anew() {
     s.advance(e.id, Step::UrlIssued, Some("f1".into()), None)
         .await
         .unwrap();
-    s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
+    s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None, false)
         .await
         .unwrap();
     s.settled(e.id, "delivered");
@@ -98,7 +98,9 @@ async fn a_live_claim_is_held_a_dead_or_expired_one_is_taken_over() {
 
 async fn remembered(s: &Store, name: &str, stamp: &str) -> Option<Remembered> {
     s.written().await.unwrap();
-    s.remembered("external-contact", "c1", name, stamp).unwrap()
+    s.remembered("external-contact", "c1", name, stamp)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -111,7 +113,7 @@ async fn a_file_is_remembered_by_its_stamp_only_while_its_upload_is_the_newest()
         remembered(&s, "a.pdf", "1:2:10:3.0:3.0").await.is_none(),
         "not completed"
     );
-    s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None)
+    s.completed(e.id, json!({"fileId": "f1"}), "ev1".into(), None, false)
         .await
         .unwrap();
     assert!(
@@ -209,7 +211,7 @@ async fn history_filters_and_pending_next_steps() {
     let Claim::Fresh(b) = claim(&s, "b.pdf", false).await else {
         panic!()
     };
-    s.completed(b.id, json!({}), "ev".into(), None)
+    s.completed(b.id, json!({}), "ev".into(), None, false)
         .await
         .unwrap();
     s.settled(b.id, "none");
@@ -239,4 +241,34 @@ async fn history_filters_and_pending_next_steps() {
         })
         .unwrap();
     assert!(later.is_empty());
+}
+
+#[tokio::test]
+async fn a_claim_fixes_the_event_id_and_a_completion_without_webhook_settles_its_row() {
+    let (_d, s) = store();
+    let Claim::Fresh(e) = claim(&s, "a.pdf", false).await else {
+        panic!("fresh")
+    };
+    let ev = e
+        .event_id
+        .clone()
+        .expect("the claim gives the row its event id");
+    assert!(uuid::Uuid::parse_str(&ev).is_ok(), "{ev}");
+    s.written().await.unwrap();
+    assert_eq!(
+        s.history(&HistoryFilter::default()).unwrap()[0]["eventId"],
+        ev
+    );
+    s.completed(e.id, json!({"fileId": "f1"}), ev.clone(), None, true)
+        .await
+        .unwrap();
+    let row = &s.history(&HistoryFilter::default()).unwrap()[0];
+    assert_eq!(
+        (&row["step"], &row["webhook"]),
+        (&json!("completed"), &json!("none"))
+    );
+    assert!(row.get("lease").is_none(), "the lease is released: {row}");
+    // Nothing is owed to a webhook, so nothing is adopted into the outbox.
+    assert_eq!(s.adopt_owed_events(|r, _| (r.clone(), None)).unwrap(), 0);
+    assert!(matches!(claim(&s, "a.pdf", false).await, Claim::Done(_)));
 }

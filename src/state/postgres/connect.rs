@@ -6,16 +6,37 @@
 use std::time::Duration;
 
 use postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::super::error::StateError;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 /// Unless the URL says otherwise: a server that does not answer fails the run quickly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connects to `url`; the error says why, without the password.
+/// Connects to `url` (blocking); the error says why, without the password.
 pub(super) fn open(url: &str) -> Result<Client, String> {
+    let (config, tls) = config(url)?;
+    Config::from(config).connect(tls).map_err(|e| why(&e))
+}
+
+/// Connects to `url` from the run's async runtime, which then drives the connection.
+pub(super) async fn open_async(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (config, tls) = config(url)?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| why(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("the state database connection ended: {}", why(&e));
+        }
+    });
+    Ok(client)
+}
+
+/// The driver's settings for `url`, with gcupload's defaults, and the TLS client.
+fn config(url: &str) -> Result<(tokio_postgres::Config, MakeRustlsConnect), String> {
     let (url, rootcert) = split(url)?;
-    let mut config: Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e: postgres::Error| format!("the URL is not usable: {}", why(&e)))?;
     if config.get_connect_timeout().is_none() {
@@ -24,8 +45,7 @@ pub(super) fn open(url: &str) -> Result<Client, String> {
     if config.get_application_name().is_none() {
         config.application_name("gcupload");
     }
-    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls(rootcert.as_deref())?);
-    config.connect(tls).map_err(|e| why(&e))
+    Ok((config, MakeRustlsConnect::new(tls(rootcert.as_deref())?)))
 }
 
 /// The URL without the parameters gcupload handles itself, and the CA file to trust.
@@ -71,6 +91,14 @@ fn tls(rootcert: Option<&str>) -> Result<rustls::ClientConfig, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// The state error for the server at `shown` (its URL without the password).
+pub(super) fn server(shown: &str, why: String) -> StateError {
+    StateError::Server {
+        url: shown.to_string(),
+        why,
+    }
 }
 
 /// What went wrong, with its causes (the driver's own text says only "db error").

@@ -1,8 +1,12 @@
-//! The journal in PostgreSQL. A claim is one transaction that first takes the key's advisory
-//! lock (`pg_advisory_xact_lock`) and then reads and locks its newest row, so two hosts claiming
-//! the same file take turns and the second sees the first's row and lease; as a second guard, a
-//! new row meets the unique index on unfinished rows (`INSERT … ON CONFLICT DO NOTHING`; the
-//! loser claims again and finds the row held). Leases expire by the server's clock.
+//! The journal in PostgreSQL. A claim first takes the key's advisory lock
+//! (`pg_advisory_xact_lock`), so two hosts claiming the same file take turns and the second sees
+//! the first's row and lease. A key with no row is claimed in one statement (the function of
+//! migration 3); otherwise the claim is one transaction that reads and locks the key's newest
+//! row and decides. As a second guard, a new row meets the unique index on unfinished rows
+//! (`INSERT … ON CONFLICT DO NOTHING`; the loser claims again and finds the row held). Leases
+//! expire by the server's clock.
+
+use std::future::Future;
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, Row, Statement};
@@ -13,6 +17,7 @@ use super::super::claims::{self, Action, Adopt, Dialect, Leased, Owed, Write};
 use super::super::error::{Result, StateError};
 use super::super::history;
 use super::super::keys::{Claim, Entry, Key, Lease, Remembered, Seen, Step};
+use super::pipe::Param;
 use super::{Db, Me, Postgres};
 
 /// A timestamp as RFC 3339 text, as the SQLite store keeps them.
@@ -94,6 +99,10 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
 
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
+        let event_id = claims::new_event_id();
+        if let Some(id) = self.claim_new(&key, &file, &event_id).await? {
+            return Ok(Claim::Fresh(claims::fresh(id, event_id)));
+        }
         self.run(Self::spread(&key.file_name), move |c, me| {
             // A lost insert race is claimed again, and then finds the winner's row.
             for _ in 0..3 {
@@ -106,30 +115,25 @@ impl Postgres {
         .await
     }
 
-    pub(in crate::state) fn remembered(
+    pub(in crate::state) async fn remembered(
         &self,
         route: &str,
         target: &str,
         file_name: &str,
         stamp: &str,
     ) -> Result<Option<Remembered>> {
-        let p = [route, target, file_name, stamp].map(str::to_string);
-        self.call_on(Self::spread(file_name), move |c, me| {
-            let sql = format!(
-                "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
-                dialect().remembered()
-            );
-            let row = c
-                .stmt(&sql)
-                .and_then(|st| c.query_opt(&st, &[&p[0], &p[1], &p[2], &p[3]]))
-                .map_err(|e| me.err(e))?;
-            Ok(row.map(|r| Remembered {
-                entry: entry(&r).0.0,
-                file_name: r.get(13),
-                sha256: r.get(14),
-                size: u64::try_from(r.get::<_, i64>(15)).unwrap_or(0),
-            }))
-        })
+        let sql = format!(
+            "SELECT {COLUMNS}, file_name, sha256, size FROM uploads u WHERE {}",
+            dialect().remembered()
+        );
+        let params: [&(dyn ToSql + Sync); 4] = [&route, &target, &file_name, &stamp];
+        let rows = self.inner.pipe.query(&sql, &params).await?;
+        Ok(rows.first().map(|r| Remembered {
+            entry: entry(r).0.0,
+            file_name: r.get(13),
+            sha256: r.get(14),
+            size: u64::try_from(r.get::<_, i64>(15)).unwrap_or(0),
+        }))
     }
 
     pub(in crate::state) async fn completed_entry(&self, key: Key) -> Result<Option<Entry>> {
@@ -143,12 +147,72 @@ impl Postgres {
     }
 
     pub(in crate::state) async fn write(&self, id: i64, w: Write) -> Result<()> {
-        self.run(id as u64, move |c, me| update(c, me, id, w)).await
+        self.update(id, w).await
     }
 
-    /// Queued, not waited for: the row's calls all go to one connection, in order.
+    /// Not waited for: the row's later calls are sent after it.
     pub(in crate::state) fn write_soon(&self, id: i64, w: Write) {
-        self.run_soon(id as u64, move |c, me| update(c, me, id, w));
+        let write = self.update(id, w);
+        tokio::spawn(async move {
+            if let Err(e) = write.await {
+                tracing::warn!("a journal write failed: {e}");
+            }
+        });
+    }
+
+    /// A write to a row this process holds, in order with the row's other calls. Fails when
+    /// it no longer holds the row.
+    fn update(&self, id: i64, w: Write) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (set, values) = w.set(&dialect());
+        let n = values.len();
+        let sql = format!(
+            "UPDATE uploads SET {set} WHERE id = ${} AND lease_pid = ${} AND lease_host = ${}",
+            n + 1,
+            n + 2,
+            n + 3
+        );
+        let mut params: Vec<Param> = values.into_iter().map(|v| Box::new(v) as Param).collect();
+        params.push(Box::new(id));
+        params.push(Box::new(i64::from(self.inner.pid)));
+        params.push(Box::new(self.inner.host.clone()));
+        let changed = self.inner.pipe.in_order(id, sql, params);
+        async move {
+            if changed.await? == 0 {
+                return Err(StateError::Lost { id });
+            }
+            Ok(())
+        }
+    }
+
+    /// The claim of a key that has no row yet, in one statement (see migration 3); `None` when
+    /// a row exists, and the full claim decides. With no row, the decision is always a new row.
+    async fn claim_new(&self, key: &Key, file: &Seen, event_id: &str) -> Result<Option<i64>> {
+        debug_assert!(matches!(
+            claims::decide(None, true, &self.inner.host, 0),
+            Action::Insert { supersede: None }
+        ));
+        let (size, pid) = (file.size as i64, i64::from(self.inner.pid));
+        let rows = self
+            .inner
+            .pipe
+            .query(
+                "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                &[
+                    &key.route,
+                    &key.target,
+                    &key.file_name,
+                    &key.sha256,
+                    &size,
+                    &file.path,
+                    &pid,
+                    &self.inner.host,
+                    &LEASE_MS,
+                    &file.stamp,
+                    &event_id,
+                ],
+            )
+            .await?;
+        Ok(rows.first().and_then(|r| r.get(0)))
     }
 
     pub(in crate::state) fn is_own(&self, lease: &Lease) -> bool {
@@ -259,29 +323,6 @@ fn adopt(c: &mut Client, events: Vec<Adopt>) -> std::result::Result<usize, postg
     Ok(adopted)
 }
 
-/// A write to a row this process holds. Fails when it no longer holds the row.
-fn update(c: &mut Db, me: &Me, id: i64, w: Write) -> Result<()> {
-    let (set, values) = w.set(&dialect());
-    let n = values.len();
-    let sql = format!(
-        "UPDATE uploads SET {set} WHERE id = ${} AND lease_pid = ${} AND lease_host = ${}",
-        n + 1,
-        n + 2,
-        n + 3
-    );
-    let pid = i64::from(me.pid);
-    let mut params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as _).collect();
-    params.extend::<[&(dyn ToSql + Sync); 3]>([&id, &pid, &me.host]);
-    let changed = c
-        .stmt(&sql)
-        .and_then(|st| c.execute(&st, &params))
-        .map_err(|e| me.err(e))?;
-    if changed == 0 {
-        return Err(StateError::Lost { id });
-    }
-    Ok(())
-}
-
 /// The query of the newest row for a key (narrowed by the SQL condition `and`; `lock`:
 /// `FOR UPDATE`).
 fn latest_sql(and: &str, lock: &str) -> String {
@@ -302,10 +343,10 @@ fn latest(
 fn insert_sql() -> String {
     format!(
         "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, \
-         lease_pid, lease_host, lease_until, stamp) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9) \
+         lease_pid, lease_host, lease_until, stamp, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8, {}, $9, $10) \
          ON CONFLICT (route, target, file_name, sha256) \
-         WHERE step NOT IN ('completed', 'failed') DO NOTHING RETURNING id",
+         WHERE NOT finished DO NOTHING RETURNING id",
         dialect().lease
     )
 }
@@ -350,6 +391,7 @@ fn claim(
                 )?;
             }
             let size = file.size as i64;
+            let event_id = claims::new_event_id();
             let row = tx.query_opt(
                 &insert,
                 &[
@@ -362,9 +404,10 @@ fn claim(
                     &pid,
                     &me.host,
                     &file.stamp,
+                    &event_id,
                 ],
             )?;
-            row.map(|r| Claim::Fresh(claims::fresh(r.get(0))))
+            row.map(|r| Claim::Fresh(claims::fresh(r.get(0), event_id)))
         }
         Action::TakeOver(e) => {
             tx.execute(

@@ -1,14 +1,15 @@
 //! The shared store: the journal, leases and outbox in a PostgreSQL database that several hosts
 //! use at once (`--state-url`). Time comes from the server's clock (`now()`), so clock skew
-//! between hosts cannot expire a live lease or keep a dead one. A few threads of the process each
-//! own a connection (its statements prepared once) and run their calls in the order they were
-//! made; every call on one journal row goes to the same thread, so a write queued without waiting
-//! still lands before the next one. A connection that broke is opened again on the next call,
-//! and a call fails while the server cannot be reached.
+//! between hosts cannot expire a live lease or keep a dead one. The calls of files in flight go
+//! over one pipelined connection ([`pipe`]); transactions and the rarer reads go to a few
+//! threads that each own a connection and run their calls in the order they were made. Every
+//! connection prepares its statements once. A connection that broke is opened again on the next
+//! call, and a call fails while the server cannot be reached.
 
 mod connect;
 mod journal;
 mod outbox;
+mod pipe;
 mod schema;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use postgres::{Client, Statement};
 use super::error::{Result, StateError};
 use super::holder;
 use super::location;
+use connect::server;
 
 /// The open store; cheap to clone.
 #[derive(Clone)]
@@ -27,12 +29,15 @@ pub(super) struct Postgres {
     inner: Arc<Inner>,
 }
 
-/// Connections (and threads) per process: journal calls of different files run side by side.
-const CONNECTIONS: usize = 4;
+/// Connections (and threads) per process for transactions: claims of keys that have rows (a
+/// resume, `--force`) of different files run side by side.
+const CONNECTIONS: usize = 2;
 
 struct Inner {
     /// One queue per connection's thread.
     jobs: Vec<mpsc::Sender<Job>>,
+    /// The connection for the calls of files in flight.
+    pipe: Arc<pipe::Pipe>,
     shown: String,
     /// Who holds the leases this process takes (see [`holder`]).
     pid: u32,
@@ -117,13 +122,6 @@ impl Me {
     }
 }
 
-fn server(shown: &str, why: String) -> StateError {
-    StateError::Server {
-        url: shown.to_string(),
-        why,
-    }
-}
-
 impl Postgres {
     /// Connects (failing at once when the server cannot be reached) and migrates the schema.
     pub(super) fn connect(url: &str) -> Result<Postgres> {
@@ -138,7 +136,9 @@ impl Postgres {
             .join()
             .unwrap_or_else(|_| Err(server(&shown, "connecting panicked".into())))
         })?;
-        // The first connection is open (the server is reachable); the others open on first use.
+        // The first connection is open (the server is reachable); the others open now, side by
+        // side, each on its own thread, rather than on a file's first call (a failure there
+        // is left for the first call, which opens it again and reports it).
         let mut first = Some(Db::new(client));
         let mut jobs = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
@@ -151,6 +151,7 @@ impl Postgres {
             std::thread::Builder::new()
                 .name("gcupload-state".into())
                 .spawn(move || {
+                    let _ = conn.db();
                     for job in rx {
                         job(&mut conn);
                     }
@@ -162,6 +163,7 @@ impl Postgres {
         Ok(Postgres {
             inner: Arc::new(Inner {
                 jobs,
+                pipe: Arc::new(pipe::Pipe::new(url, &shown)),
                 shown,
                 pid,
                 host: holder::identity(&holder::hostname(), pid),
@@ -278,8 +280,16 @@ impl Postgres {
 
     /// Waits until every call queued so far is answered.
     pub(super) async fn written(&self) -> Result<()> {
-        for on in 0..CONNECTIONS as u64 {
-            self.run(on, |_, _| Ok(())).await?;
+        self.inner.pipe.settled().await?;
+        for queue in &self.inner.jobs {
+            // Not through `enqueue`: a connection nothing was queued on need not be open.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let job: Job = Box::new(move |_| {
+                let _ = tx.send(());
+            });
+            if queue.send(job).is_err() || rx.await.is_err() {
+                return Err(self.gone());
+            }
         }
         Ok(())
     }

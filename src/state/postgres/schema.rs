@@ -64,6 +64,45 @@ const MIGRATIONS: &[&str] = &[
         reason  TEXT NOT NULL,
         kept_at TIMESTAMPTZ NOT NULL DEFAULT now()
     );",
+    // 2: a journal write that does not finish its row changes no indexed column, so the
+    // server can update the row in place (a HOT update: no index entries added): the unique
+    // index on unfinished rows is on a generated `finished` column instead of on `step`,
+    // and pages keep room for new versions of their rows.
+    "ALTER TABLE uploads ADD COLUMN finished BOOLEAN NOT NULL
+        GENERATED ALWAYS AS (step IN ('completed', 'failed')) STORED;
+    CREATE UNIQUE INDEX uploads_open ON uploads (route, target, file_name, sha256)
+        WHERE NOT finished;
+    DROP INDEX uploads_unfinished;
+    ALTER TABLE uploads SET (fillfactor = 50);",
+    // 3: the claim of a key no row has yet, in one statement (one round trip instead of a
+    // five-statement transaction): under the key's advisory lock (the same one the full claim
+    // takes, so the two take turns), and only while there is still no row of the key. Each
+    // statement of a PL/pgSQL function reads with a fresh snapshot, so the check sees a row a
+    // claim that held the lock just before committed. NULL: a row exists (the full claim
+    // decides), or another host's unfinished row won the unique index.
+    "CREATE FUNCTION gcupload_claim_new(p_route TEXT, p_target TEXT, p_file_name TEXT,
+        p_sha256 TEXT, p_size BIGINT, p_path TEXT, p_pid BIGINT, p_host TEXT,
+        p_lease_ms BIGINT, p_stamp TEXT, p_event_id TEXT) RETURNS BIGINT
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        new_id BIGINT;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended(
+            p_route || '/' || p_target || '/' || p_file_name || '/' || p_sha256, 0));
+        IF EXISTS (SELECT 1 FROM uploads WHERE route = p_route AND target = p_target
+                   AND file_name = p_file_name AND sha256 = p_sha256) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO uploads (route, target, file_name, sha256, size, path, step,
+                             lease_pid, lease_host, lease_until, stamp, event_id)
+        VALUES (p_route, p_target, p_file_name, p_sha256, p_size, p_path, 'claimed',
+                p_pid, p_host, now() + p_lease_ms * interval '1 millisecond', p_stamp,
+                p_event_id)
+        ON CONFLICT (route, target, file_name, sha256) WHERE NOT finished DO NOTHING
+        RETURNING id INTO new_id;
+        RETURN new_id;
+    END
+    $$;",
 ];
 
 /// Brings the schema up to date (or refuses one newer than this gcupload knows).

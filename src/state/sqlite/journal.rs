@@ -301,11 +301,12 @@ fn insert(
     host: &str,
     now: i64,
 ) -> rusqlite::Result<Entry> {
+    let event_id = claims::new_event_id();
     exec(
         conn,
         "INSERT INTO uploads (route, target, file_name, sha256, size, path, step, lease_pid, \
-         lease_host, lease_until, created_at, updated_at, stamp) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8, ?9, ?10, ?10, ?11)",
+         lease_host, lease_until, created_at, updated_at, stamp, event_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
         params![
             key.route,
             key.target,
@@ -317,10 +318,11 @@ fn insert(
             host,
             now + LEASE_MS,
             now_text(),
-            file.stamp
+            file.stamp,
+            event_id
         ],
     )?;
-    Ok(claims::fresh(conn.last_insert_rowid()))
+    Ok(claims::fresh(conn.last_insert_rowid(), event_id))
 }
 
 /// Runs `sql` through the connection's statement cache: the journal's few statements are

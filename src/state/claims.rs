@@ -181,9 +181,23 @@ impl Dialect {
 }
 
 impl Write {
+    /// The `UPDATE` of row `id` while this process holds it, and its values; the caller appends
+    /// the row's id, then this process's pid and host, as the last three parameters.
+    pub(super) fn update(self, d: &Dialect) -> (String, Vec<Option<String>>) {
+        let (set, values) = self.set(d);
+        let n = values.len();
+        let sql = format!(
+            "UPDATE uploads SET {set} WHERE id = {} AND lease_pid = {} AND lease_host = {}",
+            (d.param)(n + 1),
+            (d.param)(n + 2),
+            (d.param)(n + 3)
+        );
+        (sql, values)
+    }
+
     /// The `SET` list (lease renewed or released, `updated_at` set) and its values, numbered
     /// from 1; the caller appends its `WHERE` parameters after them.
-    pub(super) fn set(self, d: &Dialect) -> (String, Vec<Option<String>>) {
+    fn set(self, d: &Dialect) -> (String, Vec<Option<String>>) {
         let (template, values, release): (&str, Vec<Option<String>>, bool) = match self {
             Write::Advance {
                 step,

@@ -97,6 +97,31 @@ fn key_params(key: &Key) -> [&(dyn ToSql + Sync); 4] {
     [&key.route, &key.target, &key.file_name, &key.sha256]
 }
 
+/// A new row's values, in the order both claims take them: the key, size, path, lease holder,
+/// stamp and event id.
+fn new_row<'a>(
+    key: &'a Key,
+    file: &'a Seen,
+    size: &'a i64,
+    pid: &'a i64,
+    host: &'a String,
+    event_id: &'a String,
+) -> [&'a (dyn ToSql + Sync); 10] {
+    let [route, target, file_name, sha256] = key_params(key);
+    [
+        route,
+        target,
+        file_name,
+        sha256,
+        size,
+        &file.path,
+        pid,
+        host,
+        &file.stamp,
+        event_id,
+    ]
+}
+
 impl Postgres {
     pub(in crate::state) async fn claim(&self, key: Key, file: Seen, force: bool) -> Result<Claim> {
         let event_id = claims::new_event_id();
@@ -163,14 +188,7 @@ impl Postgres {
     /// A write to a row this process holds, in order with the row's other calls. Fails when
     /// it no longer holds the row.
     fn update(&self, id: i64, w: Write) -> impl Future<Output = Result<()>> + Send + 'static {
-        let (set, values) = w.set(&dialect());
-        let n = values.len();
-        let sql = format!(
-            "UPDATE uploads SET {set} WHERE id = ${} AND lease_pid = ${} AND lease_host = ${}",
-            n + 1,
-            n + 2,
-            n + 3
-        );
+        let (sql, values) = w.update(&dialect());
         let mut params: Vec<Param> = values.into_iter().map(|v| Box::new(v) as Param).collect();
         params.push(Box::new(id));
         params.push(Box::new(i64::from(self.inner.pid)));
@@ -186,30 +204,20 @@ impl Postgres {
 
     /// The claim of a key that has no row yet, in one statement (see migration 3); `None` when
     /// a row exists, and the full claim decides. With no row, the decision is always a new row.
-    async fn claim_new(&self, key: &Key, file: &Seen, event_id: &str) -> Result<Option<i64>> {
+    async fn claim_new(&self, key: &Key, file: &Seen, event_id: &String) -> Result<Option<i64>> {
         debug_assert!(matches!(
             claims::decide(None, true, &self.inner.host, 0),
             Action::Insert { supersede: None }
         ));
         let (size, pid) = (file.size as i64, i64::from(self.inner.pid));
+        let mut params = new_row(key, file, &size, &pid, &self.inner.host, event_id).to_vec();
+        params.push(&LEASE_MS);
         let rows = self
             .inner
             .pipe
             .query(
                 "SELECT gcupload_claim_new($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &[
-                    &key.route,
-                    &key.target,
-                    &key.file_name,
-                    &key.sha256,
-                    &size,
-                    &file.path,
-                    &pid,
-                    &self.inner.host,
-                    &LEASE_MS,
-                    &file.stamp,
-                    &event_id,
-                ],
+                &params,
             )
             .await?;
         Ok(rows.first().and_then(|r| r.get(0)))
@@ -390,23 +398,9 @@ fn claim(
                     &[&id],
                 )?;
             }
-            let size = file.size as i64;
-            let event_id = claims::new_event_id();
-            let row = tx.query_opt(
-                &insert,
-                &[
-                    &key.route,
-                    &key.target,
-                    &key.file_name,
-                    &key.sha256,
-                    &size,
-                    &file.path,
-                    &pid,
-                    &me.host,
-                    &file.stamp,
-                    &event_id,
-                ],
-            )?;
+            let (size, event_id) = (file.size as i64, claims::new_event_id());
+            let params = new_row(key, file, &size, &pid, &me.host, &event_id);
+            let row = tx.query_opt(&insert, &params)?;
             row.map(|r| Claim::Fresh(claims::fresh(r.get(0), event_id)))
         }
         Action::TakeOver(e) => {

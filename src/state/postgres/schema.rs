@@ -81,8 +81,8 @@ const MIGRATIONS: &[&str] = &[
     // claim that held the lock just before committed. NULL: a row exists (the full claim
     // decides), or another host's unfinished row won the unique index.
     "CREATE FUNCTION gcupload_claim_new(p_route TEXT, p_target TEXT, p_file_name TEXT,
-        p_sha256 TEXT, p_size BIGINT, p_path TEXT, p_pid BIGINT, p_host TEXT,
-        p_lease_ms BIGINT, p_stamp TEXT, p_event_id TEXT) RETURNS BIGINT
+        p_sha256 TEXT, p_size BIGINT, p_path TEXT, p_pid BIGINT, p_host TEXT, p_stamp TEXT,
+        p_event_id TEXT, p_lease_ms BIGINT) RETURNS BIGINT
     LANGUAGE plpgsql AS $$
     DECLARE
         new_id BIGINT;

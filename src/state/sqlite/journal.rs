@@ -202,14 +202,7 @@ impl Sqlite {
 /// The job of a write. Fails when this process no longer holds the row.
 fn update(id: i64, w: Write) -> impl FnOnce(&Connection, &Inner) -> Result<()> + Send + 'static {
     move |conn, me| {
-        let (set, values) = w.set(&dialect());
-        let n = values.len();
-        let sql = format!(
-            "UPDATE uploads SET {set} WHERE id = ?{} AND lease_pid = ?{} AND lease_host = ?{}",
-            n + 1,
-            n + 2,
-            n + 3
-        );
+        let (sql, values) = w.update(&dialect());
         let mut all: Vec<rusqlite::types::Value> = values
             .into_iter()
             .map(|v| v.map_or(rusqlite::types::Value::Null, Into::into))

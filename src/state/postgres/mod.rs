@@ -136,9 +136,8 @@ impl Postgres {
             .join()
             .unwrap_or_else(|_| Err(server(&shown, "connecting panicked".into())))
         })?;
-        // The first connection is open (the server is reachable); the others open now, side by
-        // side, each on its own thread, rather than on a file's first call (a failure there
-        // is left for the first call, which opens it again and reports it).
+        // The first connection is open (the server is reachable); the others open on first use
+        // (most runs never need them: the calls of files in flight go through the pipe).
         let mut first = Some(Db::new(client));
         let mut jobs = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
@@ -151,7 +150,6 @@ impl Postgres {
             std::thread::Builder::new()
                 .name("gcupload-state".into())
                 .spawn(move || {
-                    let _ = conn.db();
                     for job in rx {
                         job(&mut conn);
                     }

@@ -155,8 +155,12 @@ fn host_b_skips_what_host_a_sent_and_a_third_host_reads_the_shared_history() {
             .all(|r| r["action"] == "FILE_UPLOAD_COMPLETED")
     );
 
-    let out = b.run(&env, &url, DIR);
+    // The same files, unchanged: host B knows them by their stamps from the shared journal and
+    // reads none of them.
+    let out = b.run(&env, &url, &["-vv", "--recursive", "shared"]);
     expect_status(&out, ExitStatus::Success);
+    let unread = stderr(&out).matches("skipped without reading it").count();
+    assert_eq!(unread, 3, "{}", stderr(&out));
     let recs = records(&out.stdout);
     assert_eq!(recs.len(), 3);
     for r in &recs {

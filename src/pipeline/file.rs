@@ -215,15 +215,18 @@ impl Pipeline {
         let Ok(file_name) = validate::file_name_of(path) else {
             return Ok(None);
         };
-        let meta = tokio::fs::metadata(path).await.ok().filter(|m| m.is_file());
-        let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
-            return Ok(None);
-        };
+        let (p, store, route) = (path.to_path_buf(), store.clone(), self.route_name());
         let target = self.route.target();
-        let found = store
-            .remembered(self.route_name(), &target, &file_name, &stamp)
-            .await;
-        Ok(found.map_err(state_error)?.zip(meta))
+        tokio::task::spawn_blocking(move || {
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+            let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
+                return Ok(None);
+            };
+            let found = store.remembered(route, &target, &file_name, &stamp);
+            Ok(found.map_err(state_error)?.zip(meta))
+        })
+        .await
+        .unwrap_or(Ok(None))
     }
 
     /// For a dry run: the earlier completed upload of this content to this target, if any.

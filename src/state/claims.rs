@@ -180,6 +180,13 @@ impl Dialect {
     }
 }
 
+/// The `SET` list of a completion (a macro, so that the settled one can extend it in `concat!`).
+macro_rules! completed {
+    () => {
+        "step = 'completed', record = {1}, event_id = {2}, completed_at = {now}, record_mac = {3}, error = NULL"
+    };
+}
+
 impl Write {
     /// The `UPDATE` of row `id` while this process holds it, and its values; the caller appends
     /// the row's id, then this process's pid and host, as the last three parameters.
@@ -221,21 +228,15 @@ impl Write {
                 record,
                 event_id,
                 mac,
-                settled: false,
+                settled,
             } => (
-                "step = 'completed', record = {1}, event_id = {2}, completed_at = {now}, record_mac = {3}, error = NULL",
+                if settled {
+                    concat!(completed!(), ", webhook = 'none'")
+                } else {
+                    completed!()
+                },
                 vec![Some(record.to_string()), Some(event_id), mac],
-                false,
-            ),
-            Write::Completed {
-                record,
-                event_id,
-                mac,
-                settled: true,
-            } => (
-                "step = 'completed', record = {1}, event_id = {2}, completed_at = {now}, record_mac = {3}, error = NULL, webhook = 'none'",
-                vec![Some(record.to_string()), Some(event_id), mac],
-                true,
+                settled,
             ),
             Write::Settled(webhook) => ("webhook = {1}", vec![Some(webhook)], true),
             Write::Failed { error, fin: true } => {

@@ -127,27 +127,17 @@ impl Store {
 
     /// The completed upload of a file named `file_name` to `target`, if the file still has the
     /// stamp it had then (the same device and inode, unchanged) and that upload is still the
-    /// newest of its content: a re-run skips it without reading it. Takes no write lock.
-    pub async fn remembered(
+    /// newest of its content: a re-run skips it without reading it. Blocks (call it off the
+    /// async threads, e.g. with the file's `stat` in one `spawn_blocking`) but takes no write
+    /// lock.
+    pub fn remembered(
         &self,
         route: &str,
         target: &str,
         file_name: &str,
         stamp: &str,
     ) -> Result<Option<Remembered>> {
-        match &self.0 {
-            Backend::Sqlite(s) => {
-                let (s, p) = (
-                    s.clone(),
-                    [route, target, file_name, stamp].map(str::to_string),
-                );
-                tokio::task::spawn_blocking(move || s.remembered(&p[0], &p[1], &p[2], &p[3]))
-                    .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres(p) => p.remembered(route, target, file_name, stamp).await,
-        }
+        each!(self, s => s.remembered(route, target, file_name, stamp))
     }
 
     /// The latest completed upload of `key`, if any (for a dry run: claims nothing).

@@ -98,9 +98,7 @@ async fn a_live_claim_is_held_a_dead_or_expired_one_is_taken_over() {
 
 async fn remembered(s: &Store, name: &str, stamp: &str) -> Option<Remembered> {
     s.written().await.unwrap();
-    s.remembered("external-contact", "c1", name, stamp)
-        .await
-        .unwrap()
+    s.remembered("external-contact", "c1", name, stamp).unwrap()
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use postgres::{Client, Config};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::super::error::StateError;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 /// Unless the URL says otherwise: a server that does not answer fails the run quickly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

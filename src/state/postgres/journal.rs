@@ -140,7 +140,9 @@ impl Postgres {
         .await
     }
 
-    pub(in crate::state) async fn remembered(
+    /// Blocks, on the pipelined connection: called from a blocking thread of the run's runtime
+    /// (with the file's `stat`, in one hop off the async threads), which drives the connection.
+    pub(in crate::state) fn remembered(
         &self,
         route: &str,
         target: &str,
@@ -152,7 +154,8 @@ impl Postgres {
             dialect().remembered()
         );
         let params: [&(dyn ToSql + Sync); 4] = [&route, &target, &file_name, &stamp];
-        let rows = self.inner.pipe.query(&sql, &params).await?;
+        let rows =
+            tokio::runtime::Handle::current().block_on(self.inner.pipe.query(&sql, &params))?;
         Ok(rows.first().map(|r| Remembered {
             entry: entry(r).0.0,
             file_name: r.get(13),

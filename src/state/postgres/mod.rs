@@ -238,17 +238,8 @@ impl Postgres {
         &self,
         f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.call_on(0, f)
-    }
-
-    /// Runs `f` on connection `on`, blocking this thread until it is answered.
-    fn call_on<T: Send + 'static>(
-        &self,
-        on: u64,
-        f: impl FnOnce(&mut Db, &Me) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
         let (tx, rx) = mpsc::channel();
-        self.enqueue(on, f, move |r| {
+        self.enqueue(0, f, move |r| {
             let _ = tx.send(r);
         });
         rx.recv().unwrap_or_else(|_| Err(self.gone()))

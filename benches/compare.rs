@@ -19,7 +19,7 @@
 //! `cargo bench --bench compare`. Sizes: GCUPLOAD_BENCH_BIG_MIB (1024), GCUPLOAD_BENCH_FILES
 //! (500). GCUPLOAD_BENCH_ONLY=state,batch (any of single, batch, state, postgres, big, hashing, limits, watch) runs only
 //! those sections. Files, state directories and the sandbox's store live under $TMPDIR. Results:
-//! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change).
+//! a table on stdout and JSON in target/bench-results.json (GCUPLOAD_BENCH_OUT to change). GCUPLOAD_BENCH_BIN measures another build of gcupload.
 
 // A benchmark reports on stdout.
 #![allow(clippy::disallowed_macros)]
@@ -41,7 +41,11 @@ use state::{Journal, local_journal, state_store};
 mod watch;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gcupload");
+/// The binary measured: this build's, or GCUPLOAD_BENCH_BIN (another build, for an A/B run of
+/// two versions on the same machine, interleaved).
+static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("GCUPLOAD_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gcupload").into())
+});
 
 fn env_num(k: &str, default: u64) -> u64 {
     std::env::var(k)
@@ -58,7 +62,7 @@ struct Bench {
 
 impl Bench {
     fn gcupload(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&*BIN);
         c.env_clear()
             .env("GENESYS_BASE_URL", self.sandbox.base_url.as_str())
             .env("GENESYS_CLIENT_ID", self.sandbox.client_id())
@@ -239,7 +243,7 @@ fn peak_rss_kib(b: &Bench, args: &[&std::ffi::OsStr]) -> Option<u64> {
     let status = like_gcupload(b, "/usr/bin/time")
         .args(["-f", "%M", "-o"])
         .arg(&out_file)
-        .args([BIN, "--quiet", "--force"])
+        .args([BIN.as_str(), "--quiet", "--force"])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -381,7 +385,7 @@ fn main() {
             small_dir.display()
         );
         let mut shell = like_gcupload(&b, "sh");
-        shell.args(["-c", &script, BIN]);
+        shell.args(["-c", &script, BIN.as_str()]);
         let lp = b.run_ok(shell);
         let rate = |d: Duration| n_files as f64 / d.as_secs_f64();
         println!(

@@ -22,7 +22,7 @@ struct Watching {
 
 impl Watching {
     fn start(b: &Bench, state: &Path, args: &[&str], dir: &Path) -> Watching {
-        let mut child = like_gcupload(b, BIN)
+        let mut child = like_gcupload(b, &BIN)
             .env("GCUPLOAD_STATE_DIR", state)
             .arg("watch")
             .args(args)

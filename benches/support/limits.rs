@@ -23,7 +23,7 @@ fn files(b: &Bench, name: &str, n: usize) -> std::path::PathBuf {
 }
 
 fn guest(b: &Bench) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(&*BIN);
     c.env_clear()
         .env("GENESYS_BASE_URL", b.sandbox.base_url.as_str())
         .env("GENESYS_DEPLOYMENT_ID", b.sandbox.deployment_id())

@@ -3,6 +3,7 @@
 //! writer named. Checked before anything else (so a file in flight is not even skipped and moved
 //! as already sent) and again after validation's read.
 
+use std::fs::Metadata;
 use std::time::Duration;
 
 use super::stages::Pipeline;
@@ -12,21 +13,27 @@ use crate::inputs::{Input, Origin};
 use crate::validate::ValidatedFile;
 
 impl Pipeline {
-    /// Before the file is read: an open writer, or (found files) younger than `--min-age`.
-    pub(super) async fn arriving_before(&self, input: &Input) -> Result<Option<Why>> {
+    /// Before the file is read: an open writer, or (found files) younger than `--min-age`;
+    /// with what the file's `stat` said (the stamp check compares it with its own).
+    pub(super) async fn arriving_before(
+        &self,
+        input: &Input,
+    ) -> Result<(Option<Why>, Option<Metadata>)> {
         let min_age = match input.origin {
             Origin::Found | Origin::Link => self.min_age,
             Origin::Named => Duration::ZERO,
         };
         let path = input.path.clone();
-        let why = tokio::task::spawn_blocking(move || {
+        let (why, meta) = tokio::task::spawn_blocking(move || {
             // A path that cannot be inspected is validation's to report.
-            let meta = std::fs::metadata(&path).ok()?;
-            arrival::check(&path, &meta, min_age).err()
+            let Ok(meta) = std::fs::metadata(&path) else {
+                return (None, None);
+            };
+            (arrival::check(&path, &meta, min_age).err(), Some(meta))
         })
         .await
-        .unwrap_or(None);
-        verdict(input, why)
+        .unwrap_or((None, None));
+        Ok((verdict(input, why)?, meta))
     }
 
     /// After validation's read: the file changed while it was read, or a writer opened it

@@ -72,7 +72,7 @@ impl Pipeline {
                     let outcome = self.file(&f).await;
                     (i, f, outcome)
                 })
-                .buffer_unordered(self.jobs.max(1)),
+                .buffer_unordered(self.in_flight()),
         );
         while let Some((i, input, (record, err))) = done.next().await {
             summary.add(&record);
@@ -135,19 +135,44 @@ impl Pipeline {
         crate::stderr_line!("{}", summary.line(wall, self.limiter.stats()));
     }
 
-    /// One file's record, or an interrupted record when the run is stopping.
+    /// Files under way at once: twice the slots, so that files waiting for theirs make their
+    /// stamp checks, and files done with theirs finish (journal, webhook, move) while others use
+    /// the platform. `--jobs 1` keeps one file at a time, its records in the input's order.
+    fn in_flight(&self) -> usize {
+        match self.jobs {
+            1 => 1,
+            n => 2 * n,
+        }
+    }
+
+    /// One file's record, or an interrupted record when the run is stopping. The file waits
+    /// for one of the `--jobs` slots with its stamp check made.
     async fn file(&self, input: &Input) -> (Record, Option<Error>) {
-        let problem = match input.error() {
-            Some(e) => Some(e),
-            None if self.stop.is_cancelled() => Some(Error::Interrupted),
-            None => self.breaker.refuses(),
+        if let Some(e) = input.error() {
+            return self.not_started(input, e);
+        }
+        let ahead = self.look_ahead(input);
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slots are never closed");
+        let problem = match self.stop.is_cancelled() {
+            true => Some(Error::Interrupted),
+            false => self.breaker.refuses(),
         };
-        let Some(e) = problem else {
-            let (record, err) = self.upload_one(input).await;
-            let reached = record.action == audit::Action::Completed;
-            self.breaker.record(err.as_ref(), reached);
-            return (record, err);
-        };
+        if let Some(e) = problem {
+            return self.not_started(input, e);
+        }
+        let looked = ahead.answer().await;
+        let (record, err) = self.upload_one(input, looked, slot).await;
+        let reached = record.action == audit::Action::Completed;
+        self.breaker.record(err.as_ref(), reached);
+        (record, err)
+    }
+
+    /// The record of a file that was not tried.
+    fn not_started(&self, input: &Input, e: Error) -> (Record, Option<Error>) {
         let shown = input.path.display().to_string();
         if input.problem.is_some() {
             self.progress.println(&error_reporting::human(&shown, &e));

@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use tokio::sync::SemaphorePermit;
+
+use super::ahead::Looked;
 use super::complete::lost_event;
 use super::job::{Heartbeat, Job, earlier, state_error};
 use super::stages::{BarGuard, Pipeline};
@@ -45,15 +48,23 @@ enum Outcome {
 }
 
 impl Pipeline {
-    /// The file's record, and its error if it failed.
-    pub(super) async fn upload_one(&self, input: &Input) -> (Record, Option<Error>) {
+    /// The file's record, and its error if it failed. `slot` is the file's share of `--jobs`,
+    /// held through the steps that talk to the platform; what follows them (the completion
+    /// journaled, the webhook, the move, or the failure's) lets the next file start.
+    pub(super) async fn upload_one(
+        &self,
+        input: &Input,
+        looked: Option<Looked>,
+        slot: SemaphorePermit<'_>,
+    ) -> (Record, Option<Error>) {
         let started = Instant::now();
         let shown = input.path.display().to_string();
         let mut reached = Reached::default();
         let result = tokio::select! {
-            r = retry::with_budget(&self.retry, self.steps(input, &mut reached)) => r,
+            r = retry::with_budget(&self.retry, self.steps(input, looked, &mut reached)) => r,
             _ = self.abandon.cancelled() => Err(Error::Interrupted),
         };
+        drop(slot);
         let ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(outcome) => {
@@ -126,12 +137,18 @@ impl Pipeline {
         (record, None)
     }
 
-    async fn steps(&self, input: &Input, reached: &mut Reached) -> Result<Outcome> {
+    async fn steps(
+        &self,
+        input: &Input,
+        looked: Option<Looked>,
+        reached: &mut Reached,
+    ) -> Result<Outcome> {
         let path = input.path.as_path();
-        if let Some(why) = self.arriving_before(input).await? {
+        let (arriving, meta) = self.arriving_before(input).await?;
+        if let Some(why) = arriving {
             return Ok(Outcome::Deferred(why));
         }
-        if let Some((r, meta)) = self.remembered(path).await? {
+        if let Some((r, meta)) = self.remembered(path, looked, meta).await? {
             return Ok(Outcome::Remembered(Box::new(r), meta));
         }
         let file = match validate::validate(path, &self.policy).await {
@@ -200,33 +217,6 @@ impl Pipeline {
             .claim(self.key(file), seen, self.force)
             .await
             .map_err(state_error)
-    }
-
-    /// The journal's completed upload of this file, found by its stamp without reading it
-    /// (not for `--force` or a dry run, which read every file).
-    async fn remembered(&self, path: &Path) -> Result<Option<(Remembered, std::fs::Metadata)>> {
-        let Some(store) = self
-            .journal
-            .as_ref()
-            .filter(|_| !self.force && !self.dry_run)
-        else {
-            return Ok(None);
-        };
-        let Ok(file_name) = validate::file_name_of(path) else {
-            return Ok(None);
-        };
-        let (p, store, route) = (path.to_path_buf(), store.clone(), self.route_name());
-        let target = self.route.target();
-        tokio::task::spawn_blocking(move || {
-            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file());
-            let Some(stamp) = meta.as_ref().and_then(validate::stamp) else {
-                return Ok(None);
-            };
-            let found = store.remembered(route, &target, &file_name, &stamp);
-            Ok(found.map_err(state_error)?.zip(meta))
-        })
-        .await
-        .unwrap_or(Ok(None))
     }
 
     /// For a dry run: the earlier completed upload of this content to this target, if any.

@@ -2,6 +2,7 @@
 //! webhook, the same for every route. Each file runs within the retry budget; an interrupt stops
 //! new files from starting, and a second one abandons the file in flight.
 
+mod ahead;
 mod arrive;
 mod batch;
 mod breaker;

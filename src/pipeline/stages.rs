@@ -61,6 +61,8 @@ pub struct Pipeline {
     /// What a dry run reports it would do (hosts, route, target).
     pub(super) plan: serde_json::Map<String, serde_json::Value>,
     pub(super) jobs: usize,
+    /// `jobs` of them: a file holds one while it works with the platform (see `upload_one`).
+    pub(super) slots: tokio::sync::Semaphore,
     pub(super) retry: retry::Policy,
     /// First interrupt: start no new file.
     pub(super) stop: CancellationToken,
@@ -100,6 +102,7 @@ impl Pipeline {
             None => None,
         };
         let stop = CancellationToken::new();
+        let jobs = super::limits::jobs_within_open_file_limit(config.jobs).max(1);
         let ctx = routes::Context {
             http: http.clone(),
             endpoints: config.endpoints,
@@ -125,7 +128,8 @@ impl Pipeline {
             offline: config.offline,
             plan,
             quiet: config.quiet,
-            jobs: super::limits::jobs_within_open_file_limit(config.jobs),
+            jobs,
+            slots: tokio::sync::Semaphore::new(jobs),
             retry: config.retry,
             stop,
             abandon: CancellationToken::new(),

@@ -31,6 +31,7 @@ mod sandbox;
 mod sandbox_local;
 mod set_aside;
 mod several_hosts;
+mod slots;
 mod soak;
 mod state;
 mod url_credentials;

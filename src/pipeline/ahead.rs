@@ -17,14 +17,8 @@ use crate::validate;
 /// their slots in the input's order), answered by the time the slot is free.
 pub(super) struct Ahead(Option<tokio::task::JoinHandle<Option<Looked>>>);
 
-impl Ahead {
-    pub(super) async fn answer(self) -> Option<Looked> {
-        self.0?.await.ok().flatten()
-    }
-}
-
 /// What the journal said of a file's stamp, and the stamp it was asked about.
-pub(super) struct Looked {
+struct Looked {
     stamp: String,
     found: Result<Option<Remembered>>,
 }
@@ -39,9 +33,7 @@ impl Pipeline {
             return Ahead(None);
         };
         Ahead(Some(tokio::task::spawn_blocking(move || {
-            let meta = file_meta(&ask.path)?;
-            let stamp = validate::stamp(&meta)?;
-            let found = ask.lookup(&stamp);
+            let (_, stamp, found) = ask.check()?;
             if matches!(found, Ok(Some(_))) {
                 let file = ask.path.display();
                 tracing::debug!(%file, "its stamp names a completed upload (asked while it waits for its turn)");
@@ -51,30 +43,29 @@ impl Pipeline {
     }
 
     /// The journal's completed upload of this file, found by its stamp without reading it:
-    /// `looked`'s answer when `meta` (the file now) has the stamp it was asked about, or a new
+    /// the answer `ahead` got when `meta` (the file now) has the stamp it asked about, or a new
     /// answer (off the async threads, with a fresh `stat`).
     pub(super) async fn remembered(
         &self,
         path: &Path,
-        looked: Option<Looked>,
+        ahead: Ahead,
         meta: Option<Metadata>,
     ) -> Result<Option<(Remembered, Metadata)>> {
         let Some(ask) = self.stamp_query(path) else {
             return Ok(None);
+        };
+        let looked = match ahead.0 {
+            Some(task) => task.await.ok().flatten(),
+            None => None,
         };
         if let (Some(looked), Some(meta)) = (looked, meta.filter(Metadata::is_file))
             && validate::stamp(&meta).as_ref() == Some(&looked.stamp)
         {
             return Ok(looked.found?.zip(Some(meta)));
         }
-        tokio::task::spawn_blocking(move || {
-            let Some(meta) = file_meta(&ask.path) else {
-                return Ok(None);
-            };
-            let Some(stamp) = validate::stamp(&meta) else {
-                return Ok(None);
-            };
-            Ok(ask.lookup(&stamp)?.zip(Some(meta)))
+        tokio::task::spawn_blocking(move || match ask.check() {
+            Some((meta, _, found)) => Ok(found?.zip(Some(meta))),
+            None => Ok(None),
         })
         .await
         .unwrap_or(Ok(None))
@@ -106,15 +97,17 @@ struct StampQuery {
 }
 
 impl StampQuery {
-    /// Blocks: the journal's query.
-    fn lookup(&self, stamp: &str) -> Result<Option<Remembered>> {
-        self.store
-            .remembered(self.route, &self.target, &self.file_name, stamp)
-            .map_err(state_error)
+    /// Blocks: the file's `stat`, its stamp, and the journal's answer for that stamp; `None`
+    /// when the path is not a regular file or has no stamp.
+    fn check(&self) -> Option<(Metadata, String, Result<Option<Remembered>>)> {
+        let meta = std::fs::metadata(&self.path)
+            .ok()
+            .filter(Metadata::is_file)?;
+        let stamp = validate::stamp(&meta)?;
+        let found = self
+            .store
+            .remembered(self.route, &self.target, &self.file_name, &stamp)
+            .map_err(state_error);
+        Some((meta, stamp, found))
     }
-}
-
-/// A regular file's metadata (blocks).
-fn file_meta(path: &Path) -> Option<Metadata> {
-    std::fs::metadata(path).ok().filter(Metadata::is_file)
 }

@@ -164,8 +164,7 @@ impl Pipeline {
         if let Some(e) = problem {
             return self.not_started(input, e);
         }
-        let looked = ahead.answer().await;
-        let (record, err) = self.upload_one(input, looked, slot).await;
+        let (record, err) = self.upload_one(input, ahead, slot).await;
         let reached = record.action == audit::Action::Completed;
         self.breaker.record(err.as_ref(), reached);
         (record, err)

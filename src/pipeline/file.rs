@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::SemaphorePermit;
 
-use super::ahead::Looked;
+use super::ahead::Ahead;
 use super::complete::lost_event;
 use super::job::{Heartbeat, Job, earlier, state_error};
 use super::stages::{BarGuard, Pipeline};
@@ -54,14 +54,14 @@ impl Pipeline {
     pub(super) async fn upload_one(
         &self,
         input: &Input,
-        looked: Option<Looked>,
+        ahead: Ahead,
         slot: SemaphorePermit<'_>,
     ) -> (Record, Option<Error>) {
         let started = Instant::now();
         let shown = input.path.display().to_string();
         let mut reached = Reached::default();
         let result = tokio::select! {
-            r = retry::with_budget(&self.retry, self.steps(input, looked, &mut reached)) => r,
+            r = retry::with_budget(&self.retry, self.steps(input, ahead, &mut reached)) => r,
             _ = self.abandon.cancelled() => Err(Error::Interrupted),
         };
         drop(slot);
@@ -137,18 +137,13 @@ impl Pipeline {
         (record, None)
     }
 
-    async fn steps(
-        &self,
-        input: &Input,
-        looked: Option<Looked>,
-        reached: &mut Reached,
-    ) -> Result<Outcome> {
+    async fn steps(&self, input: &Input, ahead: Ahead, reached: &mut Reached) -> Result<Outcome> {
         let path = input.path.as_path();
         let (arriving, meta) = self.arriving_before(input).await?;
         if let Some(why) = arriving {
             return Ok(Outcome::Deferred(why));
         }
-        if let Some((r, meta)) = self.remembered(path, looked, meta).await? {
+        if let Some((r, meta)) = self.remembered(path, ahead, meta).await? {
             return Ok(Outcome::Remembered(Box::new(r), meta));
         }
         let file = match validate::validate(path, &self.policy).await {

@@ -394,14 +394,17 @@ fn no_state_sends_again_and_journals_nothing() {
 // 2. kill -9 at each step, then re-run
 // ---------------------------------------------------------------------------------------------
 
-/// What the journal says after a kill at `point`: the row's step.
-fn step_after_kill(point: &str) -> &'static str {
+/// What the journal may say after a kill at `point`: the row's step. "confirm sent" is queued,
+/// not waited for (`Store::passed`): a kill can beat its commit and leave the row at
+/// "url-issued", from which the re-run asks the platform whether the upload landed (the rest of
+/// the test checks that the end state is the same).
+fn steps_after_kill(point: &str) -> &'static [&'static str] {
     match point {
-        "token" | "request-url" => "claimed",
-        "put-start" | "put-mid" | "put-stored" => "url-issued",
-        "confirm" => "confirm-sent",
-        "send-start" | "send" => "send-started",
-        "webhook" => "completed",
+        "token" | "request-url" => &["claimed"],
+        "put-start" | "put-mid" | "put-stored" => &["url-issued"],
+        "confirm" => &["confirm-sent", "url-issued"],
+        "send-start" | "send" => &["send-started"],
+        "webhook" => &["completed"],
         _ => unreachable!("{point}"),
     }
 }
@@ -426,7 +429,8 @@ fn killed_then_rerun_in(env: &Env, route: Route, point: &str) {
     assert_eq!(pending.len(), 1, "{point}: {pending:?}");
     let row = &pending[0];
     assert_eq!(row["path"], journaled(&path), "{point}: {row}");
-    assert_eq!(row["step"], step_after_kill(point), "{point}: {row}");
+    let step = row["step"].as_str().unwrap_or_default();
+    assert!(steps_after_kill(point).contains(&step), "{point}: {row}");
     assert_eq!(row["pending"], true);
     assert!(
         row["next"].as_str().is_some_and(|n| !n.is_empty()),
